@@ -1,0 +1,54 @@
+"""nnfast: the "deep learning from scratch" toolkit with compiled kernels.
+
+The native API lives in submodules, imported on first use::
+
+    import nnfast
+    from nnfast.layers import Convolution, Pooling
+    from nnfast.nets import SimpleConvNet
+    nnfast.set_num_threads(2)
+
+``nnfast.reference`` is the same API in plain NumPy (the oracle); it never
+needs the compiled extension, so this package does not import it eagerly.
+"""
+import importlib
+import os
+
+__version__ = "0.1.0"
+
+# Spinning OpenMP workers fight NumPy's BLAS threads: alternating the two at
+# 2 threads measured ~20x slower here. libgomp reads this once, when the
+# compiled module loads, so it must be set before any kernel import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._threads import get_num_threads, num_threads, set_num_threads  # noqa: E402
+
+_SUBMODULES = (
+    "functions", "gradient", "util", "layers", "optimizer", "nets", "trainer",
+    "reference",
+)
+
+__all__ = ["set_num_threads", "get_num_threads", "num_threads", "build_info",
+           "__version__", *_SUBMODULES]
+
+
+def build_info():
+    """How this nnfast was built and what it runs: a dict.
+
+    ``compiled``: the C extension loaded; ``openmp``: OpenMP compiled in;
+    ``num_threads``: current kernel thread count; ``kernels``: for each
+    dispatched op, ``"compiled"`` or ``"reference"``; ``error``: why the
+    extension could not be loaded, if it could not.
+    """
+    from . import _dispatch
+
+    return _dispatch.build_info()
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'nnfast' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))

@@ -1,0 +1,202 @@
+"""Argument checks and error messages shared by the reference and the native layers.
+
+Every check is O(1) (except label range checks, which must look at the labels)
+and builds its message only when it fails. Messages name the place, the
+argument, what was expected and what was given, e.g.::
+
+    Convolution.forward: x must be 4-D (N, C, H, W), got shape (28, 28)
+
+``ValueError`` is raised for bad shapes and values, ``TypeError`` for bad
+dtypes and types, ``RuntimeError`` for a backward without a forward.
+This module is pure Python + NumPy: the reference imports it.
+"""
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_float32_or_64(dtype):
+    """float32/float64 in either byte order."""
+    return dtype.kind == "f" and dtype.itemsize in (4, 8)
+
+
+def as_float_array(x, where, name):
+    """Return ``x`` as a float32/float64 ndarray.
+
+    float32/float64 ndarrays (either byte order) come back unchanged (no copy).
+    bool/integer arrays, Python scalars and lists become float64.
+    float16, long double, complex, object and string data raise TypeError.
+    """
+    if type(x) is np.ndarray and x.dtype in FLOAT_DTYPES:
+        return x
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise TypeError(
+            f"{where}: {name} must be an array of float32 or float64, "
+            f"got an object NumPy cannot convert ({type(x).__name__}: {exc})"
+        ) from None
+    if _is_float32_or_64(arr.dtype):  # also non-native byte order: NumPy copes
+        return arr
+    if arr.dtype.kind in "biu":
+        return arr.astype(np.float64)
+    raise TypeError(
+        f"{where}: {name} must have dtype float32 or float64 "
+        f"(bool and integer are converted to float64), got dtype {arr.dtype}"
+    )
+
+
+def check_float_ndarray(x, where, name):
+    """Require an existing float32/float64 ndarray (used for arrays updated in place)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(
+            f"{where}: {name} must be a NumPy array of float32 or float64, "
+            f"got {type(x).__name__}"
+        )
+    if not _is_float32_or_64(x.dtype):
+        raise TypeError(
+            f"{where}: {name} must have dtype float32 or float64, got dtype {x.dtype}"
+        )
+    return x
+
+
+def _ndim_text(ndim):
+    if isinstance(ndim, int):
+        return f"{ndim}-D"
+    return " or ".join(f"{n}-D" for n in ndim)
+
+
+def check_ndim(x, ndim, where, name, layout=""):
+    """Require ``x.ndim == ndim`` (an int) or ``x.ndim in ndim`` (a tuple).
+
+    ``layout`` is a hint appended to the expectation, e.g. ``"(N, C, H, W)"``.
+    """
+    ok = x.ndim == ndim if isinstance(ndim, int) else x.ndim in ndim
+    if not ok:
+        hint = f" {layout}" if layout else ""
+        raise ValueError(
+            f"{where}: {name} must be {_ndim_text(ndim)}{hint}, got shape {tuple(x.shape)}"
+        )
+
+
+def check_min_ndim(x, min_ndim, where, name, layout=""):
+    """Require ``x.ndim >= min_ndim``."""
+    if x.ndim < min_ndim:
+        hint = f" {layout}" if layout else ""
+        raise ValueError(
+            f"{where}: {name} must be at least {min_ndim}-D{hint}, "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
+def check_shape_match(x, expected, where, name, hint=""):
+    """Require ``x.shape == expected`` exactly (no broadcasting)."""
+    expected = tuple(expected)
+    if tuple(x.shape) != expected:
+        extra = f" ({hint})" if hint else ""
+        raise ValueError(
+            f"{where}: {name} must have shape {expected}{extra}, got shape {tuple(x.shape)}"
+        )
+
+
+def check_positive_int(value, name, where, min=1):
+    """Return ``value`` as a Python int, requiring an integer ``>= min``.
+
+    Floats (even 2.0) and bools are refused with TypeError.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be an integer, got bool {value!r}")
+    try:
+        ivalue = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{where}: {name} must be an integer, got {type(value).__name__} {value!r}"
+        ) from None
+    if ivalue < min:
+        raise ValueError(f"{where}: {name} must be >= {min}, got {ivalue}")
+    return ivalue
+
+
+def check_pad(pad, where, name="pad"):
+    """Return ``pad`` as a Python int, requiring an integer ``>= 0``."""
+    return check_positive_int(pad, name, where, min=0)
+
+
+def check_window(height, width, filter_h, filter_w, pad, where, what="filter"):
+    """Require the (filter_h, filter_w) window to fit the padded (height, width) input."""
+    ph, pw = height + 2 * pad, width + 2 * pad
+    if filter_h > ph or filter_w > pw:
+        raise ValueError(
+            f"{where}: {what} window ({filter_h}, {filter_w}) is larger than the padded "
+            f"input ({ph}, {pw}) (input (H, W) = ({height}, {width}), pad = {pad})"
+        )
+
+
+def check_pool_pad(pad, pool_h, pool_w, where):
+    """Pooling padding may be at most half the window (as PyTorch requires)."""
+    if 2 * pad > pool_h or 2 * pad > pool_w:
+        raise ValueError(
+            f"{where}: pad must be at most half the pooling window "
+            f"(2*pad <= pool_h and 2*pad <= pool_w), got pad = {pad} "
+            f"for a ({pool_h}, {pool_w}) window"
+        )
+
+
+def check_labels(t, n_classes, batch, where, name="t"):
+    """Validate a teacher for ``batch`` rows of ``n_classes`` scores.
+
+    Returns ``(t, one_hot)``. A teacher with ``t.size == batch * n_classes`` is
+    one-hot (as in the reference) and must have shape ``(batch, n_classes)``;
+    otherwise it holds labels: any integer dtype, shape ``(batch,)``, values in
+    ``[0, n_classes)``.
+    """
+    t = np.asarray(t)
+    if t.size == batch * n_classes:
+        if t.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{where}: one-hot {name} must be numeric, got dtype {t.dtype}"
+            )
+        if t.shape != (batch, n_classes):
+            raise ValueError(
+                f"{where}: one-hot {name} must have shape {(batch, n_classes)}, "
+                f"got shape {tuple(t.shape)}"
+            )
+        return t, True
+    if t.dtype.kind not in "iu":
+        raise TypeError(
+            f"{where}: {name} must hold integer class labels (or be one-hot with "
+            f"shape {(batch, n_classes)}), got dtype {t.dtype} and shape {tuple(t.shape)}"
+        )
+    if t.shape != (batch,):
+        raise ValueError(
+            f"{where}: {name} must have shape ({batch},) as labels or "
+            f"{(batch, n_classes)} as one-hot, got shape {tuple(t.shape)}"
+        )
+    if batch:
+        lo, hi = t.min(), t.max()
+        if lo < 0 or hi >= n_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"{where}: labels in {name} must be in [0, {n_classes}), got {bad}"
+            )
+    return t, False
+
+
+def require_forward(value, where, what="forward"):
+    """Raise RuntimeError if a cache set by forward is still ``None``."""
+    if value is None:
+        raise RuntimeError(f"{where} called before {what}")
+
+
+def check_real(value, name, where):
+    """Return ``value`` as a Python float (a hyper-parameter such as lr)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a real number, got bool {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{where}: {name} must be a real number, got {type(value).__name__} {value!r}"
+        ) from None

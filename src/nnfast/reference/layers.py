@@ -1,0 +1,544 @@
+"""Layers with forward/backward in plain NumPy.
+
+Attribute names are the original toolkit's (users read them): caches of the
+last forward (``x, mask, out, col, col_W, arg_max, xc, xn, std, batch_size``)
+and gradients (``dW, db, dgamma, dbeta``) live on the layer.
+
+Common rules: parameters (``W, b, gamma, beta``) are re-read at every call
+(networks share them with optimizers, users rebind them); outputs keep the
+input dtype (float32 stays float32, mixed float32/float64 follows NumPy
+promotion, bool/integer inputs become float64); inputs and ``dout`` are never
+written to; bad arguments raise ValueError/TypeError before any state changes;
+``backward`` before ``forward`` raises RuntimeError.
+"""
+import numpy as np
+
+from .._checks import (as_float_array, check_min_ndim, check_ndim, check_pad,
+                       check_pool_pad, check_positive_int, check_real,
+                       check_shape_match, check_window, require_forward)
+from . import util
+from .functions import cross_entropy_error, sigmoid, softmax
+
+#: Batch-normalization epsilon. The original writes it as ``10e-7``, which is 1e-6.
+BN_EPS = 1e-6
+
+
+class Relu:
+    """max(0, x); the gradient is 0 where ``x <= 0`` (0 at 0). Cache: ``mask``."""
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        x = as_float_array(x, "Relu.forward", "x")
+        mask = x <= 0
+        out = x.copy()
+        out[mask] = 0
+        self.mask = mask
+        return out
+
+    def backward(self, dout):
+        where = "Relu.backward"
+        require_forward(self.mask, where)
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.mask.shape, where, "dout", "the shape of the last forward's x")
+        dx = dout.copy()  # the original wrote into dout itself
+        dx[self.mask] = 0
+        return dx
+
+
+class Sigmoid:
+    """1 / (1 + exp(-x)). Cache: ``out``."""
+
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x):
+        x = as_float_array(x, "Sigmoid.forward", "x")
+        out = np.asarray(sigmoid(x))
+        self.out = out
+        return out
+
+    def backward(self, dout):
+        where = "Sigmoid.backward"
+        require_forward(self.out, where)
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.out.shape, where, "dout", "the shape of the last forward's x")
+        return dout * (1.0 - self.out) * self.out
+
+
+def _check_affine_params(W, b, where):
+    W = as_float_array(W, where, "W")
+    check_ndim(W, 2, where, "W", "(D, M)")
+    b = as_float_array(b, where, "b")
+    check_shape_match(b, (W.shape[1],), where, "b", "(M,) for W of shape (D, M)")
+    return W, b
+
+
+class Affine:
+    """``out = x @ W + b`` with x flattened to (N, D); W (D, M), b (M,).
+
+    Caches ``x`` (the flattened (N, D) input) and ``original_x_shape``;
+    backward sets ``dW`` (D, M) and ``db`` (M,) and returns dx in x's original shape.
+    """
+
+    def __init__(self, W, b):
+        self.W = W
+        self.b = b
+        self.x = None
+        self.original_x_shape = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x):
+        where = "Affine.forward"
+        x = as_float_array(x, where, "x")
+        check_min_ndim(x, 2, where, "x", "(N, D) or (N, ...)")
+        W, b = _check_affine_params(self.W, self.b, where)
+        n = x.shape[0]
+        features = int(np.prod(x.shape[1:]))
+        if features != W.shape[0]:
+            raise ValueError(
+                f"{where}: x has {features} features per sample (shape {tuple(x.shape)}) "
+                f"but W expects {W.shape[0]} (W has shape {tuple(W.shape)})"
+            )
+        x2 = x.reshape(n, features)
+        out = x2 @ W + b
+        self.original_x_shape = x.shape
+        self.x = x2
+        return out
+
+    def backward(self, dout):
+        where = "Affine.backward"
+        require_forward(self.x, where)
+        dout = as_float_array(dout, where, "dout")
+        W, _ = _check_affine_params(self.W, self.b, where)
+        n, d = self.x.shape
+        if W.shape[0] != d:
+            raise ValueError(
+                f"{where}: W has shape {tuple(W.shape)} but the last forward's x had "
+                f"{d} features"
+            )
+        check_shape_match(dout, (n, W.shape[1]), where, "dout", "(N, M) of the last forward")
+        dx = (dout @ W.T).reshape(self.original_x_shape)
+        self.dW = self.x.T @ dout
+        self.db = dout.sum(axis=0)
+        return dx
+
+
+class SoftmaxWithLoss:
+    """Softmax followed by cross-entropy; ``forward(x, t)`` returns the loss.
+
+    x is (N, C) scores (or (C,) for one sample); t is (N,) labels or (N, C) one-hot.
+    Caches ``y`` (softmax output), ``t`` and ``loss``. ``backward(dout=1)`` ignores
+    dout, as the original: ``(y - t) / N``, or for labels ``y`` minus 1 at each label, / N.
+    """
+
+    def __init__(self):
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    def forward(self, x, t):
+        where = "SoftmaxWithLoss.forward"
+        x = as_float_array(x, where, "x")
+        check_ndim(x, (1, 2), where, "x", "(N, C) or (C,)")
+        y = softmax(x)
+        loss = cross_entropy_error(t, y)  # validates t against y
+        self.y = y
+        self.t = np.asarray(t)
+        self.loss = loss
+        return loss
+
+    def backward(self, dout=1):
+        require_forward(self.y, "SoftmaxWithLoss.backward")
+        y = self.y.reshape(1, -1) if self.y.ndim == 1 else self.y
+        t = self.t
+        n = y.shape[0]
+        if t.size == y.size:
+            t = t.reshape(y.shape)
+            if t.dtype.kind != "f":
+                t = t.astype(y.dtype)  # exact 0/1 values: keep y's dtype
+            dx = (y - t) / n
+        else:
+            dx = y.copy()
+            dx[np.arange(n), t.reshape(n)] -= 1
+            dx = dx / n
+        return dx.reshape(self.y.shape)
+
+
+def _check_ratio(ratio, where):
+    ratio = check_real(ratio, "dropout_ratio", where)
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"{where}: dropout_ratio must be in [0, 1], got {ratio}")
+    return ratio
+
+
+class Dropout:
+    """Non-inverted dropout.
+
+    Train: ``mask = np.random.rand(*x.shape) > dropout_ratio``, ``out = x * mask``.
+    Test: ``out = x * (1 - dropout_ratio)``; the mask is left alone.
+    Draws the same random numbers, in the same order, as the original.
+    """
+
+    def __init__(self, dropout_ratio=0.5):
+        self.dropout_ratio = dropout_ratio
+        self.mask = None
+
+    def forward(self, x, train_flg=True):
+        where = "Dropout.forward"
+        x = as_float_array(x, where, "x")
+        ratio = _check_ratio(self.dropout_ratio, where)
+        if train_flg:
+            mask = np.asarray(np.random.rand(*x.shape) > ratio)
+            self.mask = mask
+            return x * mask
+        return x * (1.0 - ratio)
+
+    def backward(self, dout):
+        where = "Dropout.backward"
+        require_forward(self.mask, where, "a forward with train_flg=True")
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.mask.shape, where, "dout", "the shape of the last training forward's x")
+        return dout * self.mask
+
+
+class BatchNormalization:
+    """Batch normalization with running statistics for test time.
+
+    ``mode='feature'`` (default, the original): x (N, D) or (N, C, H, W) — any
+    ndim >= 2 — is flattened to (N, D) and every one of the D = C*H*W features
+    is normalised on its own; gamma, beta, running stats have shape (D,).
+    ``mode='spatial'``: x must be (N, C, H, W) and is normalised per channel over
+    (N, H, W), as in other frameworks; gamma, beta, running stats have shape (C,)
+    and ``batch_size`` counts N*H*W values per channel.
+
+    Train: ``xn = (x - mean) / sqrt(var + 1e-6)`` with the batch mean and biased
+    variance, and ``running = momentum*running + (1 - momentum)*batch_stat``.
+    Test: the running stats are used instead. ``out = gamma*xn + beta``.
+    Running stats start as zeros in x's dtype on first use.
+    """
+
+    MODES = ("feature", "spatial")
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
+                 mode="feature"):
+        if mode not in self.MODES:
+            raise ValueError(
+                f"BatchNormalization: mode must be 'feature' or 'spatial', got {mode!r}"
+            )
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = momentum
+        self.mode = mode
+        self.input_shape = None
+        self.running_mean = running_mean
+        self.running_var = running_var
+        # caches of the last training forward, used by backward
+        self.batch_size = None
+        self.xc = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+
+    def _to_2d(self, a):
+        """(N, ...) -> (rows, features) in the layout of ``self.mode``."""
+        if self.mode == "spatial":
+            n, c, h, w = a.shape
+            return a.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+        return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+
+    def _from_2d(self, a2, shape):
+        if self.mode == "spatial":
+            n, c, h, w = shape
+            return np.ascontiguousarray(a2.reshape(n, h, w, c).transpose(0, 3, 1, 2))
+        return a2.reshape(shape)
+
+    def _check_param(self, value, name, features, where):
+        value = as_float_array(value, where, name)
+        check_shape_match(value, (features,), where, name,
+                          "one value per channel" if self.mode == "spatial"
+                          else "one value per feature of the flattened input")
+        return value
+
+    def forward(self, x, train_flg=True):
+        where = "BatchNormalization.forward"
+        x = as_float_array(x, where, "x")
+        if self.mode == "spatial":
+            check_ndim(x, 4, where, "x", "(N, C, H, W) in mode 'spatial'")
+        else:
+            check_min_ndim(x, 2, where, "x", "(N, D) or (N, C, H, W)")
+        x2 = self._to_2d(x)
+        features = x2.shape[1]
+        gamma = self._check_param(self.gamma, "gamma", features, where)
+        beta = self._check_param(self.beta, "beta", features, where)
+        momentum = check_real(self.momentum, "momentum", where)
+        running_mean = (np.zeros(features, dtype=x.dtype) if self.running_mean is None
+                        else self._check_param(self.running_mean, "running_mean", features, where))
+        running_var = (np.zeros(features, dtype=x.dtype) if self.running_var is None
+                       else self._check_param(self.running_var, "running_var", features, where))
+
+        if train_flg:
+            if x2.shape[0] == 0:
+                raise ValueError(f"{where}: x must hold at least one sample in training mode, "
+                                 f"got shape {tuple(x.shape)}")
+            mu = x2.mean(axis=0)
+            xc = x2 - mu
+            var = np.mean(xc ** 2, axis=0)
+            std = np.sqrt(var + BN_EPS)
+            xn = xc / std
+            self.batch_size = x2.shape[0]
+            self.xc = xc
+            self.xn = xn
+            self.std = std
+            running_mean = momentum * running_mean + (1 - momentum) * mu
+            running_var = momentum * running_var + (1 - momentum) * var
+        else:
+            xc = x2 - running_mean
+            xn = xc / np.sqrt(running_var + BN_EPS)
+
+        self.input_shape = x.shape
+        self.running_mean = running_mean
+        self.running_var = running_var
+        out = gamma * xn + beta
+        return self._from_2d(out, x.shape)
+
+    def backward(self, dout):
+        where = "BatchNormalization.backward"
+        require_forward(self.xn, where, "a forward with train_flg=True")
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.input_shape, where, "dout", "the shape of the last forward's x")
+        dout2 = self._to_2d(dout)
+        if dout2.shape != self.xn.shape:
+            raise ValueError(
+                f"{where}: dout has shape {tuple(dout.shape)} but the last training forward "
+                f"normalised {self.xn.shape[0]} rows of {self.xn.shape[1]} features"
+            )
+        gamma = self._check_param(self.gamma, "gamma", self.xn.shape[1], where)
+        n = self.batch_size
+
+        dbeta = dout2.sum(axis=0)
+        dgamma = np.sum(self.xn * dout2, axis=0)
+        dxn = gamma * dout2
+        dxc = dxn / self.std
+        dstd = -np.sum((dxn * self.xc) / (self.std * self.std), axis=0)
+        dvar = 0.5 * dstd / self.std
+        dxc += (2.0 / n) * self.xc * dvar
+        dmu = np.sum(dxc, axis=0)
+        dx = dxc - dmu / n
+
+        self.dgamma = dgamma
+        self.dbeta = dbeta
+        return self._from_2d(dx, self.input_shape)
+
+
+class Convolution:
+    """2-D convolution (cross-correlation) via im2col.
+
+    x (N, C, H, W), W (FN, C, FH, FW), b (FN,) -> out (N, FN, OH, OW) with
+    OH = (H + 2*pad - FH)//stride + 1. Caches ``x``, ``col`` (N*OH*OW, C*FH*FW)
+    and ``col_W`` (C*FH*FW, FN, a view of W); backward sets ``dW`` and ``db``.
+
+    im2col and col2im are called through the class attributes ``_im2col`` and
+    ``_col2im`` so that a subclass can swap in other kernels.
+    """
+
+    _im2col = staticmethod(util.im2col)
+    _col2im = staticmethod(util.col2im)
+
+    def __init__(self, W, b, stride=1, pad=0):
+        self.W = W
+        self.b = b
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+        self.col = None
+        self.col_W = None
+        self.dW = None
+        self.db = None
+        self._geometry = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
+
+    def _params(self, where):
+        W = as_float_array(self.W, where, "W")
+        check_ndim(W, 4, where, "W", "(FN, C, FH, FW)")
+        b = as_float_array(self.b, where, "b")
+        check_shape_match(b, (W.shape[0],), where, "b", "(FN,) for W of shape (FN, C, FH, FW)")
+        return W, b
+
+    def forward(self, x):
+        where = "Convolution.forward"
+        x = as_float_array(x, where, "x")
+        check_ndim(x, 4, where, "x", "(N, C, H, W)")
+        W, b = self._params(where)
+        stride = check_positive_int(self.stride, "stride", where)
+        pad = check_pad(self.pad, where)
+        n, c, h, w = x.shape
+        fn, wc, fh, fw = W.shape
+        if c != wc:
+            raise ValueError(
+                f"{where}: x has {c} channels (shape {tuple(x.shape)}) but W expects {wc} "
+                f"(W has shape {tuple(W.shape)})"
+            )
+        check_window(h, w, fh, fw, pad, where)
+        out_h = (h + 2 * pad - fh) // stride + 1
+        out_w = (w + 2 * pad - fw) // stride + 1
+
+        col = self._im2col(x, fh, fw, stride, pad)
+        col_W = W.reshape(fn, -1).T
+        out = col @ col_W + b
+        out = np.ascontiguousarray(out.reshape(n, out_h, out_w, fn).transpose(0, 3, 1, 2))
+
+        self.x = x
+        self.col = col
+        self.col_W = col_W
+        self._geometry = (W.shape, stride, pad, out_h, out_w)
+        return out
+
+    def backward(self, dout):
+        where = "Convolution.backward"
+        require_forward(self.x, where)
+        dout = as_float_array(dout, where, "dout")
+        (fn, c, fh, fw), stride, pad, out_h, out_w = self._geometry
+        check_shape_match(dout, (self.x.shape[0], fn, out_h, out_w), where, "dout",
+                          "(N, FN, OH, OW) of the last forward")
+
+        dout2 = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
+        db = np.sum(dout2, axis=0)
+        dW = (self.col.T @ dout2).T.reshape(fn, c, fh, fw)
+        dcol = dout2 @ self.col_W.T
+        dx = self._col2im(dcol, self.x.shape, fh, fw, stride, pad)
+
+        self.dW = dW
+        self.db = db
+        return dx
+
+
+def _pool_geometry(layer, x, where):
+    """Validate a pooling call; return (pool_h, pool_w, stride, pad, out_h, out_w)."""
+    check_ndim(x, 4, where, "x", "(N, C, H, W)")
+    pool_h = check_positive_int(layer.pool_h, "pool_h", where)
+    pool_w = check_positive_int(layer.pool_w, "pool_w", where)
+    stride = check_positive_int(layer.stride, "stride", where)
+    pad = check_pad(layer.pad, where)
+    check_pool_pad(pad, pool_h, pool_w, where)
+    _, _, h, w = x.shape
+    check_window(h, w, pool_h, pool_w, pad, where, what="pooling")
+    out_h = (h + 2 * pad - pool_h) // stride + 1
+    out_w = (w + 2 * pad - pool_w) // stride + 1
+    return pool_h, pool_w, stride, pad, out_h, out_w
+
+
+class Pooling:
+    """Max pooling over (pool_h, pool_w) windows.
+
+    x (N, C, H, W) -> out (N, C, OH, OW), OH = (H + 2*pad - pool_h)//stride + 1.
+    Padding acts as -inf (it never wins); ``pad`` is at most half the window.
+    Ties go to the first maximum in row-major window order and NaN wins (it
+    propagates). Caches ``x`` and ``arg_max`` (1-D, length N*OH*OW*C, ordered
+    (n, oh, ow, c), the index of the maximum inside its window); backward sends
+    each gradient to its maximum only, overlapping windows adding up.
+    """
+
+    _im2col = staticmethod(util.im2col)
+    _col2im = staticmethod(util.col2im)
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+        self.arg_max = None
+        self._geometry = None
+
+    def forward(self, x):
+        where = "Pooling.forward"
+        x = as_float_array(x, where, "x")
+        geometry = _pool_geometry(self, x, where)
+        pool_h, pool_w, stride, pad, out_h, out_w = geometry
+        n, c, _, _ = x.shape
+
+        if pad:
+            x_padded = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)],
+                              mode="constant", constant_values=-np.inf)
+        else:
+            x_padded = x
+        col = self._im2col(x_padded, pool_h, pool_w, stride, 0)
+        col = col.reshape(-1, pool_h * pool_w)  # rows (n, oh, ow, c)
+        arg_max = np.argmax(col, axis=1)
+        out = np.max(col, axis=1)
+        out = np.ascontiguousarray(out.reshape(n, out_h, out_w, c).transpose(0, 3, 1, 2))
+
+        self.x = x
+        self.arg_max = arg_max
+        self._geometry = geometry
+        return out
+
+    def backward(self, dout):
+        where = "Pooling.backward"
+        require_forward(self.x, where)
+        dout = as_float_array(dout, where, "dout")
+        pool_h, pool_w, stride, pad, out_h, out_w = self._geometry
+        n, c, _, _ = self.x.shape
+        check_shape_match(dout, (n, c, out_h, out_w), where, "dout",
+                          "(N, C, OH, OW) of the last forward")
+
+        pool_size = pool_h * pool_w
+        dout_flat = dout.transpose(0, 2, 3, 1).reshape(-1)  # (n, oh, ow, c)
+        dmax = np.zeros((dout_flat.size, pool_size), dtype=dout.dtype)
+        dmax[np.arange(self.arg_max.size), self.arg_max] = dout_flat
+        dcol = dmax.reshape(n * out_h * out_w, c * pool_size)
+        return self._col2im(dcol, self.x.shape, pool_h, pool_w, stride, pad)
+
+
+class AvgPooling:
+    """Average pooling over (pool_h, pool_w) windows.
+
+    Zero padding counts in the divisor (every window divides by pool_h*pool_w,
+    PyTorch's default ``count_include_pad=True``); ``pad`` is at most half the
+    window. Output as :class:`Pooling`. Backward spreads ``dout / (pool_h*pool_w)``
+    over each window, overlapping windows adding up. Cache: ``x``.
+    """
+
+    _im2col = staticmethod(util.im2col)
+    _col2im = staticmethod(util.col2im)
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+        self._geometry = None
+
+    def forward(self, x):
+        where = "AvgPooling.forward"
+        x = as_float_array(x, where, "x")
+        geometry = _pool_geometry(self, x, where)
+        pool_h, pool_w, stride, pad, out_h, out_w = geometry
+        n, c, _, _ = x.shape
+
+        col = self._im2col(x, pool_h, pool_w, stride, pad)
+        col = col.reshape(-1, pool_h * pool_w)  # rows (n, oh, ow, c)
+        out = np.mean(col, axis=1)
+        out = np.ascontiguousarray(out.reshape(n, out_h, out_w, c).transpose(0, 3, 1, 2))
+
+        self.x = x
+        self._geometry = geometry
+        return out
+
+    def backward(self, dout):
+        where = "AvgPooling.backward"
+        require_forward(self.x, where)
+        dout = as_float_array(dout, where, "dout")
+        pool_h, pool_w, stride, pad, out_h, out_w = self._geometry
+        n, c, _, _ = self.x.shape
+        check_shape_match(dout, (n, c, out_h, out_w), where, "dout",
+                          "(N, C, OH, OW) of the last forward")
+
+        pool_size = pool_h * pool_w
+        share = dout.transpose(0, 2, 3, 1).reshape(-1, 1) / pool_size  # (n, oh, ow, c)
+        dcol = np.repeat(share, pool_size, axis=1).reshape(n * out_h * out_w, c * pool_size)
+        return self._col2im(dcol, self.x.shape, pool_h, pool_w, stride, pad)

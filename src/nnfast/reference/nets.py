@@ -1,0 +1,481 @@
+"""Reference networks in plain NumPy.
+
+``TwoLayerNet``, ``MultiLayerNet``, ``MultiLayerNetExtend``, ``SimpleConvNet`` and
+``DeepConvNet`` with the toolkit's observable behaviour: ``params`` is a dict of arrays whose
+*same objects* are held by the layers (optimizers update them in place), and every network has
+``predict, loss, accuracy, gradient, numerical_gradient, save_params, load_params``.
+
+Extension seam
+--------------
+Networks never name a layer class directly: they build every layer through the class
+attribute ``_L``, a module holding ``Relu, Sigmoid, Affine, SoftmaxWithLoss, Dropout,
+BatchNormalization, Convolution, Pooling``.  The native networks are subclasses that set
+nothing but that attribute::
+
+    class SimpleConvNet(nnfast.reference.nets.SimpleConvNet):
+        _L = nnfast.layers
+
+Numbers
+-------
+Weights are drawn in float64 exactly as the toolkit draws them (``scale * np.random.randn``
+in parameter order W1, b1, W2, ...; biases are zeros and draw nothing) and then cast to the
+network's ``dtype`` (float64 by default), so one seed gives the same numbers in float32 up to
+rounding.  ``weight_init_std`` is read by one helper, :func:`init_scale`.
+
+Deviations from the toolkit (all deliberate)
+--------------------------------------------
+* ``accuracy(x, t, batch_size)`` of the convolutional nets includes the last, partial batch;
+  the toolkit silently skipped it but still divided by N.
+* ``SimpleConvNet`` computes the pooled size per axis with floor division, so non-square inputs
+  and odd convolution outputs work; ``DeepConvNet`` derives every fan-in (and the size of the
+  first affine layer) from ``input_dim`` instead of hard-coding 1 channel and 64*4*4.
+* ``load_params`` checks the names and shapes before changing anything and converts arrays of
+  another dtype to the network's dtype; arrays of the right dtype are used as they are.
+* ``weight_decay_type='l1'`` (``lambda * sum|W|``, gradient ``lambda * sign(W)``) besides the
+  default L2; nothing is added when ``weight_decay_lambda`` is 0.
+"""
+import pickle
+from collections import OrderedDict
+
+import numpy as np
+
+from nnfast.reference import layers as _layers
+from nnfast.reference.gradient import numerical_gradient as _numerical_gradient
+
+__all__ = [
+    "init_scale",
+    "TwoLayerNet",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
+    "SimpleConvNet",
+    "DeepConvNet",
+]
+
+# Gradient attribute a layer fills for each parameter attribute.
+_GRAD_ATTR = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta"}
+
+_DEFAULT_CONV_PARAM = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
+# DeepConvNet's six convolutions: (filter_num, filter_size, pad, stride).
+_DEEP_CONV_DEFAULTS = (
+    (16, 3, 1, 1),
+    (16, 3, 1, 1),
+    (32, 3, 1, 1),
+    (32, 3, 2, 1),
+    (64, 3, 1, 1),
+    (64, 3, 1, 1),
+)
+
+
+def init_scale(weight_init_std, fan_in):
+    """Standard deviation of a weight with ``fan_in`` inputs.
+
+    'relu'/'he' -> sqrt(2/fan_in), 'sigmoid'/'xavier' -> sqrt(1/fan_in) (case-insensitive);
+    a number is used as it is.
+    """
+    if isinstance(weight_init_std, str):
+        rule = weight_init_std.lower()
+        if rule in ("relu", "he"):
+            return np.sqrt(2.0 / fan_in)
+        if rule in ("sigmoid", "xavier"):
+            return np.sqrt(1.0 / fan_in)
+        raise ValueError(
+            "weight_init_std must be 'relu', 'he', 'sigmoid', 'xavier' or a number, "
+            f"got {weight_init_std!r}"
+        )
+    return weight_init_std
+
+
+def _check_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt.type
+
+
+def _pooled(size, what):
+    """Output length of the 2x2, stride-2 pooling the networks use."""
+    if size < 2:
+        raise ValueError(f"{what}: a 2x2 pooling needs a size of at least 2, got {size}")
+    return (size - 2) // 2 + 1
+
+
+def _conv_out(size, filter_size, pad, stride, what):
+    out = (size + 2 * pad - filter_size) // stride + 1
+    if out < 1:
+        raise ValueError(
+            f"{what}: filter_size {filter_size} with pad {pad} does not fit an input of size {size}"
+        )
+    return out
+
+
+class _Network:
+    """Machinery every network shares.
+
+    A subclass's ``__init__`` calls ``_setup`` first, then creates its parameters with
+    ``_draw_weight``/``_constant``, builds ``self.layers`` (an OrderedDict or a list) and
+    ``self.last_layer``, and records in ``self._slots`` which layer attribute holds each
+    parameter: ``{'W1': (layer_key, 'W'), ...}`` (``layer_key`` indexes ``self.layers``).
+    """
+
+    _L = _layers
+
+    def _setup(self, dtype, weight_decay_lambda=0, weight_decay_type="l2"):
+        self.dtype = _check_dtype(dtype)
+        self.weight_decay_lambda = weight_decay_lambda
+        kind = str(weight_decay_type).lower()
+        if kind not in ("l2", "l1"):
+            raise ValueError(f"weight_decay_type must be 'l2' or 'l1', got {weight_decay_type!r}")
+        self.weight_decay_type = kind
+        self.params = {}
+        self._slots = OrderedDict()
+
+    def _draw_weight(self, name, weight_init_std, fan_in, shape):
+        scale = init_scale(weight_init_std, fan_in)
+        self.params[name] = (scale * np.random.randn(*shape)).astype(self.dtype, copy=False)
+
+    def _constant(self, name, size, value):
+        self.params[name] = np.full(size, value, dtype=self.dtype)
+
+    # The book calls the last layer ``lastLayer`` in TwoLayerNet.
+    @property
+    def lastLayer(self):
+        return self.last_layer
+
+    @lastLayer.setter
+    def lastLayer(self, layer):
+        self.last_layer = layer
+
+    def _layer_sequence(self):
+        return self.layers.values() if isinstance(self.layers, dict) else self.layers
+
+    def predict(self, x, train_flg=False):
+        """Forward through ``layers``; ``train_flg`` reaches Dropout and BatchNormalization only."""
+        flagged = (self._L.Dropout, self._L.BatchNormalization)
+        for layer in self._layer_sequence():
+            if isinstance(layer, flagged):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def _decay_loss(self):
+        decay = 0
+        lam = self.weight_decay_lambda
+        if lam:
+            for name in self._slots:
+                if name.startswith("W"):
+                    W = self.params[name]
+                    if self.weight_decay_type == "l2":
+                        decay += 0.5 * lam * np.sum(W ** 2)
+                    else:
+                        decay += lam * np.sum(np.abs(W))
+        return decay
+
+    def _decay_grad(self, W):
+        if self.weight_decay_type == "l2":
+            return self.weight_decay_lambda * W
+        return self.weight_decay_lambda * np.sign(W)
+
+    def loss(self, x, t, train_flg=False):
+        y = self.predict(x, train_flg)
+        return self.last_layer.forward(y, t) + self._decay_loss()
+
+    def accuracy(self, x, t, batch_size=None):
+        """Fraction of rows whose argmax matches ``t`` (labels, or one-hot when ``t.ndim != 1``).
+
+        With ``batch_size`` the prediction runs in batches; the last batch may be shorter.
+        """
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("accuracy: x holds no samples")
+        if batch_size is None:
+            batch_size = n
+        elif batch_size < 1:
+            raise ValueError(f"accuracy: batch_size must be at least 1, got {batch_size}")
+        correct = 0
+        for start in range(0, n, batch_size):
+            y = self.predict(x[start:start + batch_size], train_flg=False)
+            correct += np.sum(np.argmax(y, axis=1) == t[start:start + batch_size])
+        return correct / float(n)
+
+    def gradient(self, x, t):
+        """Backpropagation: forward via ``loss``, ``last_layer.backward(1)``, layers reversed."""
+        self.loss(x, t, train_flg=True)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(list(self._layer_sequence())):
+            dout = layer.backward(dout)
+        grads = {}
+        for name, (key, attr) in self._slots.items():
+            layer = self.layers[key]
+            g = getattr(layer, _GRAD_ATTR[attr])
+            if attr == "W" and self.weight_decay_lambda:
+                g = g + self._decay_grad(layer.W)
+            grads[name] = g
+        return grads
+
+    def numerical_gradient(self, x, t):
+        """Central-difference gradient of ``loss(x, t, train_flg=True)`` for every parameter."""
+        def loss_of(_):
+            return self.loss(x, t, train_flg=True)
+
+        return {name: _numerical_gradient(loss_of, self.params[name]) for name in self._slots}
+
+    def save_params(self, file_name="params.pkl"):
+        """Pickle the parameters as a plain dict ``{'W1': ndarray, 'b1': ...}``."""
+        params = {key: val for key, val in self.params.items()}
+        with open(file_name, "wb") as f:
+            pickle.dump(params, f)
+
+    def load_params(self, file_name="params.pkl"):
+        """Load a pickle written by ``save_params`` (or any such dict) and re-point the layers."""
+        with open(file_name, "rb") as f:
+            params = pickle.load(f)
+        self._assign_params(params, file_name)
+
+    def _assign_params(self, params, source):
+        if not isinstance(params, dict):
+            raise ValueError(f"load_params: {source!r} must hold a dict of arrays, "
+                             f"got {type(params).__name__}")
+        loaded = {}
+        for key, val in params.items():
+            if key not in self.params:
+                raise ValueError(
+                    f"load_params: unknown parameter {key!r} in {source!r}; "
+                    f"expected some of {sorted(self.params)}"
+                )
+            arr = val
+            if not (isinstance(val, np.ndarray) and val.dtype == self.dtype):
+                arr = np.asarray(val, dtype=self.dtype)
+            if arr.shape != self.params[key].shape:
+                raise ValueError(
+                    f"load_params: {key!r} must have shape {self.params[key].shape}, "
+                    f"got {arr.shape}"
+                )
+            loaded[key] = arr
+        self.params.update(loaded)
+        for name, (key, attr) in self._slots.items():
+            setattr(self.layers[key], attr, self.params[name])
+
+
+class TwoLayerNet(_Network):
+    """Affine - Relu - Affine, with SoftmaxWithLoss as ``last_layer`` (alias ``lastLayer``)."""
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
+                 dtype=np.float64):
+        self._setup(dtype)
+        self._draw_weight("W1", weight_init_std, input_size, (input_size, hidden_size))
+        self._constant("b1", hidden_size, 0.0)
+        self._draw_weight("W2", weight_init_std, hidden_size, (hidden_size, output_size))
+        self._constant("b2", output_size, 0.0)
+
+        L, p = self._L, self.params
+        self.layers = OrderedDict()
+        self.layers["Affine1"] = L.Affine(p["W1"], p["b1"])
+        self.layers["Relu1"] = L.Relu()
+        self.layers["Affine2"] = L.Affine(p["W2"], p["b2"])
+        self.last_layer = L.SoftmaxWithLoss()
+        for i in (1, 2):
+            self._slots[f"W{i}"] = (f"Affine{i}", "W")
+            self._slots[f"b{i}"] = (f"Affine{i}", "b")
+
+
+class MultiLayerNet(_Network):
+    """Fully connected net: (Affine - activation) per hidden layer, then Affine + SoftmaxWithLoss.
+
+    ``weight_decay_lambda`` adds ``0.5*lambda*sum(W**2)`` over all weights to the loss (L2), or
+    ``lambda*sum(|W|)`` with ``weight_decay_type='l1'``.
+    """
+
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                 weight_init_std="relu", weight_decay_lambda=0, *, weight_decay_type="l2",
+                 dtype=np.float64):
+        self._build(input_size, hidden_size_list, output_size, activation, weight_init_std,
+                    weight_decay_lambda, weight_decay_type, dtype,
+                    use_dropout=False, dropout_ratio=0.5, use_batchnorm=False)
+
+    def _build(self, input_size, hidden_size_list, output_size, activation, weight_init_std,
+               weight_decay_lambda, weight_decay_type, dtype, use_dropout, dropout_ratio,
+               use_batchnorm):
+        """The one builder behind MultiLayerNet and MultiLayerNetExtend."""
+        self._setup(dtype, weight_decay_lambda, weight_decay_type)
+        L = self._L
+        activations = {"relu": L.Relu, "sigmoid": L.Sigmoid}
+        act = str(activation).lower()
+        if act not in activations:
+            raise ValueError(f"activation must be 'relu' or 'sigmoid', got {activation!r}")
+
+        self.input_size = input_size
+        self.output_size = output_size
+        self.hidden_size_list = list(hidden_size_list)
+        self.hidden_layer_num = len(self.hidden_size_list)
+        self.use_dropout = use_dropout
+        self.dropout_ratio = dropout_ratio
+        self.use_batchnorm = use_batchnorm
+        sizes = [input_size] + self.hidden_size_list + [output_size]
+        n_affine = self.hidden_layer_num + 1
+
+        # All weights first (this fixes the order of the random draws), then BN parameters.
+        for i in range(1, n_affine + 1):
+            self._draw_weight(f"W{i}", weight_init_std, sizes[i - 1], (sizes[i - 1], sizes[i]))
+            self._constant(f"b{i}", sizes[i], 0.0)
+
+        p = self.params
+        self.layers = OrderedDict()
+        for i in range(1, n_affine + 1):
+            self.layers[f"Affine{i}"] = L.Affine(p[f"W{i}"], p[f"b{i}"])
+            self._slots[f"W{i}"] = (f"Affine{i}", "W")
+            self._slots[f"b{i}"] = (f"Affine{i}", "b")
+            if i == n_affine:
+                break
+            if use_batchnorm:
+                self._constant(f"gamma{i}", sizes[i], 1.0)
+                self._constant(f"beta{i}", sizes[i], 0.0)
+                self.layers[f"BatchNorm{i}"] = L.BatchNormalization(p[f"gamma{i}"], p[f"beta{i}"])
+                self._slots[f"gamma{i}"] = (f"BatchNorm{i}", "gamma")
+                self._slots[f"beta{i}"] = (f"BatchNorm{i}", "beta")
+            self.layers[f"Activation_function{i}"] = activations[act]()
+            if use_dropout:
+                self.layers[f"Dropout{i}"] = L.Dropout(dropout_ratio)
+        self.last_layer = L.SoftmaxWithLoss()
+
+
+class MultiLayerNetExtend(MultiLayerNet):
+    """MultiLayerNet with optional BatchNormalization (before each activation) and Dropout
+    (after it).  ``dropout_ration`` (the book's spelling) is accepted as an alias of
+    ``dropout_ratio``.
+
+    ``predict(x, train_flg=False)`` and ``loss(x, t, train_flg=False)`` pass ``train_flg`` to
+    the Dropout and BatchNorm layers; ``gradient`` and ``numerical_gradient`` run the loss with
+    ``train_flg=True`` (as the toolkit), so with dropout every loss evaluation draws a new mask:
+    reseed inside your own loss function to compare the two.
+    """
+
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                 weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
+                 dropout_ratio=0.5, use_batchnorm=False, *, dropout_ration=None,
+                 weight_decay_type="l2", dtype=np.float64):
+        if dropout_ration is not None:
+            if dropout_ratio != 0.5 and dropout_ratio != dropout_ration:
+                raise TypeError("pass either dropout_ratio or its alias dropout_ration, not both")
+            dropout_ratio = dropout_ration
+        self._build(input_size, hidden_size_list, output_size, activation, weight_init_std,
+                    weight_decay_lambda, weight_decay_type, dtype,
+                    use_dropout=use_dropout, dropout_ratio=dropout_ratio,
+                    use_batchnorm=use_batchnorm)
+
+
+class SimpleConvNet(_Network):
+    """Conv - Relu - Pool(2x2, stride 2) - Affine - Relu - Affine, SoftmaxWithLoss.
+
+    ``conv_param`` keys ``filter_num, filter_size, pad, stride``; missing keys take the
+    defaults (30, 5, 0, 1).  ``accuracy(x, t, batch_size=100)`` evaluates in batches and, unlike
+    the toolkit, counts the final partial batch too.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100, output_size=10,
+                 weight_init_std=0.01, *, dtype=np.float64):
+        self._setup(dtype)
+        cp = dict(_DEFAULT_CONV_PARAM)
+        cp.update(conv_param or {})
+        fn, fs, pad, stride = cp["filter_num"], cp["filter_size"], cp["pad"], cp["stride"]
+        C, H, W = input_dim
+        self.input_dim = tuple(input_dim)
+        self.conv_param = cp
+
+        conv_h = _conv_out(H, fs, pad, stride, "SimpleConvNet")
+        conv_w = _conv_out(W, fs, pad, stride, "SimpleConvNet")
+        pool_output_size = fn * _pooled(conv_h, "SimpleConvNet") * _pooled(conv_w, "SimpleConvNet")
+
+        self._draw_weight("W1", weight_init_std, C * fs * fs, (fn, C, fs, fs))
+        self._constant("b1", fn, 0.0)
+        self._draw_weight("W2", weight_init_std, pool_output_size, (pool_output_size, hidden_size))
+        self._constant("b2", hidden_size, 0.0)
+        self._draw_weight("W3", weight_init_std, hidden_size, (hidden_size, output_size))
+        self._constant("b3", output_size, 0.0)
+
+        L, p = self._L, self.params
+        self.layers = OrderedDict()
+        self.layers["Conv1"] = L.Convolution(p["W1"], p["b1"], stride, pad)
+        self.layers["Relu1"] = L.Relu()
+        self.layers["Pool1"] = L.Pooling(pool_h=2, pool_w=2, stride=2)
+        self.layers["Affine1"] = L.Affine(p["W2"], p["b2"])
+        self.layers["Relu2"] = L.Relu()
+        self.layers["Affine2"] = L.Affine(p["W3"], p["b3"])
+        self.last_layer = L.SoftmaxWithLoss()
+        for i, key in enumerate(("Conv1", "Affine1", "Affine2"), start=1):
+            self._slots[f"W{i}"] = (key, "W")
+            self._slots[f"b{i}"] = (key, "b")
+
+    def accuracy(self, x, t, batch_size=100):
+        return super().accuracy(x, t, batch_size)
+
+
+class DeepConvNet(_Network):
+    """Three blocks of conv-relu-conv-relu-pool, then affine-relu-dropout-affine-dropout.
+
+    ``layers`` is a plain list.  He initialisation with fan-ins derived from ``input_dim`` and
+    the conv parameters (the toolkit hard-coded 1 input channel and a 64*4*4 first affine).
+    ``loss`` runs in training mode (dropout on) unless told otherwise; ``accuracy`` in batches
+    of ``batch_size``, counting the final partial batch.
+    """
+
+    # Position in ``layers`` of the layer holding W{i+1}/b{i+1}.
+    _PARAM_LAYER_IDXS = (0, 2, 5, 7, 10, 12, 15, 18)
+
+    def __init__(self, input_dim=(1, 28, 28), conv_param_1=None, conv_param_2=None,
+                 conv_param_3=None, conv_param_4=None, conv_param_5=None, conv_param_6=None,
+                 hidden_size=50, output_size=10, *, dtype=np.float64):
+        self._setup(dtype)
+        given = (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5,
+                 conv_param_6)
+        convs = []
+        for (fn, fs, pad, stride), cp in zip(_DEEP_CONV_DEFAULTS, given):
+            full = {"filter_num": fn, "filter_size": fs, "pad": pad, "stride": stride}
+            full.update(cp or {})
+            convs.append(full)
+        self.input_dim = tuple(input_dim)
+        self.conv_params = convs
+
+        # Walk the shapes to get every weight shape (the fan-in is the product of all but the
+        # last axis for an affine weight, C_in*fs*fs for a filter).
+        C, H, W = input_dim
+        for idx, cp in enumerate(convs, start=1):
+            fs = cp["filter_size"]
+            self._draw_weight(f"W{idx}", "he", C * fs * fs, (cp["filter_num"], C, fs, fs))
+            self._constant(f"b{idx}", cp["filter_num"], 0.0)
+            H = _conv_out(H, fs, cp["pad"], cp["stride"], f"DeepConvNet conv {idx}")
+            W = _conv_out(W, fs, cp["pad"], cp["stride"], f"DeepConvNet conv {idx}")
+            C = cp["filter_num"]
+            if idx % 2 == 0:
+                H = _pooled(H, f"DeepConvNet pool after conv {idx}")
+                W = _pooled(W, f"DeepConvNet pool after conv {idx}")
+        flat = C * H * W
+        self._draw_weight("W7", "he", flat, (flat, hidden_size))
+        self._constant("b7", hidden_size, 0.0)
+        self._draw_weight("W8", "he", hidden_size, (hidden_size, output_size))
+        self._constant("b8", output_size, 0.0)
+
+        L, p = self._L, self.params
+        self.layers = []
+        for idx, cp in enumerate(convs, start=1):
+            self.layers.append(L.Convolution(p[f"W{idx}"], p[f"b{idx}"], cp["stride"], cp["pad"]))
+            self.layers.append(L.Relu())
+            if idx % 2 == 0:
+                self.layers.append(L.Pooling(pool_h=2, pool_w=2, stride=2))
+        self.layers.append(L.Affine(p["W7"], p["b7"]))
+        self.layers.append(L.Relu())
+        self.layers.append(L.Dropout(0.5))
+        self.layers.append(L.Affine(p["W8"], p["b8"]))
+        self.layers.append(L.Dropout(0.5))
+        self.last_layer = L.SoftmaxWithLoss()
+        for i, layer_idx in enumerate(self._PARAM_LAYER_IDXS, start=1):
+            self._slots[f"W{i}"] = (layer_idx, "W")
+            self._slots[f"b{i}"] = (layer_idx, "b")
+
+    def loss(self, x, t, train_flg=True):
+        return super().loss(x, t, train_flg)
+
+    def accuracy(self, x, t, batch_size=100):
+        return super().accuracy(x, t, batch_size)

@@ -1,0 +1,218 @@
+"""Gradient-descent optimizers, updating parameter arrays in place.
+
+``update(params, grads)`` takes two dicts keyed alike (grads may hold more keys)
+and changes every ``params[key]`` array in place (never rebinding it, so layers
+sharing the array see the new values). Per-key state (``v``, ``h``, ``m``) is
+created lazily, as zeros like the parameter, on the first update.
+
+The arithmetic is written in exactly the forms below (eps = 1e-7), so that
+compiled kernels can match float64 results bit for bit:
+
+- SGD:      ``p -= lr*g``
+- Momentum: ``v = momentum*v - lr*g; p += v``
+- Nesterov: ``p += momentum*momentum*v; p -= (1 + momentum)*lr*g; v *= momentum; v -= lr*g``
+- AdaGrad:  ``h += g*g; p -= lr*g / (sqrt(h) + eps)``
+- RMSprop:  ``h *= decay_rate; h += (1 - decay_rate)*g*g; p -= lr*g / (sqrt(h) + eps)``
+- Adam:     ``iter += 1; lr_t = lr*sqrt(1 - beta2**iter)/(1 - beta1**iter);
+  m += (1 - beta1)*(g - m); v += (1 - beta2)*(g**2 - v); p -= lr_t*m / (sqrt(v) + eps)``
+
+Hyper-parameters are read as Python floats at every update (so float32
+parameters stay float32 arithmetic and users may change ``opt.lr`` between
+updates). Everything is validated before anything changes: a failed update
+leaves parameters and state (including ``Adam.iter``) untouched.
+"""
+import math
+
+import numpy as np
+
+from .._checks import (as_float_array, check_float_ndarray, check_real,
+                       check_shape_match)
+
+#: Added to the root of the accumulated squares before dividing.
+OPT_EPS = 1e-7
+
+
+def _resolve_lr(cls_name, lr, learning_rate, default):
+    if lr is not None and learning_rate is not None:
+        raise TypeError(
+            f"{cls_name}: give the learning rate as lr= or as learning_rate=, not both"
+        )
+    if lr is None:
+        lr = learning_rate if learning_rate is not None else default
+    return lr
+
+
+class Optimizer:
+    """Shared machinery: learning-rate alias, validation and lazy per-key state.
+
+    Subclasses list their per-key state dicts in ``_state_names`` (each starts as
+    ``None`` and becomes ``{key: zeros_like(param)}``), their hyper-parameter
+    attributes in ``_hyper_names``, and implement ``_step(params, grads, hp)``
+    where ``grads`` holds validated arrays and ``hp`` the hyper-parameters as
+    Python floats.
+    """
+
+    _state_names = ()
+    _hyper_names = ("lr",)
+    DEFAULT_LR = 0.01
+
+    def __init__(self, lr=None, *, learning_rate=None):
+        self.lr = _resolve_lr(type(self).__name__, lr, learning_rate, self.DEFAULT_LR)
+        for name in self._state_names:
+            setattr(self, name, None)
+
+    def update(self, params, grads):
+        """Update every array in ``params`` in place from ``grads``."""
+        where = f"{type(self).__name__}.update"
+        hp = {name: check_real(getattr(self, name), name, where) for name in self._hyper_names}
+        checked = self._check(params, grads, where)
+        self._create_state(params)
+        self._step(params, checked, hp)
+
+    def _check(self, params, grads, where):
+        checked = {}
+        for key, p in params.items():
+            pname = f"params[{key!r}]"
+            check_float_ndarray(p, where, pname)
+            if not p.flags.writeable:
+                raise ValueError(f"{where}: {pname} is read-only; it is updated in place")
+            if key not in grads:
+                raise ValueError(f"{where}: grads has no entry for parameter {key!r}")
+            gname = f"grads[{key!r}]"
+            g = as_float_array(grads[key], where, gname)
+            check_shape_match(g, p.shape, where, gname, f"the shape of {pname}")
+            for name in self._state_names:
+                state = getattr(self, name)
+                if state is not None and key in state and state[key].shape != p.shape:
+                    raise ValueError(
+                        f"{where}: {pname} has shape {tuple(p.shape)} but the state "
+                        f"{name}[{key!r}] from earlier updates has shape "
+                        f"{tuple(state[key].shape)}"
+                    )
+            checked[key] = g
+        return checked
+
+    def _create_state(self, params):
+        for name in self._state_names:
+            state = getattr(self, name)
+            if state is None:
+                state = {}
+                setattr(self, name, state)
+            for key, p in params.items():
+                if key not in state:
+                    state[key] = np.zeros_like(p)
+
+    def _step(self, params, grads, hp):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Plain gradient descent: ``p -= lr*g``."""
+
+    def __init__(self, lr=None, *, learning_rate=None):
+        super().__init__(lr, learning_rate=learning_rate)
+
+    def _step(self, params, grads, hp):
+        lr = hp["lr"]
+        for key, g in grads.items():
+            params[key] -= lr * g
+
+
+class Momentum(Optimizer):
+    """Momentum SGD: ``v = momentum*v - lr*g; p += v``. State: ``v``."""
+
+    _state_names = ("v",)
+    _hyper_names = ("lr", "momentum")
+
+    def __init__(self, lr=None, momentum=0.9, *, learning_rate=None):
+        super().__init__(lr, learning_rate=learning_rate)
+        self.momentum = momentum
+
+    def _step(self, params, grads, hp):
+        lr, momentum = hp["lr"], hp["momentum"]
+        for key, g in grads.items():
+            self.v[key] = momentum * self.v[key] - lr * g
+            params[key] += self.v[key]
+
+
+class Nesterov(Optimizer):
+    """Nesterov's accelerated gradient (the book's form). State: ``v``."""
+
+    _state_names = ("v",)
+    _hyper_names = ("lr", "momentum")
+
+    def __init__(self, lr=None, momentum=0.9, *, learning_rate=None):
+        super().__init__(lr, learning_rate=learning_rate)
+        self.momentum = momentum
+
+    def _step(self, params, grads, hp):
+        lr, momentum = hp["lr"], hp["momentum"]
+        for key, g in grads.items():
+            v = self.v[key]
+            params[key] += momentum * momentum * v
+            params[key] -= (1 + momentum) * lr * g
+            v *= momentum
+            v -= lr * g
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h += g*g; p -= lr*g / (sqrt(h) + eps)``. State: ``h``."""
+
+    _state_names = ("h",)
+
+    def __init__(self, lr=None, *, learning_rate=None):
+        super().__init__(lr, learning_rate=learning_rate)
+
+    def _step(self, params, grads, hp):
+        lr = hp["lr"]
+        for key, g in grads.items():
+            h = self.h[key]
+            h += g * g
+            params[key] -= lr * g / (np.sqrt(h) + OPT_EPS)
+
+
+class RMSprop(Optimizer):
+    """RMSprop: a decaying average of squared gradients. State: ``h``."""
+
+    _state_names = ("h",)
+    _hyper_names = ("lr", "decay_rate")
+
+    def __init__(self, lr=None, decay_rate=0.99, *, learning_rate=None):
+        super().__init__(lr, learning_rate=learning_rate)
+        self.decay_rate = decay_rate
+
+    def _step(self, params, grads, hp):
+        lr, decay_rate = hp["lr"], hp["decay_rate"]
+        for key, g in grads.items():
+            h = self.h[key]
+            h *= decay_rate
+            h += (1 - decay_rate) * g * g
+            params[key] -= lr * g / (np.sqrt(h) + OPT_EPS)
+
+
+class Adam(Optimizer):
+    """Adam with the bias correction folded into the step size.
+
+    State: ``m``, ``v`` (per key) and ``iter`` (number of updates so far).
+    """
+
+    _state_names = ("m", "v")
+    _hyper_names = ("lr", "beta1", "beta2")
+    DEFAULT_LR = 0.001
+
+    def __init__(self, lr=None, beta1=0.9, beta2=0.999, *, learning_rate=None):
+        super().__init__(lr, learning_rate=learning_rate)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.iter = 0
+
+    def _step(self, params, grads, hp):
+        lr, beta1, beta2 = hp["lr"], hp["beta1"], hp["beta2"]
+        self.iter += 1
+        # A Python float (math.sqrt rounds like np.sqrt), so float32 stays float32.
+        lr_t = lr * math.sqrt(1.0 - beta2 ** self.iter) / (1.0 - beta1 ** self.iter)
+        for key, g in grads.items():
+            m, v = self.m[key], self.v[key]
+            m += (1 - beta1) * (g - m)
+            v += (1 - beta2) * (g ** 2 - v)
+            params[key] -= lr_t * m / (np.sqrt(v) + OPT_EPS)

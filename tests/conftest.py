@@ -1,0 +1,47 @@
+"""Shared fixtures: every op test runs against each backend and dtype.
+
+``backend`` yields a namespace with the modules ``functions, gradient, util,
+layers, optimizer, nets, trainer`` taken either from ``nnfast.reference``
+(plain NumPy, the oracle) or from the native API ``nnfast`` (compiled kernels
+where they exist).
+"""
+import importlib
+import types
+
+import numpy as np
+import pytest
+
+MODULES = ("functions", "gradient", "util", "layers", "optimizer", "nets", "trainer")
+BACKENDS = ("reference", "native")
+
+# Relative tolerances used when comparing against the reference / oracles.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+ATOL = {np.float32: 1e-6, np.float64: 1e-12}
+
+
+def load_backend(name):
+    base = "nnfast.reference" if name == "reference" else "nnfast"
+    mods = {m: importlib.import_module(f"{base}.{m}") for m in MODULES}
+    return types.SimpleNamespace(name=name, **mods)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return load_backend(request.param)
+
+
+@pytest.fixture
+def ref():
+    return load_backend("reference")
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same global NumPy seed (the reference draws from it)."""
+    np.random.seed(0)
+    yield

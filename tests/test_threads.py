@@ -1,0 +1,81 @@
+"""Thread-count API and build reporting."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import nnfast
+
+
+def test_default_is_at_least_one_and_capped():
+    n = nnfast.get_num_threads()
+    assert 1 <= n <= len(os.sched_getaffinity(0))
+
+
+def test_set_and_context_manager():
+    before = nnfast.get_num_threads()
+    with nnfast.num_threads(1):
+        assert nnfast.get_num_threads() == 1
+    assert nnfast.get_num_threads() == before
+    nnfast.set_num_threads(2)
+    try:
+        assert nnfast.get_num_threads() == 2
+    finally:
+        nnfast.set_num_threads(before)
+
+
+def test_context_manager_restores_on_error():
+    before = nnfast.get_num_threads()
+    with pytest.raises(KeyError):
+        with nnfast.num_threads(1):
+            raise KeyError("boom")
+    assert nnfast.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-3, ValueError),
+                                      (1.5, TypeError), ("2", TypeError), (True, TypeError)])
+def test_bad_thread_counts(bad, exc):
+    with pytest.raises(exc, match="set_num_threads: n must be"):
+        nnfast.set_num_threads(bad)
+
+
+def _run(code, **env):
+    full = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                         text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_omp_num_threads_is_respected():
+    assert _run("import nnfast; print(nnfast.get_num_threads())", OMP_NUM_THREADS="1") == "1"
+
+
+def test_wait_policy_defaults_to_passive_but_user_wins():
+    code = "import os, nnfast; print(os.environ['OMP_WAIT_POLICY'])"
+    assert _run(code) == "PASSIVE"
+    assert _run(code, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+
+
+def test_build_info_reports_compiled_and_openmp():
+    info = nnfast.build_info()
+    assert set(info) >= {"compiled", "openmp", "num_threads", "kernels", "error"}
+    # CI builds from source with a compiler that has OpenMP: the extension must
+    # load there, or every "fast" path silently runs the reference.
+    if os.environ.get("NNFAST_REQUIRE_COMPILED", "1") == "1":
+        assert info["compiled"], info["error"]
+        assert info["kernels"]["im2col"] == "compiled"
+
+
+def test_reference_imports_without_compiled_extension():
+    code = ("import sys; sys.modules['nnfast._kernels'] = None\n"
+            "import nnfast.reference.layers, nnfast.reference.util\n"
+            "assert 'nnfast._kernels' not in [m for m in sys.modules if sys.modules[m]]\n"
+            "print('ok')")
+    assert _run(code) == "ok"
+
+
+def test_forced_reference_backend_falls_back():
+    code = "import nnfast; print(nnfast.build_info()['kernels']['im2col'])"
+    assert _run(code, NNFAST_BACKEND="reference") == "reference"
