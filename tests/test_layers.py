@@ -773,3 +773,29 @@ def test_integer_input_becomes_float64(backend):
     out = layer.forward(np.array([[-1, 2]], dtype=np.int32))
     assert out.dtype == np.float64
     assert_array_equal(out, [[0, 2]])
+
+
+# --------------------------------------------------------------------------- skip_dx
+
+@pytest.mark.parametrize("kind", ["affine", "conv"])
+def test_skip_dx_returns_none_and_keeps_parameter_gradients(backend, kind):
+    rng = np.random.default_rng(5)
+    if kind == "affine":
+        make = lambda: backend.layers.Affine(rng_W, rng_b)  # noqa: E731
+        rng_W, rng_b = rng.standard_normal((12, 4)), rng.standard_normal(4)
+        x = rng.standard_normal((3, 3, 2, 2))
+    else:
+        rng_W, rng_b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+        make = lambda: backend.layers.Convolution(rng_W, rng_b, stride=1, pad=1)  # noqa: E731
+        x = rng.standard_normal((2, 3, 5, 5))
+    full, skip = make(), make()
+    assert full.skip_dx is False  # the default: public behaviour unchanged
+    skip.skip_dx = True
+    out = full.forward(x)
+    skip.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = full.backward(dout)
+    assert dx is not None and dx.shape == x.shape
+    assert skip.backward(dout) is None
+    np.testing.assert_array_equal(skip.dW, full.dW)
+    np.testing.assert_array_equal(skip.db, full.db)

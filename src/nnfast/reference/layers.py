@@ -80,7 +80,13 @@ class Affine:
 
     Caches ``x`` (the flattened (N, D) input) and ``original_x_shape``;
     backward sets ``dW`` (D, M) and ``db`` (M,) and returns dx in x's original shape.
+
+    ``skip_dx`` (default False): when True, backward computes ``dW``/``db`` only
+    and returns None — set by networks on their first layer, whose input needs
+    no gradient.
     """
+
+    skip_dx = False
 
     def __init__(self, W, b):
         self.W = W
@@ -120,7 +126,7 @@ class Affine:
                 f"{d} features"
             )
         check_shape_match(dout, (n, W.shape[1]), where, "dout", "(N, M) of the last forward")
-        dx = (dout @ W.T).reshape(self.original_x_shape)
+        dx = None if self.skip_dx else (dout @ W.T).reshape(self.original_x_shape)
         self.dW = self.x.T @ dout
         self.db = dout.sum(axis=0)
         return dx
@@ -343,7 +349,12 @@ class Convolution:
 
     im2col and col2im are called through the class attributes ``_im2col`` and
     ``_col2im`` so that a subclass can swap in other kernels.
+
+    ``skip_dx`` (default False): when True, backward computes ``dW``/``db`` only
+    and returns None (a network's first layer needs no input gradient).
     """
+
+    skip_dx = False
 
     _im2col = staticmethod(util.im2col)
     _col2im = staticmethod(util.col2im)
@@ -407,8 +418,11 @@ class Convolution:
         dout2 = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
         db = np.sum(dout2, axis=0)
         dW = (self.col.T @ dout2).T.reshape(fn, c, fh, fw)
-        dcol = dout2 @ self.col_W.T
-        dx = self._col2im(dcol, self.x.shape, fh, fw, stride, pad)
+        if self.skip_dx:
+            dx = None
+        else:
+            dcol = dout2 @ self.col_W.T
+            dx = self._col2im(dcol, self.x.shape, fh, fw, stride, pad)
 
         self.dW = dW
         self.db = db
@@ -430,16 +444,8 @@ def _pool_geometry(layer, x, where):
     return pool_h, pool_w, stride, pad, out_h, out_w
 
 
-class Pooling:
-    """Max pooling over (pool_h, pool_w) windows.
-
-    x (N, C, H, W) -> out (N, C, OH, OW), OH = (H + 2*pad - pool_h)//stride + 1.
-    Padding acts as -inf (it never wins); ``pad`` is at most half the window.
-    Ties go to the first maximum in row-major window order and NaN wins (it
-    propagates). Caches ``x`` and ``arg_max`` (1-D, length N*OH*OW*C, ordered
-    (n, oh, ow, c), the index of the maximum inside its window); backward sends
-    each gradient to its maximum only, overlapping windows adding up.
-    """
+class _Pool2d:
+    """State and argument handling shared by the pooling layers."""
 
     _im2col = staticmethod(util.im2col)
     _col2im = staticmethod(util.col2im)
@@ -450,8 +456,33 @@ class Pooling:
         self.stride = stride
         self.pad = pad
         self.x = None
-        self.arg_max = None
         self._geometry = None
+
+    def _backward_args(self, dout, where):
+        """Check ``dout`` against the last forward; return (dout, geometry)."""
+        require_forward(self.x, where)
+        dout = as_float_array(dout, where, "dout")
+        _, _, _, _, out_h, out_w = self._geometry
+        n, c, _, _ = self.x.shape
+        check_shape_match(dout, (n, c, out_h, out_w), where, "dout",
+                          "(N, C, OH, OW) of the last forward")
+        return dout, self._geometry
+
+
+class Pooling(_Pool2d):
+    """Max pooling over (pool_h, pool_w) windows.
+
+    x (N, C, H, W) -> out (N, C, OH, OW), OH = (H + 2*pad - pool_h)//stride + 1.
+    Padding acts as -inf (it never wins); ``pad`` is at most half the window.
+    Ties go to the first maximum in row-major window order and NaN wins (it
+    propagates). Caches ``x`` and ``arg_max`` (1-D, length N*OH*OW*C, ordered
+    (n, oh, ow, c), the index of the maximum inside its window); backward sends
+    each gradient to its maximum only, overlapping windows adding up.
+    """
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        super().__init__(pool_h, pool_w, stride, pad)
+        self.arg_max = None
 
     def forward(self, x):
         where = "Pooling.forward"
@@ -477,13 +508,9 @@ class Pooling:
         return out
 
     def backward(self, dout):
-        where = "Pooling.backward"
-        require_forward(self.x, where)
-        dout = as_float_array(dout, where, "dout")
-        pool_h, pool_w, stride, pad, out_h, out_w = self._geometry
+        dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(
+            dout, "Pooling.backward")
         n, c, _, _ = self.x.shape
-        check_shape_match(dout, (n, c, out_h, out_w), where, "dout",
-                          "(N, C, OH, OW) of the last forward")
 
         pool_size = pool_h * pool_w
         dout_flat = dout.transpose(0, 2, 3, 1).reshape(-1)  # (n, oh, ow, c)
@@ -493,7 +520,7 @@ class Pooling:
         return self._col2im(dcol, self.x.shape, pool_h, pool_w, stride, pad)
 
 
-class AvgPooling:
+class AvgPooling(_Pool2d):
     """Average pooling over (pool_h, pool_w) windows.
 
     Zero padding counts in the divisor (every window divides by pool_h*pool_w,
@@ -501,17 +528,6 @@ class AvgPooling:
     window. Output as :class:`Pooling`. Backward spreads ``dout / (pool_h*pool_w)``
     over each window, overlapping windows adding up. Cache: ``x``.
     """
-
-    _im2col = staticmethod(util.im2col)
-    _col2im = staticmethod(util.col2im)
-
-    def __init__(self, pool_h, pool_w, stride=2, pad=0):
-        self.pool_h = pool_h
-        self.pool_w = pool_w
-        self.stride = stride
-        self.pad = pad
-        self.x = None
-        self._geometry = None
 
     def forward(self, x):
         where = "AvgPooling.forward"
@@ -530,13 +546,9 @@ class AvgPooling:
         return out
 
     def backward(self, dout):
-        where = "AvgPooling.backward"
-        require_forward(self.x, where)
-        dout = as_float_array(dout, where, "dout")
-        pool_h, pool_w, stride, pad, out_h, out_w = self._geometry
+        dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(
+            dout, "AvgPooling.backward")
         n, c, _, _ = self.x.shape
-        check_shape_match(dout, (n, c, out_h, out_w), where, "dout",
-                          "(N, C, OH, OW) of the last forward")
 
         pool_size = pool_h * pool_w
         share = dout.transpose(0, 2, 3, 1).reshape(-1, 1) / pool_size  # (n, oh, ow, c)
