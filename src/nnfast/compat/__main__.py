@@ -34,7 +34,7 @@ def main(argv=None):
 
     install(ns.profile, ns.backend)
     os.chdir(directory)
-XX
+    sys.path[0] = directory  # as python script.py: the script directory, not the cwd
     sys.argv = [ns.script, *ns.args]
     runpy.run_path(path, run_name="__main__")  # SystemExit from the script propagates
     return 0
