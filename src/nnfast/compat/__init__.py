@@ -169,10 +169,11 @@ def uninstall():
     _installed = None
     if finder in sys.meta_path:
         sys.meta_path.remove(finder)
-    served = {id(m) for m in (prof.package, *prof.modules.values(), *prof.extra.values(),
-                              *finder.fallback.values())}
-    for key in [k for k, m in sys.modules.items() if id(m) in served]:
-        del sys.modules[key]
+    ours = {"common": prof.package, **{f"common.{sub}": m for sub, m in prof.modules.items()},
+            **prof.extra, **finder.fallback}
+    for key, module in ours.items():  # only the names install() and the hook bound
+        if sys.modules.get(key) is module:
+            del sys.modules[key]
 
 
 def installed():
