@@ -5,6 +5,13 @@
 #include "im2col.h"
 #include "pool.h"
 
+/* The window helper must inline so that the 2x2 call unrolls with constant bounds. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NNF_POOL_INLINE static inline __attribute__((always_inline))
+#else
+#define NNF_POOL_INLINE static inline
+#endif
+
 #define T float
 #define SFX f32
 #define ACC double

@@ -25,6 +25,45 @@ static inline int NNF_FN(nnf_pool_geom_)(nnf_index N, nnf_index C, nnf_index H, 
     return NNF_OK;
 }
 
+/* The maximum of one window and its offset: rows [i0, i1) and columns [j0, j1) of the window
+ * at (h0, w0) are inside the plane; the rest is padding (-inf). Two branch-free passes (on
+ * random data a branch per element mispredicts half the time: measured 2-3x slower).
+ * 1: the largest number (v > m ? v : m is one maxss) and whether a NaN is present; padding
+ * never raises m, so it is skipped. 2: the first offset holding it (the first NaN if any),
+ * scanning backwards so the last hit is the first in row-major order. No value exceeds m,
+ * so v >= m means v == m: one flag and a masked update (a select GCC would turn into a
+ * branch). An all -inf window gives offset 0, as numpy's argmax. */
+NNF_POOL_INLINE void NNF_FN(nnf_window_max_)(
+    const T *NNF_RESTRICT xp, nnf_index W, nnf_index PW, nnf_index h0, nnf_index w0,
+    nnf_index i0, nnf_index i1, nnf_index j0, nnf_index j1, T *best, int32_t *arg)
+{
+    T m = (T)-INFINITY;
+    int nan_seen = 0;
+    for (nnf_index i = i0; i < i1; ++i) {
+        const nnf_index base = (h0 + i) * W + w0;
+        for (nnf_index j = j0; j < j1; ++j) {
+            const T v = xp[base + j];
+            m = v > m ? v : m;
+            nan_seen |= v != v;
+        }
+    }
+    int32_t k = 0;
+    for (nnf_index i = i1 - 1; i >= i0; --i) {
+        const nnf_index base = (h0 + i) * W + w0;
+        for (nnf_index j = j1 - 1; j >= j0; --j) {
+            const T v = xp[base + j];
+            const int32_t hit = nan_seen ? v != v : v >= m;
+            k += ((int32_t)(i * PW + j) - k) & -hit;
+        }
+    }
+    if (nan_seen) /* the NaN itself, payload included */
+        m = xp[(h0 + k / PW) * W + w0 + k % PW];
+    else if (m == (T)-INFINITY) /* every element, padding too, is -inf */
+        k = 0;
+    *best = m;
+    *arg = k;
+}
+
 int NNF_FN(nnf_maxpool_fwd_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index H,
                              nnf_index W, nnf_index PH, nnf_index PW, nnf_index stride,
                              nnf_index pad, T *NNF_RESTRICT out, int32_t *NNF_RESTRICT argmax,
@@ -49,20 +88,13 @@ int NNF_FN(nnf_maxpool_fwd_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, 
                 const nnf_index w0 = ow * stride - pad;
                 nnf_index j0, j1;
                 NNF_FN(nnf_pool_clip_)(w0, PW, W, &j0, &j1);
-                /* Padding is -inf: it never beats best, so it is skipped; an all -inf
-                 * window keeps offset 0, as numpy's argmax does. */
-                T best = (T)-INFINITY;
-                int32_t k = 0;
-                for (nnf_index i = i0; i < i1; ++i) {
-                    const nnf_index base = (h0 + i) * W + w0;
-                    for (nnf_index j = j0; j < j1; ++j) {
-                        const T v = xp[base + j];
-                        if (v > best || (v != v && best == best)) {
-                            best = v;
-                            k = (int32_t)(i * PW + j);
-                        }
-                    }
-                }
+                T best;
+                int32_t k;
+                if (PH == 2 && PW == 2 && i0 == 0 && i1 == 2 && j0 == 0 && j1 == 2)
+                    /* the nets' 2x2 window, inside the plane: constants, unrolled */
+                    NNF_FN(nnf_window_max_)(xp, W, 2, h0, w0, 0, 2, 0, 2, &best, &k);
+                else
+                    NNF_FN(nnf_window_max_)(xp, W, PW, h0, w0, i0, i1, j0, j1, &best, &k);
                 op[oh * OW + ow] = best;
                 ap[oh * OW + ow] = k;
             }
