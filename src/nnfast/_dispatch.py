@@ -166,8 +166,9 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         _kernels.conv_bwd_rows_db(dout3, rows, db, partial, nt)
         dW = np.matmul(rows.T, col).reshape(W.shape)
         if need_dx:
-            dcol = _scratch(work, "dcol", (n * p, k), dt)
-            np.matmul(rows, W2, out=dcol)
+            # transient, as in the reference: kept per layer it would double the memory
+            # a deep net holds (its size is col's)
+            dcol = np.matmul(rows, W2)
             dx = np.empty((n, c, h, w), dtype=dt)
             _kernels.col2im(dcol, dx, fh, fw, stride, pad, nt)
     if dx is not None:
