@@ -140,7 +140,6 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
     """
     where = "Convolution.backward"
     dout = kernel_input(dout, where, "dout")
-    x = kernel_input(x, where, "x")
     W = kernel_input(W, where, "W")
     n, c, h, w = x.shape
     fn, _, fh, fw = W.shape
@@ -155,6 +154,7 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
     dx = None
     if col is None:  # the direct 1x1 path: dW = sum_n dout[n] @ x[n].T, dx[n] = W2.T @ dout[n]
         _kernels.conv_db(dout3, db, partial, nt)
+        x = kernel_input(x, where, "x")
         per_image = _scratch(work, "dW_images", (n, fn, c), dt)
         np.matmul(dout3, x.reshape(n, c, p).transpose(0, 2, 1), out=per_image)
         dW = per_image.sum(axis=0).reshape(W.shape)
