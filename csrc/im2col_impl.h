@@ -25,12 +25,23 @@ int NNF_FN(nnf_im2col_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C,
         T *dst = col + r * OW * K;
         for (nnf_index ow = 0; ow < OW; ++ow) {
             const nnf_index w0 = ow * stride - pad;
+            const int inside = w0 >= 0 && w0 + FW <= W; /* no column of the window is padding */
             for (nnf_index c = 0; c < C; ++c) {
                 const T *plane = x + (n * C + c) * H * W;
                 for (nnf_index i = 0; i < FH; ++i) {
                     const nnf_index h = oh * stride - pad + i;
                     if (h < 0 || h >= H) {
                         for (nnf_index j = 0; j < FW; ++j) dst[j] = (T)0;
+                    } else if (inside) { /* the common case: a plain copy, unrolled for 3 and 5 */
+                        const T *src = plane + h * W + w0;
+                        if (FW == 3) {
+                            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+                        } else if (FW == 5) {
+                            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+                            dst[3] = src[3]; dst[4] = src[4];
+                        } else {
+                            for (nnf_index j = 0; j < FW; ++j) dst[j] = src[j];
+                        }
                     } else {
                         const T *src = plane + h * W;
                         for (nnf_index j = 0; j < FW; ++j) {

@@ -87,10 +87,209 @@ def _check_out(out, shape, dtype, where):
                          f"{shape}, got shape {out.shape}")
 
 
+# ---- convolution and pooling (layers.Convolution, Pooling, AvgPooling) ----------------
+# Arguments arrive validated by the layer (4-D float arrays, ints, a window that fits).
+# ``work`` is a dict owned by the layer: reusable scratch buffers live there, and nothing
+# stored in it is ever returned to the caller except ``col`` (the layer takes it out of
+# ``work`` before handing it to a user). Every returned out/dx/dW/db is a fresh array.
+
+def _scratch(work, key, shape, dtype):
+    """``work[key]`` if it has this shape and dtype, else a new buffer stored there."""
+    buf = work.get(key) if work is not None else None
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.empty(shape, dtype=dtype)
+        if work is not None:
+            work[key] = buf
+    return buf
+
+
+def _out_hw(h, w, fh, fw, stride, pad):
+    return (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+
+
+def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
+    """(out (N, FN, OH, OW), col (N*OH*OW, C*FH*FW) or None for a direct 1x1 filter)."""
+    x = kernel_input(x, "Convolution.forward", "x")
+    W = kernel_input(W, "Convolution.forward", "W")
+    n, c, h, w = x.shape
+    fn, _, fh, fw = W.shape
+    oh, ow = _out_hw(h, w, fh, fw, stride, pad)
+    p, k = oh * ow, c * fh * fw
+    dt = np.result_type(x.dtype, W.dtype, b.dtype)
+    W2 = W.reshape(fn, k)
+    out = np.empty((n, fn, oh, ow), dtype=dt)
+    if fh == fw == 1 and stride == 1 and pad == 0:  # out[n] = W2 @ x[n]: no im2col, no transpose
+        np.matmul(W2, x.reshape(n, c, p), out=out.reshape(n, fn, p))
+        out += np.asarray(b, dtype=dt).reshape(fn, 1, 1)
+        return out, None
+    nt = get_num_threads()
+    col = _scratch(work, "col", (n * p, k), x.dtype)
+    _kernels.im2col(x, fh, fw, stride, pad, col, nt)
+    rows = _scratch(work, "rows", (n * p, fn), dt)
+    np.matmul(col, W2.T, out=rows)
+    bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
+    _kernels.conv_bias_nchw(rows, bias, out.reshape(n, fn, p), nt)
+    return out, col
+
+
+def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None):
+    """(dx or None, dW, db) for the forward that read ``x`` and produced ``col``.
+
+    Dtypes follow the reference's NumPy promotion: db has dout's, dW (x, dout)'s, dx
+    (dout, W)'s; everything is computed in the widest of them.
+    """
+    where = "Convolution.backward"
+    dout = kernel_input(dout, where, "dout")
+    W = kernel_input(W, where, "W")
+    n, c, h, w = x.shape
+    fn, _, fh, fw = W.shape
+    _, _, oh, ow = dout.shape
+    p, k = oh * ow, c * fh * fw
+    dt = np.result_type(dout.dtype, x.dtype, W.dtype)
+    dout3 = dout.astype(dt, copy=False).reshape(n, fn, p)
+    W2 = W.reshape(fn, k)
+    nt = get_num_threads()
+    partial = _scratch(work, "partial", (n, fn), np.float64)
+    db = np.empty(fn, dtype=dt)
+    dx = None
+    if col is None:  # the direct 1x1 path: dW = sum_n dout[n] @ x[n].T, dx[n] = W2.T @ dout[n]
+        _kernels.conv_db(dout3, db, partial, nt)
+        x = kernel_input(x, where, "x")
+        per_image = _scratch(work, "dW_images", (n, fn, c), dt)
+        np.matmul(dout3, x.reshape(n, c, p).transpose(0, 2, 1), out=per_image)
+        dW = per_image.sum(axis=0).reshape(W.shape)
+        if need_dx:
+            dx = np.empty((n, c, h, w), dtype=dt)
+            np.matmul(W2.T, dout3, out=dx.reshape(n, c, p))
+    else:
+        rows = _scratch(work, "rows", (n * p, fn), dt)
+        _kernels.conv_bwd_rows_db(dout3, rows, db, partial, nt)
+        dW = np.matmul(rows.T, col).reshape(W.shape)
+        if need_dx:
+            # transient, as in the reference: kept per layer it would double the memory
+            # a deep net holds (its size is col's)
+            dcol = np.matmul(rows, W2)
+            dx = np.empty((n, c, h, w), dtype=dt)
+            _kernels.col2im(dcol, dx, fh, fw, stride, pad, nt)
+    if dx is not None:
+        dx = dx.astype(np.result_type(dout.dtype, W.dtype), copy=False)
+    return dx, dW.astype(np.result_type(x.dtype, dout.dtype), copy=False), \
+        db.astype(dout.dtype, copy=False)
+
+
+def _fallback_conv2d_forward(x, W, b, stride, pad, work=None):
+    """The reference's arithmetic: col @ W.reshape(FN, -1).T + b, then NCHW."""
+    n, _, h, w = x.shape
+    fn, _, fh, fw = W.shape
+    oh, ow = _out_hw(h, w, fh, fw, stride, pad)
+    col = _ref_util.im2col(x, fh, fw, stride, pad)
+    out = col @ W.reshape(fn, -1).T + b
+    return np.ascontiguousarray(out.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2)), col
+
+
+def _fallback_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None):
+    fn, _, fh, fw = W.shape
+    if col is None:
+        col = _ref_util.im2col(x, fh, fw, stride, pad)
+    dout2 = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
+    db = np.sum(dout2, axis=0)
+    dW = (col.T @ dout2).T.reshape(W.shape)
+    dx = None
+    if need_dx:
+        dx = _ref_util.col2im(dout2 @ W.reshape(fn, -1), x.shape, fh, fw, stride, pad)
+    return dx, dW, db
+
+
+def _compiled_maxpool_forward(x, pool_h, pool_w, stride, pad):
+    """(out (N, C, OH, OW), argmax (N, C, OH, OW) int32 window offsets)."""
+    x = kernel_input(x, "Pooling.forward", "x")
+    n, c, h, w = x.shape
+    oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    argmax = np.empty((n, c, oh, ow), dtype=np.int32)
+    _kernels.maxpool_forward(x, pool_h, pool_w, stride, pad, out, argmax, get_num_threads())
+    return out, argmax
+
+
+def _compiled_maxpool_backward(dout, argmax, x_shape, pool_h, pool_w, stride, pad):
+    dout = kernel_input(dout, "Pooling.backward", "dout")
+    argmax = np.ascontiguousarray(argmax, dtype=np.int32)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _kernels.maxpool_backward(dout, argmax, dx, pool_h, pool_w, stride, pad, get_num_threads())
+    return dx
+
+
+def _compiled_avgpool_forward(x, pool_h, pool_w, stride, pad):
+    x = kernel_input(x, "AvgPooling.forward", "x")
+    n, c, h, w = x.shape
+    oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    _kernels.avgpool_forward(x, pool_h, pool_w, stride, pad, out, get_num_threads())
+    return out
+
+
+def _compiled_avgpool_backward(dout, x_shape, pool_h, pool_w, stride, pad):
+    dout = kernel_input(dout, "AvgPooling.backward", "dout")
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _kernels.avgpool_backward(dout, dx, pool_h, pool_w, stride, pad, get_num_threads())
+    return dx
+
+
+def _pool_rows(x, pool_h, pool_w, stride, pad, fill):
+    """The reference's pooling matrix: rows (n, oh, ow, c), one window each."""
+    if pad:
+        x = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], mode="constant",
+                   constant_values=fill)
+    return _ref_util.im2col(x, pool_h, pool_w, stride, 0).reshape(-1, pool_h * pool_w)
+
+
+def _to_nchw(flat, n, c, oh, ow):
+    return np.ascontiguousarray(flat.reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
+
+
+def _fallback_maxpool_forward(x, pool_h, pool_w, stride, pad):
+    n, c, h, w = x.shape
+    oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
+    col = _pool_rows(x, pool_h, pool_w, stride, pad, -np.inf)
+    return (_to_nchw(np.max(col, axis=1), n, c, oh, ow),
+            _to_nchw(np.argmax(col, axis=1), n, c, oh, ow))
+
+
+def _fallback_maxpool_backward(dout, argmax, x_shape, pool_h, pool_w, stride, pad):
+    n, c, oh, ow = dout.shape
+    size = pool_h * pool_w
+    dmax = np.zeros((dout.size, size), dtype=dout.dtype)
+    dmax[np.arange(dout.size), argmax.transpose(0, 2, 3, 1).reshape(-1)] = \
+        dout.transpose(0, 2, 3, 1).reshape(-1)
+    return _ref_util.col2im(dmax.reshape(n * oh * ow, c * size), x_shape, pool_h, pool_w,
+                            stride, pad)
+
+
+def _fallback_avgpool_forward(x, pool_h, pool_w, stride, pad):
+    n, c, h, w = x.shape
+    oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
+    return _to_nchw(np.mean(_pool_rows(x, pool_h, pool_w, stride, pad, 0), axis=1),
+                    n, c, oh, ow)
+
+
+def _fallback_avgpool_backward(dout, x_shape, pool_h, pool_w, stride, pad):
+    n, c, oh, ow = dout.shape
+    size = pool_h * pool_w
+    share = dout.transpose(0, 2, 3, 1).reshape(-1, 1) / size
+    dcol = np.repeat(share, size, axis=1).reshape(n * oh * ow, c * size)
+    return _ref_util.col2im(dcol, x_shape, pool_h, pool_w, stride, pad)
+
+
 # op name -> (compiled implementation, reference implementation)
 _COMPILED = {
     "im2col": (_compiled_im2col, _ref_util.im2col),
     "col2im": (_compiled_col2im, _ref_util.col2im),
+    "conv2d_forward": (_compiled_conv2d_forward, _fallback_conv2d_forward),
+    "conv2d_backward": (_compiled_conv2d_backward, _fallback_conv2d_backward),
+    "maxpool_forward": (_compiled_maxpool_forward, _fallback_maxpool_forward),
+    "maxpool_backward": (_compiled_maxpool_backward, _fallback_maxpool_backward),
+    "avgpool_forward": (_compiled_avgpool_forward, _fallback_avgpool_forward),
+    "avgpool_backward": (_compiled_avgpool_backward, _fallback_avgpool_backward),
 }
 
 
@@ -101,6 +300,12 @@ def _choose(name):
 
 im2col = _choose("im2col")
 col2im = _choose("col2im")
+conv2d_forward = _choose("conv2d_forward")
+conv2d_backward = _choose("conv2d_backward")
+maxpool_forward = _choose("maxpool_forward")
+maxpool_backward = _choose("maxpool_backward")
+avgpool_forward = _choose("avgpool_forward")
+avgpool_backward = _choose("avgpool_backward")
 
 
 def build_info():

@@ -340,6 +340,36 @@ class BatchNormalization:
         return self._from_2d(dx, self.input_shape)
 
 
+def _conv_forward_args(layer, x, where):
+    """Validate a convolution forward; return (x, W, b, stride, pad, out_h, out_w)."""
+    x = as_float_array(x, where, "x")
+    check_ndim(x, 4, where, "x", "(N, C, H, W)")
+    W, b = layer._params(where)
+    stride = check_positive_int(layer.stride, "stride", where)
+    pad = check_pad(layer.pad, where)
+    _, c, h, w = x.shape
+    _, wc, fh, fw = W.shape
+    if c != wc:
+        raise ValueError(
+            f"{where}: x has {c} channels (shape {tuple(x.shape)}) but W expects {wc} "
+            f"(W has shape {tuple(W.shape)})"
+        )
+    check_window(h, w, fh, fw, pad, where)
+    out_h = (h + 2 * pad - fh) // stride + 1
+    out_w = (w + 2 * pad - fw) // stride + 1
+    return x, W, b, stride, pad, out_h, out_w
+
+
+def _conv_backward_args(layer, dout, where):
+    """Check ``dout`` against the last forward; return (dout, geometry of that forward)."""
+    require_forward(layer.x, where)
+    dout = as_float_array(dout, where, "dout")
+    (fn, _, _, _), _, _, out_h, out_w = layer._geometry
+    check_shape_match(dout, (layer.x.shape[0], fn, out_h, out_w), where, "dout",
+                      "(N, FN, OH, OW) of the last forward")
+    return dout, layer._geometry
+
+
 class Convolution:
     """2-D convolution (cross-correlation) via im2col.
 
@@ -379,22 +409,9 @@ class Convolution:
         return W, b
 
     def forward(self, x):
-        where = "Convolution.forward"
-        x = as_float_array(x, where, "x")
-        check_ndim(x, 4, where, "x", "(N, C, H, W)")
-        W, b = self._params(where)
-        stride = check_positive_int(self.stride, "stride", where)
-        pad = check_pad(self.pad, where)
-        n, c, h, w = x.shape
-        fn, wc, fh, fw = W.shape
-        if c != wc:
-            raise ValueError(
-                f"{where}: x has {c} channels (shape {tuple(x.shape)}) but W expects {wc} "
-                f"(W has shape {tuple(W.shape)})"
-            )
-        check_window(h, w, fh, fw, pad, where)
-        out_h = (h + 2 * pad - fh) // stride + 1
-        out_w = (w + 2 * pad - fw) // stride + 1
+        x, W, b, stride, pad, out_h, out_w = _conv_forward_args(self, x, "Convolution.forward")
+        n = x.shape[0]
+        fn, _, fh, fw = W.shape
 
         col = self._im2col(x, fh, fw, stride, pad)
         col_W = W.reshape(fn, -1).T
@@ -408,12 +425,8 @@ class Convolution:
         return out
 
     def backward(self, dout):
-        where = "Convolution.backward"
-        require_forward(self.x, where)
-        dout = as_float_array(dout, where, "dout")
-        (fn, c, fh, fw), stride, pad, out_h, out_w = self._geometry
-        check_shape_match(dout, (self.x.shape[0], fn, out_h, out_w), where, "dout",
-                          "(N, FN, OH, OW) of the last forward")
+        dout, ((fn, c, fh, fw), stride, pad, _, _) = _conv_backward_args(
+            self, dout, "Convolution.backward")
 
         dout2 = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
         db = np.sum(dout2, axis=0)

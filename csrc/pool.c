@@ -1,0 +1,29 @@
+/* pool.c - max/avg pooling forward (max records argmax) and backward (scatter), float and double.
+ * x, dx (N, C, H, W); out, dout, argmax (N, C, OH, OW); one (n, c) plane per task. */
+#include <math.h>
+
+#include "im2col.h"
+#include "pool.h"
+
+/* The window helper must inline so that the 2x2 call unrolls with constant bounds. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NNF_POOL_INLINE static inline __attribute__((always_inline))
+#else
+#define NNF_POOL_INLINE static inline
+#endif
+
+#define T float
+#define SFX f32
+#define ACC double
+#include "pool_impl.h"
+#undef T
+#undef SFX
+#undef ACC
+
+#define T double
+#define SFX f64
+#define ACC double
+#include "pool_impl.h"
+#undef T
+#undef SFX
+#undef ACC

@@ -1,0 +1,44 @@
+/* pool.h - max and average pooling, forward and backward, without im2col.
+ * x, dx are (N, C, H, W) and out, dout, argmax are (N, C, OH, OW), all C-contiguous;
+ * argmax holds the offset i*PW + j of the maximum inside its (PH, PW) window. */
+#ifndef NNFAST_POOL_H
+#define NNFAST_POOL_H
+
+#include "common.h"
+
+/* out[n,c,oh,ow] = max over (i, j) of x[n, c, oh*s - pad + i, ow*s - pad + j], padding
+ * = -inf; argmax = first maximum in row-major window order, a NaN beats any number. */
+int nnf_maxpool_fwd_f32(const float *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                        nnf_index PH, nnf_index PW, nnf_index stride, nnf_index pad,
+                        float *out, int32_t *argmax, int n_threads);
+int nnf_maxpool_fwd_f64(const double *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                        nnf_index PH, nnf_index PW, nnf_index stride, nnf_index pad,
+                        double *out, int32_t *argmax, int n_threads);
+
+/* dx[n,c,h,w] = sum of dout[n,c,oh,ow] over the windows whose argmax is (h, w); an argmax
+ * on the padding is dropped. Every element of dx is written. */
+int nnf_maxpool_bwd_f32(const float *dout, const int32_t *argmax, nnf_index N, nnf_index C,
+                        nnf_index H, nnf_index W, nnf_index PH, nnf_index PW,
+                        nnf_index stride, nnf_index pad, float *dx, int n_threads);
+int nnf_maxpool_bwd_f64(const double *dout, const int32_t *argmax, nnf_index N, nnf_index C,
+                        nnf_index H, nnf_index W, nnf_index PH, nnf_index PW,
+                        nnf_index stride, nnf_index pad, double *dx, int n_threads);
+
+/* out[n,c,oh,ow] = (sum over the window of x, padding = 0) / (PH*PW). */
+int nnf_avgpool_fwd_f32(const float *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                        nnf_index PH, nnf_index PW, nnf_index stride, nnf_index pad,
+                        float *out, int n_threads);
+int nnf_avgpool_fwd_f64(const double *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                        nnf_index PH, nnf_index PW, nnf_index stride, nnf_index pad,
+                        double *out, int n_threads);
+
+/* dx[n,c,h,w] = sum over the windows holding (h, w) of dout[n,c,oh,ow] / (PH*PW).
+ * Every element of dx is written. */
+int nnf_avgpool_bwd_f32(const float *dout, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                        nnf_index PH, nnf_index PW, nnf_index stride, nnf_index pad,
+                        float *dx, int n_threads);
+int nnf_avgpool_bwd_f64(const double *dout, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                        nnf_index PH, nnf_index PW, nnf_index stride, nnf_index pad,
+                        double *dx, int n_threads);
+
+#endif
