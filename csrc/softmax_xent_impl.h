@@ -1,0 +1,106 @@
+/* softmax_xent_impl.h - dtype-generic bodies of softmax_xent.c (T, SFX, EXP_T, LOG_T).
+ * Accumulation: the row max in T; the row sum of exponentials and the loss over rows
+ * in double for both types (float32 then agrees with NumPy's float32 sums to a few ulp). */
+
+#define NNF_CAT2(a, b) a##b
+#define NNF_CAT(a, b) NNF_CAT2(a, b)
+#define NNF_FN(name) NNF_CAT(name, SFX)
+
+/* y = softmax(x) for one row; a NaN anywhere makes the max (and so the row) NaN, as np.max. */
+static inline void NNF_FN(nnf_softmax_row_)(const T *NNF_RESTRICT x, nnf_index cols,
+                                            T *NNF_RESTRICT y)
+{
+    T m = x[0];
+    for (nnf_index c = 1; c < cols; ++c) {
+        const T v = x[c];
+        if (v > m || v != v) m = v;
+        if (m != m) break;
+    }
+    double sum = 0.0;
+    for (nnf_index c = 0; c < cols; ++c) {
+        const T e = EXP_T(x[c] - m);
+        y[c] = e;
+        sum += (double)e;
+    }
+    const T s = (T)sum;
+    for (nnf_index c = 0; c < cols; ++c) y[c] = y[c] / s;
+}
+
+void NNF_FN(nnf_softmax_)(const T *NNF_RESTRICT x, nnf_index rows, nnf_index cols,
+                          T *NNF_RESTRICT y, int n_threads)
+{
+    const int parallel = n_threads > 1 && rows > 1 && rows * cols >= NNF_PARALLEL_MIN_WORK;
+    (void)parallel;
+    if (cols < 1) return;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index r = 0; r < rows; ++r)
+        NNF_FN(nnf_softmax_row_)(x + r * cols, cols, y + r * cols);
+}
+
+/* dx for one row from y: (y - t) / n, or y minus 1 at the label, / n (the reference's order). */
+static inline void NNF_FN(nnf_xent_grad_row_)(const T *NNF_RESTRICT y, nnf_index cols,
+                                              int64_t label, const T *NNF_RESTRICT t, T n,
+                                              T *NNF_RESTRICT dx)
+{
+    if (t) {
+        for (nnf_index c = 0; c < cols; ++c) dx[c] = (y[c] - t[c]) / n;
+    } else {
+        for (nnf_index c = 0; c < cols; ++c) dx[c] = y[c] / n;
+        dx[label] = (y[label] - (T)1) / n;
+    }
+}
+
+int NNF_FN(nnf_softmax_xent_)(const T *NNF_RESTRICT x, nnf_index rows, nnf_index cols,
+                              const int64_t *NNF_RESTRICT labels, const T *NNF_RESTRICT t,
+                              T *NNF_RESTRICT y, T *NNF_RESTRICT dx,
+                              double *NNF_RESTRICT row_loss, double *loss, int n_threads)
+{
+    if (rows < 0 || cols < 1 || !nnf_labels_ok(labels, rows, cols)) return NNF_EINVAL;
+    const int parallel = n_threads > 1 && rows > 1 && rows * cols >= NNF_PARALLEL_MIN_WORK;
+    const T n = (T)rows, eps = (T)NNF_CE_EPS;
+    (void)parallel;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index r = 0; r < rows; ++r) {
+        const T *yr = y + r * cols;
+        NNF_FN(nnf_softmax_row_)(x + r * cols, cols, y + r * cols);
+        row_loss[r] = (double)LOG_T(yr[labels[r]] + eps);
+        if (dx)
+            NNF_FN(nnf_xent_grad_row_)(yr, cols, labels[r], t ? t + r * cols : NULL, n,
+                                       dx + r * cols);
+    }
+    double sum = 0.0;
+    for (nnf_index r = 0; r < rows; ++r) sum += row_loss[r];
+    *loss = -sum / (double)rows;
+    return NNF_OK;
+}
+
+int NNF_FN(nnf_softmax_xent_bwd_)(const T *NNF_RESTRICT y, nnf_index rows, nnf_index cols,
+                                  const int64_t *NNF_RESTRICT labels, const T *NNF_RESTRICT t,
+                                  T *NNF_RESTRICT dx, int n_threads)
+{
+    if (rows < 0 || cols < 1) return NNF_EINVAL;
+    if (!t && !nnf_labels_ok(labels, rows, cols)) return NNF_EINVAL;
+    const int parallel = n_threads > 1 && rows > 1 && rows * cols >= NNF_PARALLEL_MIN_WORK;
+    const T n = (T)rows;
+    (void)parallel;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index r = 0; r < rows; ++r)
+        NNF_FN(nnf_xent_grad_row_)(y + r * cols, cols, t ? 0 : labels[r],
+                                   t ? t + r * cols : NULL, n, dx + r * cols);
+    return NNF_OK;
+}
+
+int NNF_FN(nnf_cross_entropy_)(const T *NNF_RESTRICT y, nnf_index rows, nnf_index cols,
+                               const int64_t *NNF_RESTRICT labels, double *loss)
+{
+    if (rows < 0 || cols < 1 || !nnf_labels_ok(labels, rows, cols)) return NNF_EINVAL;
+    const T eps = (T)NNF_CE_EPS;
+    double sum = 0.0;
+    for (nnf_index r = 0; r < rows; ++r) sum += (double)LOG_T(y[r * cols + labels[r]] + eps);
+    *loss = -sum / (double)rows;
+    return NNF_OK;
+}
+
+#undef NNF_FN
+#undef NNF_CAT
+#undef NNF_CAT2
