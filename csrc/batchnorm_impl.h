@@ -47,6 +47,10 @@ static inline void NNF_FN(nnf_bn_sum_)(const T *NNF_RESTRICT a, const T *NNF_RES
     }
 }
 
+/* The per-element passes below come in two shapes: I == 1 (per feature: a row of the
+ * block at a time, channel parameters vary along it - vectorises) and I > 1 (per channel:
+ * runs of I values sharing one channel's parameters). */
+
 int NNF_FN(nnf_bn_fwd_train_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index I,
                               const T *NNF_RESTRICT gamma, const T *NNF_RESTRICT beta,
                               const T *NNF_RESTRICT rm_in, const T *NNF_RESTRICT rv_in,
@@ -64,34 +68,55 @@ int NNF_FN(nnf_bn_fwd_train_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C,
 
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
     for (nnf_index blk = 0; blk < blocks; ++blk) {
-        const nnf_index c0 = blk * B, c1 = c0 + B < C ? c0 + B : C;
-        T mu[NNF_BN_BLOCK], var[NNF_BN_BLOCK];
+        const nnf_index c0 = blk * B, c1 = c0 + B < C ? c0 + B : C, w = c1 - c0;
+        T mu[NNF_BN_BLOCK], var[NNF_BN_BLOCK], inv[NNF_BN_BLOCK];
         NNF_FN(nnf_bn_sum_)(x, NULL, N, C, I, c0, c1, mu);
-        for (nnf_index c = c0; c < c1; ++c) mu[c - c0] = mu[c - c0] / M;
+        for (nnf_index k = 0; k < w; ++k) mu[k] = mu[k] / M;
         /* xc = x - mu, kept for backward; then var = sum(xc*xc)/M */
-        for (nnf_index n = 0; n < N; ++n)
-            for (nnf_index c = c0; c < c1; ++c) {
-                const nnf_index base = (n * C + c) * I;
-                const T m = mu[c - c0];
-                for (nnf_index i = 0; i < I; ++i) xc[base + i] = x[base + i] - m;
+        for (nnf_index n = 0; n < N; ++n) {
+            if (I == 1) {
+                const T *xr = x + n * C + c0;
+                T *cr = xc + n * C + c0;
+                for (nnf_index k = 0; k < w; ++k) cr[k] = xr[k] - mu[k];
+            } else {
+                for (nnf_index c = c0; c < c1; ++c) {
+                    const nnf_index base = (n * C + c) * I;
+                    const T m = mu[c - c0];
+                    for (nnf_index i = 0; i < I; ++i) xc[base + i] = x[base + i] - m;
+                }
             }
+        }
         NNF_FN(nnf_bn_sum_)(xc, xc, N, C, I, c0, c1, var);
         for (nnf_index c = c0; c < c1; ++c) {
             const T v = var[c - c0] / M;
             std[c] = SQRT_T(v + eps);
+            inv[c - c0] = std[c];
             rm_out[c] = mom * rm_in[c] + omm * mu[c - c0];
             rv_out[c] = mom * rv_in[c] + omm * v;
         }
-        for (nnf_index n = 0; n < N; ++n)
-            for (nnf_index c = c0; c < c1; ++c) {
-                const nnf_index base = (n * C + c) * I;
-                const T s = std[c], g = gamma[c], b = beta[c];
-                for (nnf_index i = 0; i < I; ++i) {
-                    const T v = xc[base + i] / s;
-                    xn[base + i] = v;
-                    out[base + i] = g * v + b;
+        /* xn = xc / std; out = gamma*xn + beta */
+        for (nnf_index n = 0; n < N; ++n) {
+            if (I == 1) {
+                const T *cr = xc + n * C + c0;
+                T *nr = xn + n * C + c0, *orow = out + n * C + c0;
+                const T *g = gamma + c0, *b = beta + c0;
+                for (nnf_index k = 0; k < w; ++k) {
+                    const T v = cr[k] / inv[k];
+                    nr[k] = v;
+                    orow[k] = g[k] * v + b[k];
+                }
+            } else {
+                for (nnf_index c = c0; c < c1; ++c) {
+                    const nnf_index base = (n * C + c) * I;
+                    const T s = std[c], g = gamma[c], b = beta[c];
+                    for (nnf_index i = 0; i < I; ++i) {
+                        const T v = xc[base + i] / s;
+                        xn[base + i] = v;
+                        out[base + i] = g * v + b;
+                    }
                 }
             }
+        }
     }
     return NNF_OK;
 }
@@ -131,44 +156,68 @@ int NNF_FN(nnf_bn_bwd_)(const T *NNF_RESTRICT dout, const T *NNF_RESTRICT xc,
 
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
     for (nnf_index blk = 0; blk < blocks; ++blk) {
-        const nnf_index c0 = blk * B, c1 = c0 + B < C ? c0 + B : C;
-        T dstd[NNF_BN_BLOCK], dvar[NNF_BN_BLOCK], dmu[NNF_BN_BLOCK];
+        const nnf_index c0 = blk * B, c1 = c0 + B < C ? c0 + B : C, w = c1 - c0;
+        T dstd[NNF_BN_BLOCK], dvar[NNF_BN_BLOCK], dmu[NNF_BN_BLOCK], ss[NNF_BN_BLOCK];
+        const T *g = gamma + c0, *sd = std + c0;
         NNF_FN(nnf_bn_sum_)(dout, NULL, N, C, I, c0, c1, dbeta + c0);
         NNF_FN(nnf_bn_sum_)(xn, dout, N, C, I, c0, c1, dgamma + c0);
         /* dstd = -sum((gamma*dout) * xc / (std*std)) */
-        for (nnf_index c = c0; c < c1; ++c) dstd[c - c0] = (T)0;
-        for (nnf_index n = 0; n < N; ++n)
-            for (nnf_index c = c0; c < c1; ++c) {
-                const nnf_index base = (n * C + c) * I;
-                const T g = gamma[c], ss = std[c] * std[c];
-                T s = dstd[c - c0];
-                for (nnf_index i = 0; i < I; ++i) s = s + (g * dout[base + i]) * xc[base + i] / ss;
-                dstd[c - c0] = s;
+        for (nnf_index k = 0; k < w; ++k) { dstd[k] = (T)0; ss[k] = sd[k] * sd[k]; }
+        for (nnf_index n = 0; n < N; ++n) {
+            if (I == 1) {
+                const T *dr = dout + n * C + c0, *cr = xc + n * C + c0;
+                for (nnf_index k = 0; k < w; ++k) dstd[k] = dstd[k] + (g[k] * dr[k]) * cr[k] / ss[k];
+            } else {
+                for (nnf_index k = 0; k < w; ++k) {
+                    const nnf_index base = (n * C + c0 + k) * I;
+                    const T gk = g[k], sk = ss[k];
+                    T s = dstd[k];
+                    for (nnf_index i = 0; i < I; ++i) s = s + (gk * dout[base + i]) * xc[base + i] / sk;
+                    dstd[k] = s;
+                }
             }
-        for (nnf_index c = c0; c < c1; ++c) {
-            dvar[c - c0] = half * -dstd[c - c0] / std[c];
-            dmu[c - c0] = (T)0;
+        }
+        for (nnf_index k = 0; k < w; ++k) {
+            dvar[k] = half * -dstd[k] / sd[k];
+            dmu[k] = (T)0;
         }
         /* dxc = (gamma*dout)/std + ((2/M)*xc)*dvar, stored in dx; dmu = sum(dxc) */
-        for (nnf_index n = 0; n < N; ++n)
-            for (nnf_index c = c0; c < c1; ++c) {
-                const nnf_index base = (n * C + c) * I;
-                const T g = gamma[c], s = std[c], dv = dvar[c - c0];
-                T acc = dmu[c - c0];
-                for (nnf_index i = 0; i < I; ++i) {
-                    const T v = (g * dout[base + i]) / s + (two_over_m * xc[base + i]) * dv;
-                    dx[base + i] = v;
-                    acc = acc + v;
+        for (nnf_index n = 0; n < N; ++n) {
+            if (I == 1) {
+                const T *dr = dout + n * C + c0, *cr = xc + n * C + c0;
+                T *xr = dx + n * C + c0;
+                for (nnf_index k = 0; k < w; ++k) {
+                    const T v = (g[k] * dr[k]) / sd[k] + (two_over_m * cr[k]) * dvar[k];
+                    xr[k] = v;
+                    dmu[k] = dmu[k] + v;
                 }
-                dmu[c - c0] = acc;
+            } else {
+                for (nnf_index k = 0; k < w; ++k) {
+                    const nnf_index base = (n * C + c0 + k) * I;
+                    const T gk = g[k], s = sd[k], dv = dvar[k];
+                    T acc = dmu[k];
+                    for (nnf_index i = 0; i < I; ++i) {
+                        const T v = (gk * dout[base + i]) / s + (two_over_m * xc[base + i]) * dv;
+                        dx[base + i] = v;
+                        acc = acc + v;
+                    }
+                    dmu[k] = acc;
+                }
             }
-        for (nnf_index c = c0; c < c1; ++c) dmu[c - c0] = dmu[c - c0] / M;
-        for (nnf_index n = 0; n < N; ++n)
-            for (nnf_index c = c0; c < c1; ++c) {
-                const nnf_index base = (n * C + c) * I;
-                const T d = dmu[c - c0];
-                for (nnf_index i = 0; i < I; ++i) dx[base + i] = dx[base + i] - d;
+        }
+        for (nnf_index k = 0; k < w; ++k) dmu[k] = dmu[k] / M;
+        for (nnf_index n = 0; n < N; ++n) {
+            if (I == 1) {
+                T *xr = dx + n * C + c0;
+                for (nnf_index k = 0; k < w; ++k) xr[k] = xr[k] - dmu[k];
+            } else {
+                for (nnf_index k = 0; k < w; ++k) {
+                    const nnf_index base = (n * C + c0 + k) * I;
+                    const T d = dmu[k];
+                    for (nnf_index i = 0; i < I; ++i) dx[base + i] = dx[base + i] - d;
+                }
             }
+        }
     }
     return NNF_OK;
 }

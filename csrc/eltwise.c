@@ -1,7 +1,5 @@
 /* eltwise.c - element-wise activations, derivatives and dropout passes, float and double.
  * Flat C-contiguous arrays of n elements; parallel over disjoint index ranges when n is large. */
-#include <math.h>
-
 #include "eltwise.h"
 
 /* Element-wise passes are memory-bound: a parallel region (~25 us) only pays
@@ -10,16 +8,12 @@
 
 #define T float
 #define SFX f32
-#define EXP_T expf
 #include "eltwise_impl.h"
 #undef T
 #undef SFX
-#undef EXP_T
 
 #define T double
 #define SFX f64
-#define EXP_T exp
 #include "eltwise_impl.h"
 #undef T
 #undef SFX
-#undef EXP_T

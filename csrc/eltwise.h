@@ -25,13 +25,17 @@ void nnf_positive_f64(const double *x, nnf_index n, int inclusive, double *out, 
 void nnf_step_f32(const float *x, nnf_index n, int64_t *out, int n_threads);
 void nnf_step_f64(const double *x, nnf_index n, int64_t *out, int n_threads);
 
-/* e = exp(-|x|); out = x >= 0 ? 1/(1+e) : e/(1+e)   (never overflows). */
-void nnf_sigmoid_f32(const float *x, nnf_index n, float *out, int n_threads);
-void nnf_sigmoid_f64(const double *x, nnf_index n, double *out, int n_threads);
+/* out = -|x|   (the argument of the exponential in the stable sigmoid). */
+void nnf_neg_abs_f32(const float *x, nnf_index n, float *out, int n_threads);
+void nnf_neg_abs_f64(const double *x, nnf_index n, double *out, int n_threads);
 
-/* s = sigmoid(x); out = (1 - s) * s   (d_sigmoid, one pass). */
-void nnf_d_sigmoid_f32(const float *x, nnf_index n, float *out, int n_threads);
-void nnf_d_sigmoid_f64(const double *x, nnf_index n, double *out, int n_threads);
+/* Given e = exp(-|x|) (computed by the caller: NumPy's exp, the reference's):
+ * s = x >= 0 ? 1/(1+e) : e/(1+e); out = s, or (1 - s)*s if derivative (d_sigmoid).
+ * out may be e itself (in place). Never overflows. */
+void nnf_sigmoid_finish_f32(const float *x, const float *e, nnf_index n, int derivative,
+                            float *out, int n_threads);
+void nnf_sigmoid_finish_f64(const double *x, const double *e, nnf_index n, int derivative,
+                            double *out, int n_threads);
 
 /* dx = dout * (1 - y) * y, left to right   (the Sigmoid layer's backward). */
 void nnf_sigmoid_bwd_f32(const float *dout, const float *y, nnf_index n, float *dx, int n_threads);

@@ -1,5 +1,5 @@
 /* eltwise_impl.h - dtype-generic bodies of eltwise.c, included once per type with
- * T, SFX and EXP_T defined. No accumulation: every output element is one expression in T. */
+ * T and SFX defined. No accumulation: every output element is one expression in T. */
 
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
@@ -18,19 +18,17 @@ void NNF_FN(nnf_relu_fwd_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT
                            uint8_t *NNF_RESTRICT mask, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR {
-        const T v = x[i];
-        const int m = v <= (T)0;
-        mask[i] = (uint8_t)m;
-        out[i] = m ? (T)0 : v;
-    }
+    /* two loops over the same (cached) range: each has one element type and vectorises */
+    NNF_EW_FOR { const T v = x[i]; out[i] = v <= (T)0 ? (T)0 : v; }
+    NNF_EW_FOR { mask[i] = (uint8_t)(x[i] <= (T)0); }
 }
 
 void NNF_FN(nnf_relu_bwd_)(const T *NNF_RESTRICT dout, const uint8_t *NNF_RESTRICT mask,
                            nnf_index n, T *NNF_RESTRICT dx, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { dx[i] = mask[i] ? (T)0 : dout[i]; }
+    /* loads before the select: no control flow, so the loop vectorises */
+    NNF_EW_FOR { const T d = dout[i]; dx[i] = mask[i] ? (T)0 : d; }
 }
 
 void NNF_FN(nnf_positive_)(const T *NNF_RESTRICT x, nnf_index n, int inclusive,
@@ -38,9 +36,9 @@ void NNF_FN(nnf_positive_)(const T *NNF_RESTRICT x, nnf_index n, int inclusive,
 {
     (void)n_threads;
     if (inclusive) {
-        NNF_EW_FOR { out[i] = x[i] >= (T)0 ? (T)1 : (T)0; }
+        NNF_EW_FOR { const T v = x[i]; out[i] = v >= (T)0 ? (T)1 : (T)0; }
     } else {
-        NNF_EW_FOR { out[i] = x[i] > (T)0 ? (T)1 : (T)0; }
+        NNF_EW_FOR { const T v = x[i]; out[i] = v > (T)0 ? (T)1 : (T)0; }
     }
 }
 
@@ -51,25 +49,31 @@ void NNF_FN(nnf_step_)(const T *NNF_RESTRICT x, nnf_index n, int64_t *NNF_RESTRI
     NNF_EW_FOR { out[i] = x[i] > (T)0; }
 }
 
-/* The reference's stable form: exp(-|x|) is in (0, 1], so nothing overflows. */
-static inline T NNF_FN(nnf_sigmoid1_)(T v)
-{
-    const T e = EXP_T(v < (T)0 ? v : -v); /* exp(-|v|) */
-    return v >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e);
-}
-
-void NNF_FN(nnf_sigmoid_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT out,
+void NNF_FN(nnf_neg_abs_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT out,
                           int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { out[i] = NNF_FN(nnf_sigmoid1_)(x[i]); }
+    NNF_EW_FOR { const T v = x[i]; out[i] = v < (T)0 ? v : -v; }
 }
 
-void NNF_FN(nnf_d_sigmoid_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT out,
-                            int n_threads)
+/* e = exp(-|x|) from NumPy (its SIMD exp, the reference's own): the rest of the
+ * reference's stable form, e in (0, 1] so nothing overflows. */
+void NNF_FN(nnf_sigmoid_finish_)(const T *NNF_RESTRICT x, const T *e, nnf_index n, int derivative,
+                                 T *out, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { const T s = NNF_FN(nnf_sigmoid1_)(x[i]); out[i] = ((T)1 - s) * s; }
+    if (derivative) {
+        NNF_EW_FOR {
+            const T ei = e[i], d = (T)1 + ei;
+            const T s = (x[i] >= (T)0 ? (T)1 : ei) / d; /* 1/d or e/d: one division */
+            out[i] = ((T)1 - s) * s;
+        }
+    } else {
+        NNF_EW_FOR {
+            const T ei = e[i], d = (T)1 + ei;
+            out[i] = (x[i] >= (T)0 ? (T)1 : ei) / d; /* 1/d or e/d: one division */
+        }
+    }
 }
 
 void NNF_FN(nnf_sigmoid_bwd_)(const T *NNF_RESTRICT dout, const T *NNF_RESTRICT y, nnf_index n,
@@ -84,18 +88,16 @@ void NNF_FN(nnf_dropout_fwd_)(const T *NNF_RESTRICT x, const double *NNF_RESTRIC
                               uint8_t *NNF_RESTRICT mask, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR {
-        const int m = r[i] > ratio;
-        mask[i] = (uint8_t)m;
-        out[i] = x[i] * (m ? (T)1 : (T)0);
-    }
+    /* selects, not branches (the mask is random); one element type per loop */
+    NNF_EW_FOR { const T v = x[i]; out[i] = v * (r[i] > ratio ? (T)1 : (T)0); }
+    NNF_EW_FOR { mask[i] = (uint8_t)(r[i] > ratio); }
 }
 
 void NNF_FN(nnf_mul_mask_)(const T *NNF_RESTRICT a, const uint8_t *NNF_RESTRICT mask,
                            nnf_index n, T *NNF_RESTRICT out, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { out[i] = a[i] * (mask[i] ? (T)1 : (T)0); }
+    NNF_EW_FOR { out[i] = a[i] * (T)mask[i]; }
 }
 
 void NNF_FN(nnf_scale_)(const T *NNF_RESTRICT a, double s, nnf_index n, T *NNF_RESTRICT out,

@@ -14,20 +14,16 @@ static int nnf_labels_ok(const int64_t *labels, nnf_index rows, nnf_index cols)
 
 #define T float
 #define SFX f32
-#define EXP_T expf
 #define LOG_T logf
 #include "softmax_xent_impl.h"
 #undef T
 #undef SFX
-#undef EXP_T
 #undef LOG_T
 
 #define T double
 #define SFX f64
-#define EXP_T exp
 #define LOG_T log
 #include "softmax_xent_impl.h"
 #undef T
 #undef SFX
-#undef EXP_T
 #undef LOG_T

@@ -1,4 +1,4 @@
-/* softmax_xent_impl.h - dtype-generic bodies of softmax_xent.c (T, SFX, EXP_T, LOG_T).
+/* softmax_xent_impl.h - dtype-generic bodies of softmax_xent.c (T, SFX, LOG_T).
  * Accumulation: the row max in T; the row sum of exponentials and the loss over rows
  * in double for both types (float32 then agrees with NumPy's float32 sums to a few ulp). */
 
@@ -6,9 +6,8 @@
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
 #define NNF_FN(name) NNF_CAT(name, SFX)
 
-/* y = softmax(x) for one row; a NaN anywhere makes the max (and so the row) NaN, as np.max. */
-static inline void NNF_FN(nnf_softmax_row_)(const T *NNF_RESTRICT x, nnf_index cols,
-                                            T *NNF_RESTRICT y)
+static inline void NNF_FN(nnf_shift_row_)(const T *NNF_RESTRICT x, nnf_index cols,
+                                          T *NNF_RESTRICT y)
 {
     T m = x[0];
     for (nnf_index c = 1; c < cols; ++c) {
@@ -16,25 +15,39 @@ static inline void NNF_FN(nnf_softmax_row_)(const T *NNF_RESTRICT x, nnf_index c
         if (v > m || v != v) m = v;
         if (m != m) break;
     }
-    double sum = 0.0;
-    for (nnf_index c = 0; c < cols; ++c) {
-        const T e = EXP_T(x[c] - m);
-        y[c] = e;
-        sum += (double)e;
-    }
-    const T s = (T)sum;
-    for (nnf_index c = 0; c < cols; ++c) y[c] = y[c] / s;
+    for (nnf_index c = 0; c < cols; ++c) y[c] = x[c] - m;
 }
 
-void NNF_FN(nnf_softmax_)(const T *NNF_RESTRICT x, nnf_index rows, nnf_index cols,
-                          T *NNF_RESTRICT y, int n_threads)
+/* e[r, :] /= sum(e[r, :]), the sum accumulated in double then rounded to T. */
+static inline void NNF_FN(nnf_normalize_row_)(T *NNF_RESTRICT e, nnf_index cols)
 {
-    const int parallel = n_threads > 1 && rows > 1 && rows * cols >= NNF_PARALLEL_MIN_WORK;
+    double sum = 0.0;
+    for (nnf_index c = 0; c < cols; ++c) sum += (double)e[c];
+    const T s = (T)sum;
+    for (nnf_index c = 0; c < cols; ++c) e[c] = e[c] / s;
+}
+
+#define NNF_ROWS_PARALLEL (n_threads > 1 && rows > 1 && rows * cols >= NNF_PARALLEL_MIN_WORK)
+
+void NNF_FN(nnf_softmax_shift_)(const T *NNF_RESTRICT x, nnf_index rows, nnf_index cols,
+                                T *NNF_RESTRICT y, int n_threads)
+{
+    const int parallel = NNF_ROWS_PARALLEL;
     (void)parallel;
     if (cols < 1) return;
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
     for (nnf_index r = 0; r < rows; ++r)
-        NNF_FN(nnf_softmax_row_)(x + r * cols, cols, y + r * cols);
+        NNF_FN(nnf_shift_row_)(x + r * cols, cols, y + r * cols);
+}
+
+void NNF_FN(nnf_softmax_finish_)(T *NNF_RESTRICT e, nnf_index rows, nnf_index cols,
+                                 int n_threads)
+{
+    const int parallel = NNF_ROWS_PARALLEL;
+    (void)parallel;
+    if (cols < 1) return;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index r = 0; r < rows; ++r) NNF_FN(nnf_normalize_row_)(e + r * cols, cols);
 }
 
 /* dx for one row from y: (y - t) / n, or y minus 1 at the label, / n (the reference's order). */
@@ -50,19 +63,19 @@ static inline void NNF_FN(nnf_xent_grad_row_)(const T *NNF_RESTRICT y, nnf_index
     }
 }
 
-int NNF_FN(nnf_softmax_xent_)(const T *NNF_RESTRICT x, nnf_index rows, nnf_index cols,
+int NNF_FN(nnf_softmax_xent_)(T *NNF_RESTRICT e, nnf_index rows, nnf_index cols,
                               const int64_t *NNF_RESTRICT labels, const T *NNF_RESTRICT t,
-                              T *NNF_RESTRICT y, T *NNF_RESTRICT dx,
-                              double *NNF_RESTRICT row_loss, double *loss, int n_threads)
+                              T *NNF_RESTRICT dx, double *NNF_RESTRICT row_loss, double *loss,
+                              int n_threads)
 {
     if (rows < 0 || cols < 1 || !nnf_labels_ok(labels, rows, cols)) return NNF_EINVAL;
-    const int parallel = n_threads > 1 && rows > 1 && rows * cols >= NNF_PARALLEL_MIN_WORK;
+    const int parallel = NNF_ROWS_PARALLEL;
     const T n = (T)rows, eps = (T)NNF_CE_EPS;
     (void)parallel;
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
     for (nnf_index r = 0; r < rows; ++r) {
-        const T *yr = y + r * cols;
-        NNF_FN(nnf_softmax_row_)(x + r * cols, cols, y + r * cols);
+        T *yr = e + r * cols;
+        NNF_FN(nnf_normalize_row_)(yr, cols);
         row_loss[r] = (double)LOG_T(yr[labels[r]] + eps);
         if (dx)
             NNF_FN(nnf_xent_grad_row_)(yr, cols, labels[r], t ? t + r * cols : NULL, n,
@@ -80,7 +93,7 @@ int NNF_FN(nnf_softmax_xent_bwd_)(const T *NNF_RESTRICT y, nnf_index rows, nnf_i
 {
     if (rows < 0 || cols < 1) return NNF_EINVAL;
     if (!t && !nnf_labels_ok(labels, rows, cols)) return NNF_EINVAL;
-    const int parallel = n_threads > 1 && rows > 1 && rows * cols >= NNF_PARALLEL_MIN_WORK;
+    const int parallel = NNF_ROWS_PARALLEL;
     const T n = (T)rows;
     (void)parallel;
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
@@ -101,6 +114,7 @@ int NNF_FN(nnf_cross_entropy_)(const T *NNF_RESTRICT y, nnf_index rows, nnf_inde
     return NNF_OK;
 }
 
+#undef NNF_ROWS_PARALLEL
 #undef NNF_FN
 #undef NNF_CAT
 #undef NNF_CAT2

@@ -110,6 +110,8 @@ def col2im(const floating[:, ::1] col, floating[:, :, :, ::1] out, int64_t filte
 
 from libc.stdint cimport uint8_t
 
+import numpy as np
+
 cdef extern from "eltwise.h":
     void nnf_relu_f32(const float *x, int64_t n, float *out, int nt) nogil
     void nnf_relu_f64(const double *x, int64_t n, double *out, int nt) nogil
@@ -121,10 +123,12 @@ cdef extern from "eltwise.h":
     void nnf_positive_f64(const double *x, int64_t n, int inclusive, double *out, int nt) nogil
     void nnf_step_f32(const float *x, int64_t n, int64_t *out, int nt) nogil
     void nnf_step_f64(const double *x, int64_t n, int64_t *out, int nt) nogil
-    void nnf_sigmoid_f32(const float *x, int64_t n, float *out, int nt) nogil
-    void nnf_sigmoid_f64(const double *x, int64_t n, double *out, int nt) nogil
-    void nnf_d_sigmoid_f32(const float *x, int64_t n, float *out, int nt) nogil
-    void nnf_d_sigmoid_f64(const double *x, int64_t n, double *out, int nt) nogil
+    void nnf_neg_abs_f32(const float *x, int64_t n, float *out, int nt) nogil
+    void nnf_neg_abs_f64(const double *x, int64_t n, double *out, int nt) nogil
+    void nnf_sigmoid_finish_f32(const float *x, const float *e, int64_t n, int derivative,
+                                float *out, int nt) nogil
+    void nnf_sigmoid_finish_f64(const double *x, const double *e, int64_t n, int derivative,
+                                double *out, int nt) nogil
     void nnf_sigmoid_bwd_f32(const float *dout, const float *y, int64_t n, float *dx, int nt) nogil
     void nnf_sigmoid_bwd_f64(const double *dout, const double *y, int64_t n, double *dx, int nt) nogil
     void nnf_dropout_fwd_f32(const float *x, const double *r, double ratio, int64_t n,
@@ -141,14 +145,16 @@ cdef extern from "affine.h":
     void nnf_bias_add_f64(double *out, const double *b, int64_t rows, int64_t cols, int nt) nogil
 
 cdef extern from "softmax_xent.h":
-    void nnf_softmax_f32(const float *x, int64_t rows, int64_t cols, float *y, int nt) nogil
-    void nnf_softmax_f64(const double *x, int64_t rows, int64_t cols, double *y, int nt) nogil
-    int nnf_softmax_xent_f32(const float *x, int64_t rows, int64_t cols, const int64_t *labels,
-                             const float *t, float *y, float *dx, double *row_loss,
-                             double *loss, int nt) nogil
-    int nnf_softmax_xent_f64(const double *x, int64_t rows, int64_t cols, const int64_t *labels,
-                             const double *t, double *y, double *dx, double *row_loss,
-                             double *loss, int nt) nogil
+    void nnf_softmax_shift_f32(const float *x, int64_t rows, int64_t cols, float *y, int nt) nogil
+    void nnf_softmax_shift_f64(const double *x, int64_t rows, int64_t cols, double *y, int nt) nogil
+    void nnf_softmax_finish_f32(float *e, int64_t rows, int64_t cols, int nt) nogil
+    void nnf_softmax_finish_f64(double *e, int64_t rows, int64_t cols, int nt) nogil
+    int nnf_softmax_xent_f32(float *e, int64_t rows, int64_t cols, const int64_t *labels,
+                             const float *t, float *dx, double *row_loss, double *loss,
+                             int nt) nogil
+    int nnf_softmax_xent_f64(double *e, int64_t rows, int64_t cols, const int64_t *labels,
+                             const double *t, double *dx, double *row_loss, double *loss,
+                             int nt) nogil
     int nnf_softmax_xent_bwd_f32(const float *y, int64_t rows, int64_t cols,
                                  const int64_t *labels, const float *t, float *dx, int nt) nogil
     int nnf_softmax_xent_bwd_f64(const double *y, int64_t rows, int64_t cols,
@@ -283,7 +289,10 @@ def step(const floating[::1] x, int64_t[::1] out, int n_threads=1):
 
 
 def sigmoid(const floating[::1] x, floating[::1] out, bint derivative=False, int n_threads=1):
-    """out = sigmoid(x), or (1 - s)*s with s = sigmoid(x) if derivative (flat arrays)."""
+    """out = sigmoid(x), or (1 - s)*s with s = sigmoid(x) if derivative (flat arrays).
+
+    The reference's stable form; exp(-|x|) is NumPy's (computed in ``out`` in place).
+    """
     cdef int64_t n = x.shape[0]
     _same_len(n, out.shape[0], "sigmoid", "out")
     cdef int nt = _threads(n_threads)
@@ -291,15 +300,16 @@ def sigmoid(const floating[::1] x, floating[::1] out, bint derivative=False, int
         return
     with nogil:
         if floating is float:
-            if derivative:
-                nnf_d_sigmoid_f32(&x[0], n, &out[0], nt)
-            else:
-                nnf_sigmoid_f32(&x[0], n, &out[0], nt)
+            nnf_neg_abs_f32(&x[0], n, &out[0], nt)
         else:
-            if derivative:
-                nnf_d_sigmoid_f64(&x[0], n, &out[0], nt)
-            else:
-                nnf_sigmoid_f64(&x[0], n, &out[0], nt)
+            nnf_neg_abs_f64(&x[0], n, &out[0], nt)
+    arr = np.asarray(out)
+    np.exp(arr, out=arr)
+    with nogil:
+        if floating is float:
+            nnf_sigmoid_finish_f32(&x[0], &out[0], n, derivative, &out[0], nt)
+        else:
+            nnf_sigmoid_finish_f64(&x[0], &out[0], n, derivative, &out[0], nt)
 
 
 def sigmoid_backward(const floating[::1] dout, const floating[::1] y, floating[::1] dx,
@@ -386,6 +396,18 @@ cdef inline int _same_2d(floating[:, ::1] a, int64_t rows, int64_t cols, str whe
     return 0
 
 
+cdef inline int _shift_exp(const floating[:, ::1] x, floating[:, ::1] y, int nt) except -1:
+    """y = exp(x - row max): the shift in C, the exponentials by NumPy (SIMD), in place."""
+    with nogil:
+        if floating is float:
+            nnf_softmax_shift_f32(&x[0, 0], x.shape[0], x.shape[1], &y[0, 0], nt)
+        else:
+            nnf_softmax_shift_f64(&x[0, 0], x.shape[0], x.shape[1], &y[0, 0], nt)
+    arr = np.asarray(y)
+    np.exp(arr, out=arr)
+    return 0
+
+
 def softmax(const floating[:, ::1] x, floating[:, ::1] y, int n_threads=1):
     """y = softmax over each row of x."""
     cdef int64_t rows = x.shape[0], cols = x.shape[1]
@@ -394,11 +416,12 @@ def softmax(const floating[:, ::1] x, floating[:, ::1] y, int n_threads=1):
     cdef int nt = _threads(n_threads)
     if rows == 0 or cols == 0:
         return
+    _shift_exp(x, y, nt)
     with nogil:
         if floating is float:
-            nnf_softmax_f32(&x[0, 0], rows, cols, &y[0, 0], nt)
+            nnf_softmax_finish_f32(&y[0, 0], rows, cols, nt)
         else:
-            nnf_softmax_f64(&x[0, 0], rows, cols, &y[0, 0], nt)
+            nnf_softmax_finish_f64(&y[0, 0], rows, cols, nt)
 
 
 def softmax_xent(const floating[:, ::1] x, const int64_t[::1] labels, const floating[:, ::1] t,
@@ -406,12 +429,14 @@ def softmax_xent(const floating[:, ::1] x, const int64_t[::1] labels, const floa
                  int n_threads=1):
     """y = softmax(x); return the mean cross-entropy loss; dx (if not None) the gradient.
 
-    ``t`` (dense teacher for dx) and ``dx`` may be None. Labels out of range: ValueError.
+    ``t`` (dense teacher for dx) and ``dx`` may be None. Labels out of range: ValueError
+    (checked before anything is written).
     """
     cdef int64_t rows = x.shape[0], cols = x.shape[1]
     cdef int nt = _threads(n_threads)
     cdef double loss = 0.0
     cdef int rc
+    cdef int64_t r
     cdef const floating *tp = NULL
     cdef floating *dxp = NULL
     if cols < 1 or rows < 1:
@@ -429,12 +454,16 @@ def softmax_xent(const floating[:, ::1] x, const int64_t[::1] labels, const floa
         if dx.shape[0] != rows or dx.shape[1] != cols:
             raise ValueError(f"softmax_xent: dx must have shape ({rows}, {cols})")
         dxp = &dx[0, 0]
+    for r in range(rows):  # refuse before writing anything (the C pass checks again)
+        if labels[r] < 0 or labels[r] >= cols:
+            raise ValueError(f"softmax_xent: labels must be in [0, {cols}), got {labels[r]}")
+    _shift_exp(x, y, nt)
     with nogil:
         if floating is float:
-            rc = nnf_softmax_xent_f32(&x[0, 0], rows, cols, &labels[0], tp, &y[0, 0], dxp,
+            rc = nnf_softmax_xent_f32(&y[0, 0], rows, cols, &labels[0], tp, dxp,
                                       &row_loss[0], &loss, nt)
         else:
-            rc = nnf_softmax_xent_f64(&x[0, 0], rows, cols, &labels[0], tp, &y[0, 0], dxp,
+            rc = nnf_softmax_xent_f64(&y[0, 0], rows, cols, &labels[0], tp, dxp,
                                       &row_loss[0], &loss, nt)
     if rc != 0:
         raise ValueError(f"softmax_xent: labels must be in [0, {cols})")

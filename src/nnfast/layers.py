@@ -4,9 +4,9 @@ Convolution, Pooling and AvgPooling run their im2col/col2im through the
 compiled kernels (dtype-preserving: float32 stays float32). Relu, Sigmoid,
 Affine, SoftmaxWithLoss, Dropout and BatchNormalization run their passes in C
 (the Affine GEMM is ``numpy.matmul``); names, attributes and semantics are the
-reference's, and so are the numbers: bit for bit in float64 for Relu, Affine,
-Dropout and BatchNormalization (per-feature mode), ~1e-12 relative where
-exp/log are involved (Sigmoid, SoftmaxWithLoss). Inputs of mixed dtypes (e.g.
+reference's, and so are the numbers: bit for bit for Relu, Sigmoid, Affine,
+Dropout and BatchNormalization (per-feature mode), ~1e-12 relative (float64) for
+SoftmaxWithLoss and BatchNormalization's spatial mode. Inputs of mixed dtypes (e.g.
 float32 x with float64 W) follow NumPy promotion through the reference code.
 
 ``Relu.backward`` never writes into ``dout`` (the original toolkit zeroed it in
@@ -68,6 +68,10 @@ class _Buffers:
         a = self._arrays.get(name)
         return sys.getrefcount(a)
 
+    def held(self, name, obj):
+        """1 if ``obj`` (a layer attribute) is this buffer, else 0: for ``holders``."""
+        return int(obj is not None and obj is self._arrays.get(name))
+
     def get(self, name, shape, dtype, holders=0):
         a = self._arrays.get(name)
         if (a is not None and _PRIVATE_REFS is not None and a.shape == shape
@@ -109,7 +113,7 @@ class Relu(_ref.Relu):
     def forward(self, x):
         x = _dispatch.kernel_input(x, "Relu.forward", "x")
         out = self._buf.get("out", x.shape, x.dtype)
-        mask = self._buf.get("mask", x.shape, np.bool_, holders=1)
+        mask = self._buf.get("mask", x.shape, np.bool_, self._buf.held("mask", self.mask))
         _K.relu_forward(_flat(x), _flat(out), _flat(mask.view(np.uint8)), get_num_threads())
         self.mask = mask
         return out
@@ -135,7 +139,7 @@ class Sigmoid(_ref.Sigmoid):
 
     def forward(self, x):
         x = _dispatch.kernel_input(x, "Sigmoid.forward", "x")
-        out = self._buf.get("out", x.shape, x.dtype, holders=1)
+        out = self._buf.get("out", x.shape, x.dtype, self._buf.held("out", self.out))
         _K.sigmoid(_flat(x), _flat(out), False, get_num_threads())
         self.out = out
         return out
@@ -204,11 +208,9 @@ class Affine(_ref.Affine):
             dx2 = self._buf.get("dx", (n, d), dout.dtype)
             np.matmul(dout, W.T, out=dx2)
             dx = dx2.reshape(self.original_x_shape)
-        dW = self._buf.get("dW", W.shape, dout.dtype, holders=1 if self.dW is not None
-                           and self.dW is self._buf._arrays.get("dW") else 0)
+        dW = self._buf.get("dW", W.shape, dout.dtype, self._buf.held("dW", self.dW))
         np.matmul(self.x.T, dout, out=dW)
-        db = self._buf.get("db", (W.shape[1],), dout.dtype, holders=1 if self.db is not None
-                           and self.db is self._buf._arrays.get("db") else 0)
+        db = self._buf.get("db", (W.shape[1],), dout.dtype, self._buf.held("db", self.db))
         np.add.reduce(dout, axis=0, out=db)
         self.dW = dW
         self.db = db
@@ -310,6 +312,7 @@ class BatchNormalization(_ref.BatchNormalization):
                  mode="feature"):
         super().__init__(gamma, beta, momentum, running_mean, running_var, mode)
         self._kernel_caches = False  # whether xc/xn/std come from the kernels
+        self._buf = _Buffers()
 
     def _geometry(self, shape):
         if self.mode == "spatial":
@@ -341,18 +344,20 @@ class BatchNormalization(_ref.BatchNormalization):
         xk = kin(x, where, "x")
         gamma, beta = kin(gamma, where, "gamma"), kin(beta, where, "beta")
         rm_k, rv_k = kin(rm, where, "running_mean"), kin(rv, where, "running_var")
-        out = np.empty(x.shape, dtype=x.dtype)
+        buf = self._buf
+        out = buf.get("out", x.shape, x.dtype)
         nt = get_num_threads()
         if train_flg:
-            xc = np.empty(x.shape, dtype=x.dtype)
-            xn = np.empty(x.shape, dtype=x.dtype)
+            # caches in their final shape (no views): the reference counts then tell
+            # whether anyone still holds the previous ones
+            shape = x.shape if self.mode == "spatial" else (n, c)
+            xc = buf.get("xc", shape, x.dtype, buf.held("xc", self.xc))
+            xn = buf.get("xn", shape, x.dtype, buf.held("xn", self.xn))
             std = np.empty(c, dtype=x.dtype)
             rm_new = np.empty(c, dtype=x.dtype)
             rv_new = np.empty(c, dtype=x.dtype)
             _K.bn_forward_train(_flat(xk), n, c, inner, gamma, beta, rm_k, rv_k, momentum,
                                 _flat(out), _flat(xc), _flat(xn), std, rm_new, rv_new, nt)
-            if self.mode != "spatial":
-                xc, xn = xc.reshape(n, c), xn.reshape(n, c)
             self.batch_size = n * inner
             self.xc, self.xn, self.std = xc, xn, std
             self.running_mean, self.running_var = rm_new, rv_new
@@ -388,7 +393,7 @@ class BatchNormalization(_ref.BatchNormalization):
         dout = kin(dout, where, "dout")
         xc, xn, std = (kin(a, where, "cache") for a in caches)
         gamma = kin(gamma, where, "gamma")
-        dx = np.empty(dout.shape, dtype=dout.dtype)
+        dx = self._buf.get("dx", dout.shape, dout.dtype)
         dgamma = np.empty(c, dtype=dout.dtype)
         dbeta = np.empty(c, dtype=dout.dtype)
         _K.bn_backward(_flat(dout), _flat(xc), _flat(xn), std, gamma, n, c, inner,
