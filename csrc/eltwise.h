@@ -41,13 +41,7 @@ void nnf_sigmoid_finish_f64(const double *x, const double *e, nnf_index n, int d
 void nnf_sigmoid_bwd_f32(const float *dout, const float *y, nnf_index n, float *dx, int n_threads);
 void nnf_sigmoid_bwd_f64(const double *dout, const double *y, nnf_index n, double *dx, int n_threads);
 
-/* mask = (r > ratio); out = x * mask   (dropout's training forward; r are uniform draws). */
-void nnf_dropout_fwd_f32(const float *x, const double *r, double ratio, nnf_index n,
-                         float *out, uint8_t *mask, int n_threads);
-void nnf_dropout_fwd_f64(const double *x, const double *r, double ratio, nnf_index n,
-                         double *out, uint8_t *mask, int n_threads);
-
-/* out = a * mask   (dropout's backward; x * 0 keeps IEEE semantics: inf*0 = NaN, -x*0 = -0). */
+/* out = a * mask   (dropout's forward and backward; the mask comes from NumPy's draws; x * 0 keeps IEEE semantics: inf*0 = NaN, -x*0 = -0). */
 void nnf_mul_mask_f32(const float *a, const uint8_t *mask, nnf_index n, float *out, int n_threads);
 void nnf_mul_mask_f64(const double *a, const uint8_t *mask, nnf_index n, double *out, int n_threads);
 

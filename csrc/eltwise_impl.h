@@ -83,16 +83,6 @@ void NNF_FN(nnf_sigmoid_bwd_)(const T *NNF_RESTRICT dout, const T *NNF_RESTRICT 
     NNF_EW_FOR { dx[i] = dout[i] * ((T)1 - y[i]) * y[i]; }
 }
 
-void NNF_FN(nnf_dropout_fwd_)(const T *NNF_RESTRICT x, const double *NNF_RESTRICT r,
-                              double ratio, nnf_index n, T *NNF_RESTRICT out,
-                              uint8_t *NNF_RESTRICT mask, int n_threads)
-{
-    (void)n_threads;
-    /* selects, not branches (the mask is random); one element type per loop */
-    NNF_EW_FOR { const T v = x[i]; out[i] = v * (r[i] > ratio ? (T)1 : (T)0); }
-    NNF_EW_FOR { mask[i] = (uint8_t)(r[i] > ratio); }
-}
-
 void NNF_FN(nnf_mul_mask_)(const T *NNF_RESTRICT a, const uint8_t *NNF_RESTRICT mask,
                            nnf_index n, T *NNF_RESTRICT out, int n_threads)
 {

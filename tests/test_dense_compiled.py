@@ -263,6 +263,14 @@ def test_handed_out_arrays_are_never_overwritten():
     bn.backward(np.full((4, 6), 2.0))
     for a, k in zip(held, kept):
         assert_array_equal(a, k)
+    sl = L.SoftmaxWithLoss()
+    sl.forward(x1, np.array([0, 1, 2, 3]))
+    held = [sl.y, sl.backward()]
+    kept = [a.copy() for a in held]
+    sl.forward(x2, np.array([5, 4, 3, 2]))
+    sl.backward()
+    for a, k in zip(held, kept):
+        assert_array_equal(a, k)
     for cls in (L.Relu, L.Sigmoid):
         lay = cls()
         o1 = lay.forward(x1)

@@ -131,10 +131,6 @@ cdef extern from "eltwise.h":
                                 double *out, int nt) nogil
     void nnf_sigmoid_bwd_f32(const float *dout, const float *y, int64_t n, float *dx, int nt) nogil
     void nnf_sigmoid_bwd_f64(const double *dout, const double *y, int64_t n, double *dx, int nt) nogil
-    void nnf_dropout_fwd_f32(const float *x, const double *r, double ratio, int64_t n,
-                             float *out, uint8_t *mask, int nt) nogil
-    void nnf_dropout_fwd_f64(const double *x, const double *r, double ratio, int64_t n,
-                             double *out, uint8_t *mask, int nt) nogil
     void nnf_mul_mask_f32(const float *a, const uint8_t *mask, int64_t n, float *out, int nt) nogil
     void nnf_mul_mask_f64(const double *a, const uint8_t *mask, int64_t n, double *out, int nt) nogil
     void nnf_scale_f32(const float *a, double s, int64_t n, float *out, int nt) nogil
@@ -326,23 +322,6 @@ def sigmoid_backward(const floating[::1] dout, const floating[::1] y, floating[:
             nnf_sigmoid_bwd_f32(&dout[0], &y[0], n, &dx[0], nt)
         else:
             nnf_sigmoid_bwd_f64(&dout[0], &y[0], n, &dx[0], nt)
-
-
-def dropout_forward(const floating[::1] x, const double[::1] r, double ratio,
-                    floating[::1] out, uint8_t[::1] mask, int n_threads=1):
-    """mask = r > ratio; out = x * mask (flat arrays; r are the uniform draws)."""
-    cdef int64_t n = x.shape[0]
-    _same_len(n, r.shape[0], "dropout_forward", "r")
-    _same_len(n, out.shape[0], "dropout_forward", "out")
-    _same_len(n, mask.shape[0], "dropout_forward", "mask")
-    cdef int nt = _threads(n_threads)
-    if n == 0:
-        return
-    with nogil:
-        if floating is float:
-            nnf_dropout_fwd_f32(&x[0], &r[0], ratio, n, &out[0], &mask[0], nt)
-        else:
-            nnf_dropout_fwd_f64(&x[0], &r[0], ratio, n, &out[0], &mask[0], nt)
 
 
 def mul_mask(const floating[::1] a, const uint8_t[::1] mask, floating[::1] out, int n_threads=1):

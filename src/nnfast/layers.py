@@ -243,12 +243,16 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
         labels, dense = _dispatch.xent_teacher(d, x2, "cross_entropy_error")
         one_hot = np.asarray(d).size == x2.size
         x2 = _dispatch.kernel_input(x2, where, "x")
-        y = np.empty(x2.shape, dtype=x2.dtype)
+        buf = self._buf
+        # y and dx in x's shape (no views), so reference counts tell who holds them
+        y = buf.get("y", x.shape, x2.dtype, buf.held("y", self.y))
         fuse = dense is not None or not one_hot
-        dx = np.empty(x2.shape, dtype=x2.dtype) if fuse else None
-        row_loss = self._buf.get("row_loss", (x2.shape[0],), np.float64)
-        loss = _K.softmax_xent(x2, labels, dense, y, dx, row_loss, get_num_threads())
-        self.y = y.reshape(x.shape)
+        dx = buf.get("dx", x.shape, x2.dtype, buf.held("dx", self._dx)) if fuse else None
+        row_loss = buf.get("row_loss", (x2.shape[0],), np.float64)
+        loss = _K.softmax_xent(x2, labels, dense, y.reshape(x2.shape),
+                               None if dx is None else dx.reshape(x2.shape), row_loss,
+                               get_num_threads())
+        self.y = y
         self.t = np.asarray(t)
         self.loss = y.dtype.type(loss)
         self._dx = dx
@@ -261,13 +265,13 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
         if dx is None or self._dx_for is None or self._dx_for[0] is not self.y \
                 or self._dx_for[1] is not self.t:
             return super().backward(dout)  # caches rebound since forward: recompute
-        return dx.reshape(self.y.shape)
+        return dx
 
 
 class Dropout(_ref.Dropout):
     __doc__ = _ref.Dropout.__doc__ + """
-    The uniform draws are NumPy's (``np.random.rand``, so seeded runs match the
-    reference); the comparison and the products run in one C pass.
+    The uniform draws and the comparison are NumPy's (``np.random.rand(*x.shape) >
+    ratio``, so seeded runs match the reference); the products run in C.
     """
 
     def forward(self, x, train_flg=True):
@@ -277,10 +281,9 @@ class Dropout(_ref.Dropout):
         x = _dispatch.kernel_input(x, where, "x")
         out = np.empty(x.shape, dtype=x.dtype)
         if train_flg:
-            r = np.asarray(np.random.rand(*x.shape), dtype=np.float64)
-            mask = np.empty(x.shape, dtype=np.bool_)
-            _K.dropout_forward(_flat(x), _flat(r), ratio, _flat(out),
-                               _flat(mask.view(np.uint8)), get_num_threads())
+            # the draws and the comparison are the reference's own NumPy calls (SIMD)
+            mask = np.asarray(np.random.rand(*x.shape) > ratio)
+            _K.mul_mask(_flat(x), _flat(mask.view(np.uint8)), _flat(out), get_num_threads())
             self.mask = mask
         else:
             _K.scale(_flat(x), 1.0 - ratio, _flat(out), get_num_threads())
