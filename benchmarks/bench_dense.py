@@ -12,7 +12,6 @@ SimpleConvNet's parameter set. PyTorch runs the same step with autograd / torch.
 import numpy as np
 import pytest
 
-import nnfast
 from nnfast import layers as nl
 from nnfast import optimizer as nopt
 from nnfast.reference import layers as rl

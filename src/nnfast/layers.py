@@ -10,7 +10,7 @@ SoftmaxWithLoss and BatchNormalization's spatial mode. Inputs of mixed dtypes (e
 float32 x with float64 W) follow NumPy promotion through the reference code.
 
 ``Relu.backward`` never writes into ``dout`` (the original toolkit zeroed it in
-place; the compatibility profiles reproduce that aliasing, the native API does not).
+place; reproducing that aliasing is the compatibility profiles' job, not the native API's).
 Arrays handed out (outputs, ``dx``, ``dW``/``db``/``dgamma``/``dbeta``) are never
 overwritten by a later call while anything outside the layer still refers to them:
 a layer reuses a buffer only when its reference count shows the layer is its sole owner.
