@@ -357,7 +357,8 @@ def test_pooling_threads_agree_exactly(dtype, cls):
 @pytest.fixture
 def fallback(monkeypatch):
     for name, (_, reference) in _dispatch._COMPILED.items():
-        monkeypatch.setattr(_dispatch, name, reference)
+        if hasattr(_dispatch, name):  # ops; registered layer/optimizer classes live elsewhere
+            monkeypatch.setattr(_dispatch, name, reference)
 
 
 def test_native_layers_on_the_fallback_ops(fallback):

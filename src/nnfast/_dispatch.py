@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _checks
 from ._threads import get_num_threads
+from .reference import functions as _ref_functions
 from .reference import util as _ref_util
 
 _kernels = None
@@ -47,7 +48,7 @@ def kernel_input(x, where, name):
     x = _checks.as_float_array(x, where, name)
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
-    return np.ascontiguousarray(x)
+    return np.asarray(x, order="C")  # not ascontiguousarray: that turns 0-d into 1-d
 
 
 def _compiled_im2col(x, filter_h, filter_w, stride=1, pad=0, out=None):
@@ -310,6 +311,8 @@ avgpool_backward = _choose("avgpool_backward")
 
 def build_info():
     """See ``nnfast.build_info``."""
+    from . import layers, optimizer  # noqa: F401  (they register their classes here)
+
     return {
         "compiled": _kernels is not None,
         "openmp": bool(_kernels is not None and _kernels.have_openmp()),
@@ -318,3 +321,166 @@ def build_info():
                     for name in _COMPILED},
         "error": _load_error,
     }
+
+
+
+# ---- dense ops: activations, softmax + cross-entropy (issue 4) ------------------------
+# Element-wise results equal the reference bit for bit except where exp/log are involved
+# (sigmoid, softmax, cross-entropy): libm's exp/log and NumPy's may differ in the last
+# bit, so those agree to ~1e-12 relative in float64 (~1e-5 in float32).
+
+def _flat_out(x, dtype=None):
+    """A fresh C-contiguous array like ``x`` and its flat view."""
+    out = np.empty(x.shape, dtype=x.dtype if dtype is None else dtype)
+    return out, out.reshape(-1)
+
+
+def _scalar_if_0d(a):
+    return a[()] if a.ndim == 0 else a
+
+
+def _compiled_sigmoid(x):
+    x = kernel_input(x, "sigmoid", "x")
+    out, flat = _flat_out(x)
+    _kernels.sigmoid(x.reshape(-1), flat, False, get_num_threads())
+    return _scalar_if_0d(out)
+
+
+def _compiled_d_sigmoid(x):
+    x = kernel_input(x, "sigmoid", "x")
+    out, flat = _flat_out(x)
+    _kernels.sigmoid(x.reshape(-1), flat, True, get_num_threads())
+    return _scalar_if_0d(out)
+
+
+def _compiled_relu(x):
+    x = kernel_input(x, "relu", "x")
+    out, flat = _flat_out(x)
+    _kernels.relu(x.reshape(-1), flat, get_num_threads())
+    return _scalar_if_0d(out)
+
+
+def _positive(x, inclusive, where):
+    x = kernel_input(x, where, "x")
+    out, flat = _flat_out(x)
+    _kernels.positive(x.reshape(-1), inclusive, flat, get_num_threads())
+    return _scalar_if_0d(out)
+
+
+def _compiled_d_relu(x):
+    return _positive(x, False, "d_relu")
+
+
+def _compiled_relu_grad(x):
+    return _positive(x, True, "relu_grad")
+
+
+def _compiled_step_function(x):
+    a = np.asarray(x)
+    # Only float arrays go to the kernel (the reference accepts any dtype), and only where
+    # np.int_ is int64 (the kernel's output type).
+    if not _checks._is_float32_or_64(a.dtype) or np.dtype(np.int_) != np.int64:
+        return _ref_functions.step_function(x)
+    a = kernel_input(a, "step_function", "x")
+    out, flat = _flat_out(a, np.int_)
+    _kernels.step(a.reshape(-1), flat, get_num_threads())
+    return _scalar_if_0d(out)
+
+
+def _compiled_softmax(x):
+    x = kernel_input(x, "softmax", "x")
+    if x.ndim == 0 or x.shape[-1] == 0:
+        return _ref_functions.softmax(x)  # raises the reference's error
+    y = np.empty(x.shape, dtype=x.dtype)
+    cols = x.shape[-1]
+    _kernels.softmax(x.reshape(-1, cols), y.reshape(-1, cols), get_num_threads())
+    return y
+
+
+def xent_teacher(d, y2, where):
+    """Validate a teacher for the (N, C) scores/probabilities ``y2`` (the reference's rules).
+
+    Returns ``(labels, dense)``: int64 labels (argmax for a one-hot teacher) and, for a
+    one-hot teacher, the teacher as a C-contiguous array in y2's dtype when the
+    reference's ``y - t`` would keep that dtype (else ``None``: the caller must not fuse).
+    """
+    n, c = y2.shape
+    d, one_hot = _checks.check_labels(d, c, n, where, name="d")
+    if not one_hot:
+        return np.ascontiguousarray(d, dtype=np.int64), None
+    labels = np.ascontiguousarray(d.argmax(axis=1), dtype=np.int64)
+    if d.dtype.kind != "f" or d.dtype == y2.dtype:
+        return labels, kernel_input(d.astype(y2.dtype, copy=False), where, "d")
+    return labels, None
+
+
+def _compiled_cross_entropy_error(d, y):
+    where = "cross_entropy_error"
+    d, y2 = _ref_functions._as_batch(d, y, where)
+    labels, _ = xent_teacher(d, y2, where)
+    y2 = kernel_input(y2, where, "y")
+    return y2.dtype.type(_kernels.cross_entropy(y2, labels))
+
+
+def _compiled_softmax_with_loss(d, x):
+    x = _checks.as_float_array(x, "softmax", "x")
+    if x.ndim == 0 or x.shape[-1] == 0:
+        return _ref_functions.softmax(x)  # raises the reference's error
+    where = "cross_entropy_error"
+    d, x2 = _ref_functions._as_batch(d, x, where)
+    labels, _ = xent_teacher(d, x2, where)
+    x2 = kernel_input(x2, where, "x")
+    y = np.empty(x2.shape, dtype=x2.dtype)
+    row_loss = np.empty(x2.shape[0])
+    loss = _kernels.softmax_xent(x2, labels, None, y, None, row_loss, get_num_threads())
+    return x2.dtype.type(loss)
+
+
+def _compiled_d_softmax_with_loss(d, y):
+    where = "d_softmax_with_loss"
+    y_shape = np.shape(y)
+    d_b, y2 = _ref_functions._as_batch(d, y, where)
+    labels, dense = xent_teacher(d_b, y2, where)
+    if dense is None and np.asarray(d_b).size == y2.size:
+        return _ref_functions.d_softmax_with_loss(d, y)  # float teacher of another dtype
+    y2 = kernel_input(y2, where, "y")
+    dx = np.empty(y2.shape, dtype=y2.dtype)
+    _kernels.softmax_xent_backward(y2, labels, dense, dx, get_num_threads())
+    return dx.reshape(y_shape)
+
+
+_COMPILED.update({
+    "sigmoid": (_compiled_sigmoid, _ref_functions.sigmoid),
+    "d_sigmoid": (_compiled_d_sigmoid, _ref_functions.d_sigmoid),
+    "relu": (_compiled_relu, _ref_functions.relu),
+    "d_relu": (_compiled_d_relu, _ref_functions.d_relu),
+    "relu_grad": (_compiled_relu_grad, _ref_functions.relu_grad),
+    "step_function": (_compiled_step_function, _ref_functions.step_function),
+    "softmax": (_compiled_softmax, _ref_functions.softmax),
+    "cross_entropy_error": (_compiled_cross_entropy_error, _ref_functions.cross_entropy_error),
+    "softmax_with_loss": (_compiled_softmax_with_loss, _ref_functions.softmax_with_loss),
+    "d_softmax_with_loss": (_compiled_d_softmax_with_loss, _ref_functions.d_softmax_with_loss),
+})
+
+sigmoid = _choose("sigmoid")
+d_sigmoid = _choose("d_sigmoid")
+relu = _choose("relu")
+d_relu = _choose("d_relu")
+relu_grad = _choose("relu_grad")
+step_function = _choose("step_function")
+softmax = _choose("softmax")
+cross_entropy_error = _choose("cross_entropy_error")
+softmax_with_loss = _choose("softmax_with_loss")
+d_softmax_with_loss = _choose("d_softmax_with_loss")
+
+
+def compiled():
+    """True when the compiled kernels are in use (not the reference fallback)."""
+    return _kernels is not None
+
+
+def register(name, compiled_impl, reference_impl):
+    """List an implementation defined outside this module (a layer or optimizer class that
+    calls the kernels) and return the one to use: the reference when kernels are off."""
+    _COMPILED[name] = (compiled_impl, reference_impl)
+    return _choose(name)

@@ -326,3 +326,551 @@ def conv_db(const floating[:, :, ::1] dout, floating[::1] db, double[:, ::1] par
                                           &partial[0, 0], nt)
     if rc != 0:
         raise ValueError("conv_db: invalid arguments")
+
+# ---- dense ops: element-wise, affine bias, softmax + cross-entropy, batchnorm, optimizers ----
+# Arrays arrive flattened (1-D) or as (rows, cols); masks as uint8 views of NumPy bool arrays.
+
+from libc.stdint cimport uint8_t
+
+import numpy as np
+
+cdef extern from "eltwise.h":
+    void nnf_relu_f32(const float *x, int64_t n, float *out, int nt) nogil
+    void nnf_relu_f64(const double *x, int64_t n, double *out, int nt) nogil
+    void nnf_relu_fwd_f32(const float *x, int64_t n, float *out, uint8_t *mask, int nt) nogil
+    void nnf_relu_fwd_f64(const double *x, int64_t n, double *out, uint8_t *mask, int nt) nogil
+    void nnf_relu_bwd_f32(const float *dout, const uint8_t *mask, int64_t n, float *dx, int nt) nogil
+    void nnf_relu_bwd_f64(const double *dout, const uint8_t *mask, int64_t n, double *dx, int nt) nogil
+    void nnf_positive_f32(const float *x, int64_t n, int inclusive, float *out, int nt) nogil
+    void nnf_positive_f64(const double *x, int64_t n, int inclusive, double *out, int nt) nogil
+    void nnf_step_f32(const float *x, int64_t n, int64_t *out, int nt) nogil
+    void nnf_step_f64(const double *x, int64_t n, int64_t *out, int nt) nogil
+    void nnf_neg_abs_f32(const float *x, int64_t n, float *out, int nt) nogil
+    void nnf_neg_abs_f64(const double *x, int64_t n, double *out, int nt) nogil
+    void nnf_sigmoid_finish_f32(const float *x, const float *e, int64_t n, int derivative,
+                                float *out, int nt) nogil
+    void nnf_sigmoid_finish_f64(const double *x, const double *e, int64_t n, int derivative,
+                                double *out, int nt) nogil
+    void nnf_sigmoid_bwd_f32(const float *dout, const float *y, int64_t n, float *dx, int nt) nogil
+    void nnf_sigmoid_bwd_f64(const double *dout, const double *y, int64_t n, double *dx, int nt) nogil
+    void nnf_mul_mask_f32(const float *a, const uint8_t *mask, int64_t n, float *out, int nt) nogil
+    void nnf_mul_mask_f64(const double *a, const uint8_t *mask, int64_t n, double *out, int nt) nogil
+    void nnf_scale_f32(const float *a, double s, int64_t n, float *out, int nt) nogil
+    void nnf_scale_f64(const double *a, double s, int64_t n, double *out, int nt) nogil
+
+cdef extern from "affine.h":
+    void nnf_bias_add_f32(float *out, const float *b, int64_t rows, int64_t cols, int nt) nogil
+    void nnf_bias_add_f64(double *out, const double *b, int64_t rows, int64_t cols, int nt) nogil
+
+cdef extern from "softmax_xent.h":
+    void nnf_softmax_shift_f32(const float *x, int64_t rows, int64_t cols, float *y, int nt) nogil
+    void nnf_softmax_shift_f64(const double *x, int64_t rows, int64_t cols, double *y, int nt) nogil
+    void nnf_softmax_finish_f32(float *e, int64_t rows, int64_t cols, int nt) nogil
+    void nnf_softmax_finish_f64(double *e, int64_t rows, int64_t cols, int nt) nogil
+    int nnf_softmax_xent_f32(float *e, int64_t rows, int64_t cols, const int64_t *labels,
+                             const float *t, float *dx, double *row_loss, double *loss,
+                             int nt) nogil
+    int nnf_softmax_xent_f64(double *e, int64_t rows, int64_t cols, const int64_t *labels,
+                             const double *t, double *dx, double *row_loss, double *loss,
+                             int nt) nogil
+    int nnf_softmax_xent_bwd_f32(const float *y, int64_t rows, int64_t cols,
+                                 const int64_t *labels, const float *t, float *dx, int nt) nogil
+    int nnf_softmax_xent_bwd_f64(const double *y, int64_t rows, int64_t cols,
+                                 const int64_t *labels, const double *t, double *dx, int nt) nogil
+    int nnf_cross_entropy_f32(const float *y, int64_t rows, int64_t cols,
+                              const int64_t *labels, double *loss) nogil
+    int nnf_cross_entropy_f64(const double *y, int64_t rows, int64_t cols,
+                              const int64_t *labels, double *loss) nogil
+
+cdef extern from "batchnorm.h":
+    int nnf_bn_fwd_train_f32(const float *x, int64_t N, int64_t C, int64_t I,
+                             const float *gamma, const float *beta, const float *rm_in,
+                             const float *rv_in, double momentum, float *out, float *xc,
+                             float *xn, float *std, float *rm_out, float *rv_out, int nt) nogil
+    int nnf_bn_fwd_train_f64(const double *x, int64_t N, int64_t C, int64_t I,
+                             const double *gamma, const double *beta, const double *rm_in,
+                             const double *rv_in, double momentum, double *out, double *xc,
+                             double *xn, double *std, double *rm_out, double *rv_out, int nt) nogil
+    int nnf_bn_fwd_test_f32(const float *x, int64_t N, int64_t C, int64_t I,
+                            const float *gamma, const float *beta, const float *rm,
+                            const float *rv, float *out, int nt) nogil
+    int nnf_bn_fwd_test_f64(const double *x, int64_t N, int64_t C, int64_t I,
+                            const double *gamma, const double *beta, const double *rm,
+                            const double *rv, double *out, int nt) nogil
+    int nnf_bn_bwd_f32(const float *dout, const float *xc, const float *xn, const float *std,
+                       const float *gamma, int64_t N, int64_t C, int64_t I, float *dx,
+                       float *dgamma, float *dbeta, int nt) nogil
+    int nnf_bn_bwd_f64(const double *dout, const double *xc, const double *xn, const double *std,
+                       const double *gamma, int64_t N, int64_t C, int64_t I, double *dx,
+                       double *dgamma, double *dbeta, int nt) nogil
+
+cdef extern from "optim.h":
+    void nnf_sgd_f32(float *p, const float *g, int64_t n, double lr, int nt) nogil
+    void nnf_sgd_f64(double *p, const double *g, int64_t n, double lr, int nt) nogil
+    void nnf_momentum_f32(float *p, const float *g, float *v, int64_t n, double lr,
+                          double momentum, int nt) nogil
+    void nnf_momentum_f64(double *p, const double *g, double *v, int64_t n, double lr,
+                          double momentum, int nt) nogil
+    void nnf_nesterov_f32(float *p, const float *g, float *v, int64_t n, double lr,
+                          double momentum, int nt) nogil
+    void nnf_nesterov_f64(double *p, const double *g, double *v, int64_t n, double lr,
+                          double momentum, int nt) nogil
+    void nnf_adagrad_f32(float *p, const float *g, float *h, int64_t n, double lr, int nt) nogil
+    void nnf_adagrad_f64(double *p, const double *g, double *h, int64_t n, double lr, int nt) nogil
+    void nnf_rmsprop_f32(float *p, const float *g, float *h, int64_t n, double lr, double rho,
+                         int nt) nogil
+    void nnf_rmsprop_f64(double *p, const double *g, double *h, int64_t n, double lr, double rho,
+                         int nt) nogil
+    void nnf_adam_f32(float *p, const float *g, float *m, float *v, int64_t n, double lr_t,
+                      double beta1, double beta2, int nt) nogil
+    void nnf_adam_f64(double *p, const double *g, double *m, double *v, int64_t n, double lr_t,
+                      double beta1, double beta2, int nt) nogil
+
+
+cdef inline int _same_len(int64_t n, int64_t m, str where, str name) except -1:
+    if m != n:
+        raise ValueError(f"{where}: {name} must have {n} elements, got {m}")
+    return 0
+
+
+def relu(const floating[::1] x, floating[::1] out, int n_threads=1):
+    """out = max(0, x) as np.maximum(0, x) (flat arrays)."""
+    cdef int64_t n = x.shape[0]
+    _same_len(n, out.shape[0], "relu", "out")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_relu_f32(&x[0], n, &out[0], nt)
+        else:
+            nnf_relu_f64(&x[0], n, &out[0], nt)
+
+
+def relu_forward(const floating[::1] x, floating[::1] out, uint8_t[::1] mask, int n_threads=1):
+    """mask = x <= 0; out = 0 where mask else x (flat arrays)."""
+    cdef int64_t n = x.shape[0]
+    _same_len(n, out.shape[0], "relu_forward", "out")
+    _same_len(n, mask.shape[0], "relu_forward", "mask")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_relu_fwd_f32(&x[0], n, &out[0], &mask[0], nt)
+        else:
+            nnf_relu_fwd_f64(&x[0], n, &out[0], &mask[0], nt)
+
+
+def relu_backward(const floating[::1] dout, const uint8_t[::1] mask, floating[::1] dx,
+                  int n_threads=1):
+    """dx = 0 where mask else dout (flat arrays)."""
+    cdef int64_t n = dout.shape[0]
+    _same_len(n, mask.shape[0], "relu_backward", "mask")
+    _same_len(n, dx.shape[0], "relu_backward", "dx")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_relu_bwd_f32(&dout[0], &mask[0], n, &dx[0], nt)
+        else:
+            nnf_relu_bwd_f64(&dout[0], &mask[0], n, &dx[0], nt)
+
+
+def positive(const floating[::1] x, bint inclusive, floating[::1] out, int n_threads=1):
+    """out = 1.0 where x > 0 (x >= 0 if inclusive) else 0.0 (flat arrays)."""
+    cdef int64_t n = x.shape[0]
+    _same_len(n, out.shape[0], "positive", "out")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_positive_f32(&x[0], n, inclusive, &out[0], nt)
+        else:
+            nnf_positive_f64(&x[0], n, inclusive, &out[0], nt)
+
+
+def step(const floating[::1] x, int64_t[::1] out, int n_threads=1):
+    """out = (x > 0) as int64 (flat arrays)."""
+    cdef int64_t n = x.shape[0]
+    _same_len(n, out.shape[0], "step", "out")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_step_f32(&x[0], n, &out[0], nt)
+        else:
+            nnf_step_f64(&x[0], n, &out[0], nt)
+
+
+def sigmoid(const floating[::1] x, floating[::1] out, bint derivative=False, int n_threads=1):
+    """out = sigmoid(x), or (1 - s)*s with s = sigmoid(x) if derivative (flat arrays).
+
+    The reference's stable form; exp(-|x|) is NumPy's (computed in ``out`` in place).
+    """
+    cdef int64_t n = x.shape[0]
+    _same_len(n, out.shape[0], "sigmoid", "out")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_neg_abs_f32(&x[0], n, &out[0], nt)
+        else:
+            nnf_neg_abs_f64(&x[0], n, &out[0], nt)
+    arr = np.asarray(out)
+    np.exp(arr, out=arr)
+    with nogil:
+        if floating is float:
+            nnf_sigmoid_finish_f32(&x[0], &out[0], n, derivative, &out[0], nt)
+        else:
+            nnf_sigmoid_finish_f64(&x[0], &out[0], n, derivative, &out[0], nt)
+
+
+def sigmoid_backward(const floating[::1] dout, const floating[::1] y, floating[::1] dx,
+                     int n_threads=1):
+    """dx = dout * (1 - y) * y (flat arrays)."""
+    cdef int64_t n = dout.shape[0]
+    _same_len(n, y.shape[0], "sigmoid_backward", "y")
+    _same_len(n, dx.shape[0], "sigmoid_backward", "dx")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_sigmoid_bwd_f32(&dout[0], &y[0], n, &dx[0], nt)
+        else:
+            nnf_sigmoid_bwd_f64(&dout[0], &y[0], n, &dx[0], nt)
+
+
+def mul_mask(const floating[::1] a, const uint8_t[::1] mask, floating[::1] out, int n_threads=1):
+    """out = a * mask (flat arrays)."""
+    cdef int64_t n = a.shape[0]
+    _same_len(n, mask.shape[0], "mul_mask", "mask")
+    _same_len(n, out.shape[0], "mul_mask", "out")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_mul_mask_f32(&a[0], &mask[0], n, &out[0], nt)
+        else:
+            nnf_mul_mask_f64(&a[0], &mask[0], n, &out[0], nt)
+
+
+def scale(const floating[::1] a, double s, floating[::1] out, int n_threads=1):
+    """out = a * s, s rounded to the array's dtype first (flat arrays)."""
+    cdef int64_t n = a.shape[0]
+    _same_len(n, out.shape[0], "scale", "out")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_scale_f32(&a[0], s, n, &out[0], nt)
+        else:
+            nnf_scale_f64(&a[0], s, n, &out[0], nt)
+
+
+def bias_add(floating[:, ::1] out, const floating[::1] b, int n_threads=1):
+    """out[r, :] += b in place."""
+    cdef int64_t rows = out.shape[0], cols = out.shape[1]
+    _same_len(cols, b.shape[0], "bias_add", "b")
+    cdef int nt = _threads(n_threads)
+    if rows == 0 or cols == 0:
+        return
+    with nogil:
+        if floating is float:
+            nnf_bias_add_f32(&out[0, 0], &b[0], rows, cols, nt)
+        else:
+            nnf_bias_add_f64(&out[0, 0], &b[0], rows, cols, nt)
+
+
+cdef inline int _same_2d(floating[:, ::1] a, int64_t rows, int64_t cols, str where,
+                         str name) except -1:
+    if a.shape[0] != rows or a.shape[1] != cols:
+        raise ValueError(f"{where}: {name} must have shape ({rows}, {cols}), "
+                         f"got ({a.shape[0]}, {a.shape[1]})")
+    return 0
+
+
+cdef inline int _shift_exp(const floating[:, ::1] x, floating[:, ::1] y, int nt) except -1:
+    """y = exp(x - row max): the shift in C, the exponentials by NumPy (SIMD), in place."""
+    with nogil:
+        if floating is float:
+            nnf_softmax_shift_f32(&x[0, 0], x.shape[0], x.shape[1], &y[0, 0], nt)
+        else:
+            nnf_softmax_shift_f64(&x[0, 0], x.shape[0], x.shape[1], &y[0, 0], nt)
+    arr = np.asarray(y)
+    np.exp(arr, out=arr)
+    return 0
+
+
+def softmax(const floating[:, ::1] x, floating[:, ::1] y, int n_threads=1):
+    """y = softmax over each row of x."""
+    cdef int64_t rows = x.shape[0], cols = x.shape[1]
+    if y.shape[0] != rows or y.shape[1] != cols:
+        raise ValueError(f"softmax: y must have shape ({rows}, {cols})")
+    cdef int nt = _threads(n_threads)
+    if rows == 0 or cols == 0:
+        return
+    _shift_exp(x, y, nt)
+    with nogil:
+        if floating is float:
+            nnf_softmax_finish_f32(&y[0, 0], rows, cols, nt)
+        else:
+            nnf_softmax_finish_f64(&y[0, 0], rows, cols, nt)
+
+
+def softmax_xent(const floating[:, ::1] x, const int64_t[::1] labels, const floating[:, ::1] t,
+                 floating[:, ::1] y, floating[:, ::1] dx, double[::1] row_loss,
+                 int n_threads=1):
+    """y = softmax(x); return the mean cross-entropy loss; dx (if not None) the gradient.
+
+    ``t`` (dense teacher for dx) and ``dx`` may be None. Labels out of range: ValueError
+    (checked before anything is written).
+    """
+    cdef int64_t rows = x.shape[0], cols = x.shape[1]
+    cdef int nt = _threads(n_threads)
+    cdef double loss = 0.0
+    cdef int rc
+    cdef int64_t r
+    cdef const floating *tp = NULL
+    cdef floating *dxp = NULL
+    if cols < 1 or rows < 1:
+        raise ValueError(f"softmax_xent: x must have at least one row and one column, "
+                         f"got ({rows}, {cols})")
+    _same_len(rows, labels.shape[0], "softmax_xent", "labels")
+    _same_len(rows, row_loss.shape[0], "softmax_xent", "row_loss")
+    if y.shape[0] != rows or y.shape[1] != cols:
+        raise ValueError(f"softmax_xent: y must have shape ({rows}, {cols})")
+    if t is not None:
+        if t.shape[0] != rows or t.shape[1] != cols:
+            raise ValueError(f"softmax_xent: t must have shape ({rows}, {cols})")
+        tp = &t[0, 0]
+    if dx is not None:
+        if dx.shape[0] != rows or dx.shape[1] != cols:
+            raise ValueError(f"softmax_xent: dx must have shape ({rows}, {cols})")
+        dxp = &dx[0, 0]
+    for r in range(rows):  # refuse before writing anything (the C pass checks again)
+        if labels[r] < 0 or labels[r] >= cols:
+            raise ValueError(f"softmax_xent: labels must be in [0, {cols}), got {labels[r]}")
+    _shift_exp(x, y, nt)
+    with nogil:
+        if floating is float:
+            rc = nnf_softmax_xent_f32(&y[0, 0], rows, cols, &labels[0], tp, dxp,
+                                      &row_loss[0], &loss, nt)
+        else:
+            rc = nnf_softmax_xent_f64(&y[0, 0], rows, cols, &labels[0], tp, dxp,
+                                      &row_loss[0], &loss, nt)
+    if rc != 0:
+        raise ValueError(f"softmax_xent: labels must be in [0, {cols})")
+    return loss
+
+
+def softmax_xent_backward(const floating[:, ::1] y, const int64_t[::1] labels,
+                          const floating[:, ::1] t, floating[:, ::1] dx, int n_threads=1):
+    """dx = (y - t)/N with a dense teacher t, else y minus 1 at each label, /N (labels)."""
+    cdef int64_t rows = y.shape[0], cols = y.shape[1]
+    cdef int nt = _threads(n_threads)
+    cdef int rc
+    cdef const floating *tp = NULL
+    cdef const int64_t *lp = NULL
+    if cols < 1 or rows < 1:
+        raise ValueError(f"softmax_xent_backward: y must have at least one row and one "
+                         f"column, got ({rows}, {cols})")
+    if dx.shape[0] != rows or dx.shape[1] != cols:
+        raise ValueError(f"softmax_xent_backward: dx must have shape ({rows}, {cols})")
+    if t is not None:
+        if t.shape[0] != rows or t.shape[1] != cols:
+            raise ValueError(f"softmax_xent_backward: t must have shape ({rows}, {cols})")
+        tp = &t[0, 0]
+    else:
+        if labels is None:
+            raise ValueError("softmax_xent_backward: give labels or a dense teacher t")
+        _same_len(rows, labels.shape[0], "softmax_xent_backward", "labels")
+        lp = &labels[0]
+    with nogil:
+        if floating is float:
+            rc = nnf_softmax_xent_bwd_f32(&y[0, 0], rows, cols, lp, tp, &dx[0, 0], nt)
+        else:
+            rc = nnf_softmax_xent_bwd_f64(&y[0, 0], rows, cols, lp, tp, &dx[0, 0], nt)
+    if rc != 0:
+        raise ValueError(f"softmax_xent_backward: labels must be in [0, {cols})")
+
+
+def cross_entropy(const floating[:, ::1] y, const int64_t[::1] labels):
+    """-sum_r log(y[r, labels[r]] + 1e-7) / rows."""
+    cdef int64_t rows = y.shape[0], cols = y.shape[1]
+    cdef double loss = 0.0
+    cdef int rc
+    if cols < 1 or rows < 1:
+        raise ValueError(f"cross_entropy: y must have at least one row and one column, "
+                         f"got ({rows}, {cols})")
+    _same_len(rows, labels.shape[0], "cross_entropy", "labels")
+    with nogil:
+        if floating is float:
+            rc = nnf_cross_entropy_f32(&y[0, 0], rows, cols, &labels[0], &loss)
+        else:
+            rc = nnf_cross_entropy_f64(&y[0, 0], rows, cols, &labels[0], &loss)
+    if rc != 0:
+        raise ValueError(f"cross_entropy: labels must be in [0, {cols})")
+    return loss
+
+
+cdef inline int _bn_sizes(int64_t total, int64_t N, int64_t C, int64_t I, str where) except -1:
+    if N < 0 or C < 0 or I < 1 or N * C * I != total:
+        raise ValueError(f"{where}: (N, C, I) = ({N}, {C}, {I}) does not match {total} elements")
+    return 0
+
+
+def bn_forward_train(const floating[::1] x, int64_t N, int64_t C, int64_t I,
+                     const floating[::1] gamma, const floating[::1] beta,
+                     const floating[::1] rm_in, const floating[::1] rv_in, double momentum,
+                     floating[::1] out, floating[::1] xc, floating[::1] xn, floating[::1] std,
+                     floating[::1] rm_out, floating[::1] rv_out, int n_threads=1):
+    """Training forward of batch normalization on x viewed as (N, C, I), stats per channel."""
+    cdef int64_t total = x.shape[0]
+    _bn_sizes(total, N, C, I, "bn_forward_train")
+    if N < 1:
+        raise ValueError("bn_forward_train: need at least one sample")
+    for arr, name in ((out, "out"), (xc, "xc"), (xn, "xn")):
+        _same_len(total, arr.shape[0], "bn_forward_train", name)
+    for arr, name in ((gamma, "gamma"), (beta, "beta"), (rm_in, "running_mean"),
+                      (rv_in, "running_var"), (std, "std"), (rm_out, "rm_out"),
+                      (rv_out, "rv_out")):
+        _same_len(C, arr.shape[0], "bn_forward_train", name)
+    cdef int nt = _threads(n_threads)
+    cdef int rc
+    if total == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = nnf_bn_fwd_train_f32(&x[0], N, C, I, &gamma[0], &beta[0], &rm_in[0],
+                                      &rv_in[0], momentum, &out[0], &xc[0], &xn[0], &std[0],
+                                      &rm_out[0], &rv_out[0], nt)
+        else:
+            rc = nnf_bn_fwd_train_f64(&x[0], N, C, I, &gamma[0], &beta[0], &rm_in[0],
+                                      &rv_in[0], momentum, &out[0], &xc[0], &xn[0], &std[0],
+                                      &rm_out[0], &rv_out[0], nt)
+    if rc != 0:
+        raise ValueError("bn_forward_train: invalid arguments")
+
+
+def bn_forward_test(const floating[::1] x, int64_t N, int64_t C, int64_t I,
+                    const floating[::1] gamma, const floating[::1] beta,
+                    const floating[::1] rm, const floating[::1] rv, floating[::1] out,
+                    int n_threads=1):
+    """Test-time batch normalization with the running statistics."""
+    cdef int64_t total = x.shape[0]
+    _bn_sizes(total, N, C, I, "bn_forward_test")
+    _same_len(total, out.shape[0], "bn_forward_test", "out")
+    for arr, name in ((gamma, "gamma"), (beta, "beta"), (rm, "running_mean"),
+                      (rv, "running_var")):
+        _same_len(C, arr.shape[0], "bn_forward_test", name)
+    cdef int nt = _threads(n_threads)
+    cdef int rc
+    if total == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = nnf_bn_fwd_test_f32(&x[0], N, C, I, &gamma[0], &beta[0], &rm[0], &rv[0],
+                                     &out[0], nt)
+        else:
+            rc = nnf_bn_fwd_test_f64(&x[0], N, C, I, &gamma[0], &beta[0], &rm[0], &rv[0],
+                                     &out[0], nt)
+    if rc != 0:
+        raise ValueError("bn_forward_test: invalid arguments")
+
+
+def bn_backward(const floating[::1] dout, const floating[::1] xc, const floating[::1] xn,
+                const floating[::1] std, const floating[::1] gamma, int64_t N, int64_t C,
+                int64_t I, floating[::1] dx, floating[::1] dgamma, floating[::1] dbeta,
+                int n_threads=1):
+    """Backward of batch normalization from the caches of the training forward."""
+    cdef int64_t total = dout.shape[0]
+    _bn_sizes(total, N, C, I, "bn_backward")
+    if N < 1:
+        raise ValueError("bn_backward: need at least one sample")
+    for arr, name in ((xc, "xc"), (xn, "xn"), (dx, "dx")):
+        _same_len(total, arr.shape[0], "bn_backward", name)
+    for arr, name in ((std, "std"), (gamma, "gamma"), (dgamma, "dgamma"), (dbeta, "dbeta")):
+        _same_len(C, arr.shape[0], "bn_backward", name)
+    cdef int nt = _threads(n_threads)
+    cdef int rc
+    if total == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = nnf_bn_bwd_f32(&dout[0], &xc[0], &xn[0], &std[0], &gamma[0], N, C, I,
+                                &dx[0], &dgamma[0], &dbeta[0], nt)
+        else:
+            rc = nnf_bn_bwd_f64(&dout[0], &xc[0], &xn[0], &std[0], &gamma[0], N, C, I,
+                                &dx[0], &dgamma[0], &dbeta[0], nt)
+    if rc != 0:
+        raise ValueError("bn_backward: invalid arguments")
+
+
+# Optimizer updates: op codes for optim_update (C constants, mirrored as Python ints).
+cdef enum:
+    _SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _RMSPROP, _ADAM
+
+OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV = _SGD, _MOMENTUM, _NESTEROV
+OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM = _ADAGRAD, _RMSPROP, _ADAM
+
+
+def optim_update(int op, floating[::1] p, const floating[::1] g, floating[::1] s1,
+                 floating[::1] s2, double a, double b, double c, int n_threads=1):
+    """One fused in-place update of p (flat) from g; s1/s2 are the state arrays (or None).
+
+    Hyper-parameters (a, b, c): SGD (lr); Momentum/Nesterov (lr, momentum); AdaGrad (lr);
+    RMSprop (lr, decay_rate); Adam (lr_t, beta1, beta2).
+    """
+    cdef int64_t n = p.shape[0]
+    _same_len(n, g.shape[0], "optim_update", "grad")
+    cdef int needs = 0 if op == _SGD else (2 if op == _ADAM else 1)
+    if op < 0 or op > _ADAM:
+        raise ValueError(f"optim_update: unknown op {op}")
+    if needs >= 1:
+        if s1 is None:
+            raise ValueError("optim_update: missing state array")
+        _same_len(n, s1.shape[0], "optim_update", "state")
+    if needs == 2:
+        if s2 is None:
+            raise ValueError("optim_update: missing second state array")
+        _same_len(n, s2.shape[0], "optim_update", "state")
+    cdef int nt = _threads(n_threads)
+    if n == 0:
+        return
+    cdef floating *s1p = &s1[0] if needs >= 1 else NULL
+    cdef floating *s2p = &s2[0] if needs == 2 else NULL
+    with nogil:
+        if floating is float:
+            if op == _SGD:
+                nnf_sgd_f32(&p[0], &g[0], n, a, nt)
+            elif op == _MOMENTUM:
+                nnf_momentum_f32(&p[0], &g[0], s1p, n, a, b, nt)
+            elif op == _NESTEROV:
+                nnf_nesterov_f32(&p[0], &g[0], s1p, n, a, b, nt)
+            elif op == _ADAGRAD:
+                nnf_adagrad_f32(&p[0], &g[0], s1p, n, a, nt)
+            elif op == _RMSPROP:
+                nnf_rmsprop_f32(&p[0], &g[0], s1p, n, a, b, nt)
+            else:
+                nnf_adam_f32(&p[0], &g[0], s1p, s2p, n, a, b, c, nt)
+        else:
+            if op == _SGD:
+                nnf_sgd_f64(&p[0], &g[0], n, a, nt)
+            elif op == _MOMENTUM:
+                nnf_momentum_f64(&p[0], &g[0], s1p, n, a, b, nt)
+            elif op == _NESTEROV:
+                nnf_nesterov_f64(&p[0], &g[0], s1p, n, a, b, nt)
+            elif op == _ADAGRAD:
+                nnf_adagrad_f64(&p[0], &g[0], s1p, n, a, nt)
+            elif op == _RMSPROP:
+                nnf_rmsprop_f64(&p[0], &g[0], s1p, n, a, b, nt)
+            else:
+                nnf_adam_f64(&p[0], &g[0], s1p, s2p, n, a, b, c, nt)

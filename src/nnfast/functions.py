@@ -1,28 +1,43 @@
 """Activation and loss functions (native API; teacher first: ``f(d, y)``).
 
-Served by ``nnfast.reference.functions`` until the fused compiled kernels
-land (softmax + cross-entropy, element-wise activations); the names and
-semantics here are the contract and will not change when they do.
+Compiled (``nnfast._dispatch``): ``sigmoid, relu, step_function, softmax,
+cross_entropy_error, softmax_with_loss`` and the derivatives ``d_sigmoid/sigmoid_grad,
+d_relu, relu_grad, d_softmax_with_loss`` — C passes, dtype-preserving; the
+exponentials are NumPy's own SIMD ``np.exp`` (several times faster than libm's scalar
+``exp``), applied in place between the C passes. Results equal
+``nnfast.reference.functions`` bit for bit for relu, step, sigmoid and their
+derivatives; softmax and the losses agree to ~1e-12 relative in float64 (~1e-5 in
+float32): their row sums accumulate in double rather than in NumPy's pairwise order,
+and the cross-entropy's log is libm's, which may differ from NumPy's in the last bit.
+Labels out of range raise ValueError (also checked again in C). The other functions
+are the reference's (nothing to gain from compiling them).
 """
-from .reference.functions import (
+from ._dispatch import (
     cross_entropy_error,
-    d_identity_function,
-    d_mean_squared_error,
     d_relu,
     d_sigmoid,
-    d_sigmoid_with_loss,
     d_softmax_with_loss,
-    d_step_function,
-    identity_function,
-    mean_squared_error,
     relu,
     relu_grad,
     sigmoid,
-    sigmoid_grad,
     softmax,
     softmax_with_loss,
     step_function,
 )
+from .reference.functions import (
+    d_identity_function,
+    d_mean_squared_error,
+    d_sigmoid_with_loss,
+    d_step_function,
+    identity_function,
+    mean_squared_error,
+)
+
+
+def sigmoid_grad(x):
+    """The book's name for :func:`d_sigmoid`."""
+    return d_sigmoid(x)
+
 
 __all__ = [
     "identity_function", "step_function", "sigmoid", "relu", "softmax",

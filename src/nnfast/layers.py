@@ -3,23 +3,31 @@
 Convolution, Pooling and AvgPooling are native: thin Python holding the
 reference's state and validation, calling the compiled kernels through
 ``_dispatch`` (dtype-preserving: float32 stays float32, where the original
-computed in float64). The other layers are served by
-``nnfast.reference.layers`` until their fused kernels land; names, attributes
-and semantics here are the contract.
+computed in float64). Relu, Sigmoid,
+Affine, SoftmaxWithLoss, Dropout and BatchNormalization run their passes in C
+(the Affine GEMM is ``numpy.matmul``); names, attributes and semantics are the
+reference's, and so are the numbers: bit for bit for Relu, Sigmoid, Affine,
+Dropout and BatchNormalization (per-feature mode), ~1e-12 relative (float64) for
+SoftmaxWithLoss and BatchNormalization's spatial mode. Inputs of mixed dtypes (e.g.
+float32 x with float64 W) follow NumPy promotion through the reference code.
+
+``Relu.backward`` never writes into ``dout`` (the original toolkit zeroed it in
+place; reproducing that aliasing is the compatibility profiles' job, not the native API's).
+Arrays handed out (outputs, ``dx``, ``dW``/``db``/``dgamma``/``dbeta``) are never
+overwritten by a later call while anything outside the layer still refers to them:
+a layer reuses a buffer only when its reference count shows the layer is its sole owner.
 """
+import sys
+import sysconfig
+
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_float_array
+from ._checks import (as_float_array, check_min_ndim, check_ndim, check_real,
+                      check_shape_match, require_forward)
+from ._threads import get_num_threads
+from .reference import functions as _ref_functions
 from .reference import layers as _ref
-from .reference.layers import (
-    Affine,
-    BatchNormalization,
-    Dropout,
-    Relu,
-    Sigmoid,
-    SoftmaxWithLoss,
-)
 
 
 class Convolution:
@@ -176,6 +184,379 @@ class AvgPooling(_ref._Pool2d):
         dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
             dout, "AvgPooling.backward")
         return _dispatch.avgpool_backward(dout, self.x.shape, pool_h, pool_w, stride, pad)
+
+
+# ---- dense layers on the compiled kernels (issue 4) -----------------------------------
+
+_K = _dispatch._kernels  # None when the kernels are off: the reference classes are used
+
+
+class _Buffers:
+    """Named work arrays a layer may reuse between calls.
+
+    ``get`` hands back the previous array of that name only if it has the requested
+    shape and dtype and nothing but the layer refers to it (CPython reference count:
+    a view, a dict entry or a variable elsewhere all count); otherwise a fresh array.
+    ``holders`` is the number of the layer's own attributes expected to refer to it.
+    """
+
+    __slots__ = ("_arrays",)
+
+    def __init__(self):
+        self._arrays = {}
+
+    def count(self, name):
+        a = self._arrays.get(name)
+        return sys.getrefcount(a)
+
+    def held(self, name, obj):
+        """1 if ``obj`` (a layer attribute) is this buffer, else 0: for ``holders``."""
+        return int(obj is not None and obj is self._arrays.get(name))
+
+    def get(self, name, shape, dtype, holders=0):
+        a = self._arrays.get(name)
+        if (a is not None and _PRIVATE_REFS is not None and a.shape == shape
+                and a.dtype == dtype and sys.getrefcount(a) <= _PRIVATE_REFS + holders):
+            return a
+        a = np.empty(shape, dtype=dtype)
+        self._arrays[name] = a
+        return a
+
+
+def _calibrate():
+    """References an array has when only a _Buffers holds it (measured, not assumed)."""
+    if (sys.implementation.name != "cpython" or sys.version_info >= (3, 14)
+            or sysconfig.get_config_var("Py_GIL_DISABLED")):
+        # No reference counts to trust (other VMs; free-threaded builds; 3.14's
+        # borrowed stack references): never reuse, always hand out fresh arrays.
+        return None
+    probe = _Buffers()
+    probe.get("p", (1,), np.float64)
+    return probe.count("p")
+
+
+_PRIVATE_REFS = _calibrate()
+
+
+def _flat(a):
+    return a.reshape(-1)
+
+
+def _same_dtype(*arrays):
+    dt = arrays[0].dtype
+    return all(a.dtype == dt for a in arrays[1:])
+
+
+class Relu(_ref.Relu):
+    __doc__ = _ref.Relu.__doc__
+
+    def __init__(self):
+        super().__init__()
+        self._buf = _Buffers()
+
+    def forward(self, x):
+        x = _dispatch.kernel_input(x, "Relu.forward", "x")
+        out = self._buf.get("out", x.shape, x.dtype)
+        mask = self._buf.get("mask", x.shape, np.bool_, self._buf.held("mask", self.mask))
+        _K.relu_forward(_flat(x), _flat(out), _flat(mask.view(np.uint8)), get_num_threads())
+        self.mask = mask
+        return out
+
+    def backward(self, dout):
+        where = "Relu.backward"
+        require_forward(self.mask, where)
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.mask.shape, where, "dout", "the shape of the last forward's x")
+        dout = _dispatch.kernel_input(dout, where, "dout")
+        mask = np.asarray(self.mask, dtype=np.bool_, order="C")
+        dx = self._buf.get("dx", dout.shape, dout.dtype)
+        _K.relu_backward(_flat(dout), _flat(mask.view(np.uint8)), _flat(dx), get_num_threads())
+        return dx
+
+
+class Sigmoid(_ref.Sigmoid):
+    __doc__ = _ref.Sigmoid.__doc__
+
+    def __init__(self):
+        super().__init__()
+        self._buf = _Buffers()
+
+    def forward(self, x):
+        x = _dispatch.kernel_input(x, "Sigmoid.forward", "x")
+        out = self._buf.get("out", x.shape, x.dtype, self._buf.held("out", self.out))
+        _K.sigmoid(_flat(x), _flat(out), False, get_num_threads())
+        self.out = out
+        return out
+
+    def backward(self, dout):
+        where = "Sigmoid.backward"
+        require_forward(self.out, where)
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.out.shape, where, "dout", "the shape of the last forward's x")
+        if dout.dtype != self.out.dtype:
+            return super().backward(dout)  # NumPy promotion, as the reference
+        dout = _dispatch.kernel_input(dout, where, "dout")
+        y = _dispatch.kernel_input(self.out, where, "out")
+        dx = self._buf.get("dx", dout.shape, dout.dtype)
+        _K.sigmoid_backward(_flat(dout), _flat(y), _flat(dx), get_num_threads())
+        return dx
+
+
+class Affine(_ref.Affine):
+    """``out = x @ W + b`` with x flattened to (N, D); W (D, M), b (M,).
+
+    The GEMMs are ``numpy.matmul(..., out=)`` (the reference's own products, so float64
+    results are bit-identical) and the bias is added in C. Caches ``x`` (the flattened
+    input) and ``original_x_shape``; backward sets ``dW`` (D, M), ``db`` (M,) and returns
+    dx in x's original shape, or None when ``skip_dx`` is True (only dW/db computed).
+    Mixed dtypes (x, W, b not all alike) follow NumPy promotion via the reference code.
+    """
+
+    def __init__(self, W, b):
+        super().__init__(W, b)
+        self._buf = _Buffers()
+        self._fast = False
+
+    def forward(self, x):
+        where = "Affine.forward"
+        x = as_float_array(x, where, "x")
+        check_min_ndim(x, 2, where, "x", "(N, D) or (N, ...)")
+        W, b = _ref._check_affine_params(self.W, self.b, where)
+        if not _same_dtype(x, W, b):
+            self._fast = False
+            return super().forward(x)
+        n = x.shape[0]
+        features = int(np.prod(x.shape[1:]))
+        if features != W.shape[0]:
+            return super().forward(x)  # raises the reference's error
+        x2 = x.reshape(n, features)
+        out = self._buf.get("out", (n, W.shape[1]), x.dtype)
+        np.matmul(x2, W, out=out)
+        _K.bias_add(out, _dispatch.kernel_input(b, where, "b"), get_num_threads())
+        self.original_x_shape = x.shape
+        self.x = x2
+        self._fast = True
+        return out
+
+    def backward(self, dout):
+        where = "Affine.backward"
+        require_forward(self.x, where)
+        dout = as_float_array(dout, where, "dout")
+        W, _ = _ref._check_affine_params(self.W, self.b, where)
+        n, d = self.x.shape
+        if not self._fast or W.shape[0] != d or not _same_dtype(dout, W, self.x):
+            return super().backward(dout)  # the reference's errors and promotion
+        check_shape_match(dout, (n, W.shape[1]), where, "dout", "(N, M) of the last forward")
+        dx = None
+        if not self.skip_dx:
+            dx2 = self._buf.get("dx", (n, d), dout.dtype)
+            np.matmul(dout, W.T, out=dx2)
+            dx = dx2.reshape(self.original_x_shape)
+        dW = self._buf.get("dW", W.shape, dout.dtype, self._buf.held("dW", self.dW))
+        np.matmul(self.x.T, dout, out=dW)
+        db = self._buf.get("db", (W.shape[1],), dout.dtype, self._buf.held("db", self.db))
+        np.add.reduce(dout, axis=0, out=db)
+        self.dW = dW
+        self.db = db
+        return dx
+
+
+class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
+    """Softmax followed by cross-entropy, fused: one C pass per row computes the stable
+    softmax ``y``, the loss (``-log(y[label] + 1e-7)``, averaged) and the gradient that
+    ``backward`` returns; ``forward(x, t)`` returns the loss.
+
+    x is (N, C) scores (or (C,) for one sample); t is (N,) labels of any integer dtype or
+    (N, C) one-hot (detected by size, as the reference). Labels out of range: ValueError.
+    Caches ``y``, ``t`` and ``loss``; ``backward(dout=1)`` ignores dout, as the original.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._dx = None
+        self._dx_for = None
+        self._buf = _Buffers()
+
+    def forward(self, x, t):
+        where = "SoftmaxWithLoss.forward"
+        x = as_float_array(x, where, "x")
+        check_ndim(x, (1, 2), where, "x", "(N, C) or (C,)")
+        if x.shape[-1] == 0:
+            return super().forward(x, t)  # the reference's error
+        d, x2 = _ref_functions._as_batch(t, x, "cross_entropy_error")
+        labels, dense = _dispatch.xent_teacher(d, x2, "cross_entropy_error")
+        one_hot = np.asarray(d).size == x2.size
+        x2 = _dispatch.kernel_input(x2, where, "x")
+        buf = self._buf
+        # y and dx in x's shape (no views), so reference counts tell who holds them
+        y = buf.get("y", x.shape, x2.dtype, buf.held("y", self.y))
+        fuse = dense is not None or not one_hot
+        dx = buf.get("dx", x.shape, x2.dtype, buf.held("dx", self._dx)) if fuse else None
+        row_loss = buf.get("row_loss", (x2.shape[0],), np.float64)
+        loss = _K.softmax_xent(x2, labels, dense, y.reshape(x2.shape),
+                               None if dx is None else dx.reshape(x2.shape), row_loss,
+                               get_num_threads())
+        self.y = y
+        self.t = np.asarray(t)
+        self.loss = y.dtype.type(loss)
+        self._dx = dx
+        self._dx_for = (self.y, self.t)
+        return self.loss
+
+    def backward(self, dout=1):
+        require_forward(self.y, "SoftmaxWithLoss.backward")
+        dx, self._dx = self._dx, None  # handed out once, never written again
+        if dx is None or self._dx_for is None or self._dx_for[0] is not self.y \
+                or self._dx_for[1] is not self.t:
+            return super().backward(dout)  # caches rebound since forward: recompute
+        return dx
+
+
+class Dropout(_ref.Dropout):
+    __doc__ = _ref.Dropout.__doc__ + """
+    The uniform draws and the comparison are NumPy's (``np.random.rand(*x.shape) >
+    ratio``, so seeded runs match the reference); the products run in C.
+    """
+
+    def forward(self, x, train_flg=True):
+        where = "Dropout.forward"
+        x = as_float_array(x, where, "x")
+        ratio = _ref._check_ratio(self.dropout_ratio, where)
+        x = _dispatch.kernel_input(x, where, "x")
+        out = np.empty(x.shape, dtype=x.dtype)
+        if train_flg:
+            # the draws and the comparison are the reference's own NumPy calls (SIMD)
+            mask = np.asarray(np.random.rand(*x.shape) > ratio)
+            _K.mul_mask(_flat(x), _flat(mask.view(np.uint8)), _flat(out), get_num_threads())
+            self.mask = mask
+        else:
+            _K.scale(_flat(x), 1.0 - ratio, _flat(out), get_num_threads())
+        return out
+
+    def backward(self, dout):
+        where = "Dropout.backward"
+        require_forward(self.mask, where, "a forward with train_flg=True")
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.mask.shape, where, "dout",
+                          "the shape of the last training forward's x")
+        dout = _dispatch.kernel_input(dout, where, "dout")
+        mask = np.asarray(self.mask, dtype=np.bool_, order="C")
+        dx = np.empty(dout.shape, dtype=dout.dtype)
+        _K.mul_mask(_flat(dout), _flat(mask.view(np.uint8)), _flat(dx), get_num_threads())
+        return dx
+
+
+class BatchNormalization(_ref.BatchNormalization):
+    __doc__ = _ref.BatchNormalization.__doc__ + """
+    Compiled: the statistics, normalisation and backward run in C, each channel's sums in
+    the reference's order and dtype (float64 results are bit-identical in 'feature' mode).
+    In 'spatial' mode the caches ``xc`` and ``xn`` keep x's (N, C, H, W) layout (the
+    reference stores them transposed to (N*H*W, C)). Mixed dtypes (e.g. float32 x with
+    float64 gamma or running stats) follow NumPy promotion via the reference code.
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
+                 mode="feature"):
+        super().__init__(gamma, beta, momentum, running_mean, running_var, mode)
+        self._kernel_caches = False  # whether xc/xn/std come from the kernels
+        self._buf = _Buffers()
+
+    def _geometry(self, shape):
+        if self.mode == "spatial":
+            n, c, h, w = shape
+            return n, c, h * w
+        return shape[0], int(np.prod(shape[1:])), 1
+
+    def forward(self, x, train_flg=True):
+        where = "BatchNormalization.forward"
+        x = as_float_array(x, where, "x")
+        if self.mode == "spatial":
+            check_ndim(x, 4, where, "x", "(N, C, H, W) in mode 'spatial'")
+        else:
+            check_min_ndim(x, 2, where, "x", "(N, D) or (N, C, H, W)")
+        n, c, inner = self._geometry(x.shape)
+        gamma = self._check_param(self.gamma, "gamma", c, where)
+        beta = self._check_param(self.beta, "beta", c, where)
+        momentum = check_real(self.momentum, "momentum", where)
+        rm = (np.zeros(c, dtype=x.dtype) if self.running_mean is None
+              else self._check_param(self.running_mean, "running_mean", c, where))
+        rv = (np.zeros(c, dtype=x.dtype) if self.running_var is None
+              else self._check_param(self.running_var, "running_var", c, where))
+        if not _same_dtype(x, gamma, beta, rm, rv) or (train_flg and n * inner == 0):
+            out = super().forward(x, train_flg)  # promotion (or the reference's error)
+            if train_flg:
+                self._kernel_caches = False
+            return out
+        kin = _dispatch.kernel_input
+        xk = kin(x, where, "x")
+        gamma, beta = kin(gamma, where, "gamma"), kin(beta, where, "beta")
+        rm_k, rv_k = kin(rm, where, "running_mean"), kin(rv, where, "running_var")
+        buf = self._buf
+        out = buf.get("out", x.shape, x.dtype)
+        nt = get_num_threads()
+        if train_flg:
+            # caches in their final shape (no views): the reference counts then tell
+            # whether anyone still holds the previous ones
+            shape = x.shape if self.mode == "spatial" else (n, c)
+            xc = buf.get("xc", shape, x.dtype, buf.held("xc", self.xc))
+            xn = buf.get("xn", shape, x.dtype, buf.held("xn", self.xn))
+            std = np.empty(c, dtype=x.dtype)
+            rm_new = np.empty(c, dtype=x.dtype)
+            rv_new = np.empty(c, dtype=x.dtype)
+            _K.bn_forward_train(_flat(xk), n, c, inner, gamma, beta, rm_k, rv_k, momentum,
+                                _flat(out), _flat(xc), _flat(xn), std, rm_new, rv_new, nt)
+            self.batch_size = n * inner
+            self.xc, self.xn, self.std = xc, xn, std
+            self.running_mean, self.running_var = rm_new, rv_new
+            self._kernel_caches = True
+        else:
+            _K.bn_forward_test(_flat(xk), n, c, inner, gamma, beta, rm_k, rv_k, _flat(out), nt)
+            self.running_mean, self.running_var = rm, rv
+        self.input_shape = x.shape
+        return out
+
+    def backward(self, dout):
+        where = "BatchNormalization.backward"
+        require_forward(self.xn, where, "a forward with train_flg=True")
+        if not self._kernel_caches:
+            return super().backward(dout)
+        dout = as_float_array(dout, where, "dout")
+        check_shape_match(dout, self.input_shape, where, "dout",
+                          "the shape of the last forward's x")
+        n, c, inner = self._geometry(dout.shape)
+        if self.xn.size != dout.size or self.std.shape != (c,):
+            raise ValueError(
+                f"{where}: dout has shape {tuple(dout.shape)} but the last training forward "
+                f"normalised {self.xn.size} values of {self.std.shape[0]} channels")
+        gamma = self._check_param(self.gamma, "gamma", c, where)
+        kin = _dispatch.kernel_input
+        caches = (self.xc, self.xn, self.std)
+        if not _same_dtype(dout, gamma, *caches):
+            if self.mode != "spatial":
+                return super().backward(dout)  # the reference's caches and promotion
+            dt = np.result_type(dout, gamma, *caches)  # spatial: compute in the promoted dtype
+            dout, gamma = dout.astype(dt), gamma.astype(dt)
+            caches = tuple(a.astype(dt) for a in caches)
+        dout = kin(dout, where, "dout")
+        xc, xn, std = (kin(a, where, "cache") for a in caches)
+        gamma = kin(gamma, where, "gamma")
+        dx = self._buf.get("dx", dout.shape, dout.dtype)
+        dgamma = np.empty(c, dtype=dout.dtype)
+        dbeta = np.empty(c, dtype=dout.dtype)
+        _K.bn_backward(_flat(dout), _flat(xc), _flat(xn), std, gamma, n, c, inner,
+                       _flat(dx), dgamma, dbeta, get_num_threads())
+        self.dgamma = dgamma
+        self.dbeta = dbeta
+        return dx
+
+
+Relu = _dispatch.register("Relu", Relu, _ref.Relu)
+Sigmoid = _dispatch.register("Sigmoid", Sigmoid, _ref.Sigmoid)
+Affine = _dispatch.register("Affine", Affine, _ref.Affine)
+SoftmaxWithLoss = _dispatch.register("SoftmaxWithLoss", SoftmaxWithLoss, _ref.SoftmaxWithLoss)
+Dropout = _dispatch.register("Dropout", Dropout, _ref.Dropout)
+BatchNormalization = _dispatch.register("BatchNormalization", BatchNormalization,
+                                        _ref.BatchNormalization)
 
 
 __all__ = [

@@ -1,8 +1,151 @@
 """Optimizers (native API): in-place ``update(params, grads)``.
 
-Served by ``nnfast.reference.optimizer`` until the fused C update kernels
-land; the update forms (and so float64 results, bit for bit) are the contract.
+Each update is one fused in-place C pass per parameter that performs the reference's
+operations in the reference's order (``nnfast.reference.optimizer``), so float64
+results are bit for bit equal (float32 too, with NumPy's float32 rounding of the
+hyper-parameters). Validation and lazy state creation are the reference base class's:
+a failed update raises before any parameter or state changes.
+
+A parameter whose arrays the kernels cannot take as they are (non-contiguous or
+byte-swapped parameter, gradient of another dtype, state arrays rebound by the user,
+overlapping memory) is updated by the reference's NumPy code instead, with the same result.
 """
-from .reference.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+import math
+
+import numpy as np
+
+from . import _dispatch
+from ._threads import get_num_threads
+from .reference import optimizer as _ref
+
+
+def _flat(a, order):
+    """The flat view of an array contiguous in ``order`` ('C' or 'F'), else None."""
+    if order == "C" and a.flags.c_contiguous:
+        return a.reshape(-1)
+    if order == "F" and a.flags.f_contiguous:
+        return a.T.reshape(-1)
+    return None
+
+
+class _Compiled:
+    """Mix-in: ``_step`` runs the kernel ``_op`` per parameter (the base class has
+    validated everything and created the state before ``_step`` is called)."""
+
+    _op = None
+
+    def _kernel_args(self, key, p, g):
+        """(p, g, state1, state2) as flat native arrays for the kernel, or None."""
+        if not p.dtype.isnative or not p.flags.writeable:
+            return None
+        order = "C" if p.flags.c_contiguous else ("F" if p.flags.f_contiguous else None)
+        if order is None or g.dtype != p.dtype:
+            return None
+        if not g.dtype.isnative:
+            g = g.astype(g.dtype.newbyteorder("="))
+        g = np.asarray(g, order=order)
+        flat = [_flat(p, order), _flat(g, order)]
+        for name in self._state_names:
+            s = getattr(self, name)[key]
+            if (not isinstance(s, np.ndarray) or s.dtype != p.dtype or s.shape != p.shape
+                    or not s.dtype.isnative or not s.flags.writeable):
+                return None
+            flat.append(_flat(s, order))
+        if any(a is None for a in flat):
+            return None
+        for i, a in enumerate(flat):
+            for b in flat[i + 1:]:
+                if np.may_share_memory(a, b):
+                    return None
+        flat += [None] * (4 - len(flat))
+        return flat
+
+    def _step(self, params, grads, hp):
+        # Plan every parameter first (nothing written), then update.
+        plan = {key: self._kernel_args(key, params[key], g) for key, g in grads.items()}
+        a, b, c = self._hyper(hp)
+        nt = get_num_threads()
+        for key, g in grads.items():
+            args = plan[key]
+            if args is None:
+                self._reference_step(params, key, g, hp)
+            else:
+                _dispatch._kernels.optim_update(self._op, *args, a, b, c, nt)
+
+    def _hyper(self, hp):
+        return hp["lr"], 0.0, 0.0
+
+    def _reference_step(self, params, key, g, hp):
+        super()._step({key: params[key]}, {key: g}, hp)
+
+
+def _op(name):
+    k = _dispatch._kernels
+    return getattr(k, name) if k is not None else None
+
+
+class SGD(_Compiled, _ref.SGD):
+    __doc__ = _ref.SGD.__doc__
+    _op = _op("OPT_SGD")
+
+
+class Momentum(_Compiled, _ref.Momentum):
+    __doc__ = _ref.Momentum.__doc__
+    _op = _op("OPT_MOMENTUM")
+
+    def _hyper(self, hp):
+        return hp["lr"], hp["momentum"], 0.0
+
+
+class Nesterov(_Compiled, _ref.Nesterov):
+    __doc__ = _ref.Nesterov.__doc__
+    _op = _op("OPT_NESTEROV")
+
+    def _hyper(self, hp):
+        return hp["lr"], hp["momentum"], 0.0
+
+
+class AdaGrad(_Compiled, _ref.AdaGrad):
+    __doc__ = _ref.AdaGrad.__doc__
+    _op = _op("OPT_ADAGRAD")
+
+
+class RMSprop(_Compiled, _ref.RMSprop):
+    __doc__ = _ref.RMSprop.__doc__
+    _op = _op("OPT_RMSPROP")
+
+    def _hyper(self, hp):
+        return hp["lr"], hp["decay_rate"], 0.0
+
+
+class Adam(_Compiled, _ref.Adam):
+    __doc__ = _ref.Adam.__doc__
+
+    _op = _op("OPT_ADAM")
+
+    def _step(self, params, grads, hp):
+        self.iter += 1
+        beta1, beta2 = hp["beta1"], hp["beta2"]
+        # In Python, as the reference: a float, so float32 stays float32 arithmetic.
+        self._lr_t = hp["lr"] * math.sqrt(1.0 - beta2 ** self.iter) / (1.0 - beta1 ** self.iter)
+        super()._step(params, grads, hp)
+
+    def _hyper(self, hp):
+        return self._lr_t, hp["beta1"], hp["beta2"]
+
+    def _reference_step(self, params, key, g, hp):
+        beta1, beta2 = hp["beta1"], hp["beta2"]
+        m, v = self.m[key], self.v[key]
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g ** 2 - v)
+        params[key] -= self._lr_t * m / (np.sqrt(v) + _ref.OPT_EPS)
+
+
+SGD = _dispatch.register("SGD", SGD, _ref.SGD)
+Momentum = _dispatch.register("Momentum", Momentum, _ref.Momentum)
+Nesterov = _dispatch.register("Nesterov", Nesterov, _ref.Nesterov)
+AdaGrad = _dispatch.register("AdaGrad", AdaGrad, _ref.AdaGrad)
+RMSprop = _dispatch.register("RMSprop", RMSprop, _ref.RMSprop)
+Adam = _dispatch.register("Adam", Adam, _ref.Adam)
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
