@@ -5,7 +5,9 @@
 
 nnf_index nnf_conv_out_size(nnf_index in, nnf_index f, nnf_index stride, nnf_index pad)
 {
-    if (in < 0 || f < 1 || stride < 1 || pad < 0 || in + 2 * pad < f) return -1;
+    /* pad > (INT64_MAX - in) / 2 would overflow in + 2*pad: no such input exists */
+    if (in < 0 || f < 1 || stride < 1 || pad < 0 || pad > (INT64_MAX - in) / 2) return -1;
+    if (in + 2 * pad < f) return -1;
     return (in + 2 * pad - f) / stride + 1;
 }
 

@@ -97,9 +97,11 @@ def im2col(const floating[:, :, :, ::1] x, int64_t filter_h, int64_t filter_w,
     cdef int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int64_t OH = _out_size(H, filter_h, stride, pad, "im2col")
     cdef int64_t OW = _out_size(W, filter_w, stride, pad, "im2col")
-    if out.shape[0] != N * OH * OW or out.shape[1] != C * filter_h * filter_w:
+    # sizes compared as Python ints: an int64 product could wrap around and match
+    rows, cols = (<object>N) * OH * OW, (<object>C) * filter_h * filter_w
+    if out.shape[0] != rows or out.shape[1] != cols:
         raise ValueError(
-            f"im2col: out must have shape ({N * OH * OW}, {C * filter_h * filter_w}), "
+            f"im2col: out must have shape ({rows}, {cols}), "
             f"got ({out.shape[0]}, {out.shape[1]})")
     cdef int nt = _threads(n_threads)
     cdef int rc
@@ -122,9 +124,10 @@ def col2im(const floating[:, ::1] col, floating[:, :, :, ::1] out, int64_t filte
     cdef int64_t N = out.shape[0], C = out.shape[1], H = out.shape[2], W = out.shape[3]
     cdef int64_t OH = _out_size(H, filter_h, stride, pad, "col2im")
     cdef int64_t OW = _out_size(W, filter_w, stride, pad, "col2im")
-    if col.shape[0] != N * OH * OW or col.shape[1] != C * filter_h * filter_w:
+    rows, cols = (<object>N) * OH * OW, (<object>C) * filter_h * filter_w  # exact (Python ints)
+    if col.shape[0] != rows or col.shape[1] != cols:
         raise ValueError(
-            f"col2im: col must have shape ({N * OH * OW}, {C * filter_h * filter_w}) for "
+            f"col2im: col must have shape ({rows}, {cols}) for "
             f"input_shape ({N}, {C}, {H}, {W}), got ({col.shape[0]}, {col.shape[1]})")
     cdef int nt = _threads(n_threads)
     cdef int rc
@@ -254,7 +257,7 @@ def conv_bias_nchw(const floating[:, ::1] rows, const floating[::1] b,
                    floating[:, :, ::1] out, int n_threads=1):
     """out[n, f, p] = rows[n*P + p, f] + b[f]."""
     cdef int64_t N = out.shape[0], FN = out.shape[1], P = out.shape[2]
-    if rows.shape[0] != N * P or rows.shape[1] != FN or b.shape[0] != FN:
+    if rows.shape[0] != (<object>N) * P or rows.shape[1] != FN or b.shape[0] != FN:
         raise ValueError(f"conv_bias_nchw: rows must be ({N * P}, {FN}) and b ({FN},) for out "
                          f"({N}, {FN}, {P}), got ({rows.shape[0]}, {rows.shape[1]}) and "
                          f"({b.shape[0]},)")
@@ -283,7 +286,7 @@ def conv_bwd_rows_db(const floating[:, :, ::1] dout, floating[:, ::1] rows, floa
                      double[:, ::1] partial, int n_threads=1):
     """rows[n*P + p, f] = dout[n, f, p]; db[f] = sum of dout[:, f, :] (in double)."""
     cdef int64_t N = dout.shape[0], FN = dout.shape[1], P = dout.shape[2]
-    if rows.shape[0] != N * P or rows.shape[1] != FN:
+    if rows.shape[0] != (<object>N) * P or rows.shape[1] != FN:
         raise ValueError(f"conv_bwd_rows_db: rows must be ({N * P}, {FN}), got "
                          f"({rows.shape[0]}, {rows.shape[1]})")
     _check_db(N, FN, db, partial, "conv_bwd_rows_db")
@@ -722,7 +725,9 @@ def cross_entropy(const floating[:, ::1] y, const int64_t[::1] labels):
 
 
 cdef inline int _bn_sizes(int64_t total, int64_t N, int64_t C, int64_t I, str where) except -1:
-    if N < 0 or C < 0 or I < 1 or N * C * I != total:
+    # the product as Python ints: in int64 a huge N or I could wrap around to ``total``
+    # (found by fuzzing: N = 4/5 mod 2**64, I = 5 passed and the kernel read far past x)
+    if N < 0 or C < 0 or I < 1 or (<object>N) * C * I != total:
         raise ValueError(f"{where}: (N, C, I) = ({N}, {C}, {I}) does not match {total} elements")
     return 0
 
