@@ -134,6 +134,27 @@ def check_window(height, width, filter_h, filter_w, pad, where, what="filter"):
         )
 
 
+#: Largest element count an array may have here: its bytes (8 per float64) must fit
+#: a signed 64-bit size, as NumPy requires (checked in exact Python int arithmetic).
+MAX_ELEMENTS = (2**63 - 1) // 8
+
+
+def check_size(shape, where, what):
+    """Refuse an array of ``shape`` (to be allocated) whose element count overflows.
+
+    NumPy would raise an error naming no argument (or, for sizes computed in
+    fixed-width integers, wrap around); this names the array and its shape.
+    """
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    if count > MAX_ELEMENTS or any(int(d) > MAX_ELEMENTS for d in shape):
+        raise ValueError(
+            f"{where}: {what} would have shape {tuple(int(d) for d in shape)}, "
+            f"too many elements to allocate (limit {MAX_ELEMENTS})"
+        )
+
+
 def check_pool_pad(pad, pool_h, pool_w, where):
     """Pooling padding may be at most half the window (as PyTorch requires)."""
     if 2 * pad > pool_h or 2 * pad > pool_w:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._checks import (as_float_array, check_min_ndim, check_ndim, check_pad,
                        check_pool_pad, check_positive_int, check_real,
-                       check_shape_match, check_window, require_forward)
+                       check_shape_match, check_size, check_window, require_forward)
 from . import util
 from .functions import cross_entropy_error, sigmoid, softmax
 
@@ -357,6 +357,9 @@ def _conv_forward_args(layer, x, where):
     check_window(h, w, fh, fw, pad, where)
     out_h = (h + 2 * pad - fh) // stride + 1
     out_w = (w + 2 * pad - fw) // stride + 1
+    check_size((x.shape[0] * out_h * out_w, c * fh * fw), where,
+               "the column matrix (N*OH*OW, C*FH*FW)")
+    check_size((x.shape[0], W.shape[0], out_h, out_w), where, "the output (N, FN, OH, OW)")
     return x, W, b, stride, pad, out_h, out_w
 
 
@@ -454,6 +457,9 @@ def _pool_geometry(layer, x, where):
     check_window(h, w, pool_h, pool_w, pad, where, what="pooling")
     out_h = (h + 2 * pad - pool_h) // stride + 1
     out_w = (w + 2 * pad - pool_w) // stride + 1
+    n, c = x.shape[:2]
+    check_size((n * out_h * out_w * c, pool_h * pool_w), where,
+               "the window matrix (N*OH*OW*C, pool_h*pool_w)")
     return pool_h, pool_w, stride, pad, out_h, out_w
 
 

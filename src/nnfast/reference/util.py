@@ -8,7 +8,7 @@ Both keep the input dtype (the original allocated float64 whatever came in).
 import numpy as np
 
 from .._checks import (as_float_array, check_ndim, check_pad, check_positive_int,
-                       check_shape_match, check_window)
+                       check_shape_match, check_size, check_window)
 
 
 def conv_output_size(input_size, filter_size, stride=1, pad=0):
@@ -49,6 +49,8 @@ def check_im2col_args(x, filter_h, filter_w, stride, pad, where="im2col"):
     check_window(h, w, filter_h, filter_w, pad, where)
     out_h = (h + 2 * pad - filter_h) // stride + 1
     out_w = (w + 2 * pad - filter_w) // stride + 1
+    check_size((x.shape[0] * out_h * out_w, x.shape[1] * filter_h * filter_w), where,
+               "the column matrix (N*OH*OW, C*FH*FW)")
     return x, filter_h, filter_w, stride, pad, out_h, out_w
 
 
@@ -91,6 +93,8 @@ def check_col2im_args(col, input_shape, filter_h, filter_w, stride, pad, where="
                   for k, v in enumerate(entries))
     filter_h, filter_w, stride, pad = _geometry(where, filter_h, filter_w, stride, pad)
     check_window(h, w, filter_h, filter_w, pad, where)
+    check_size((n, c, h + 2 * pad, w + 2 * pad), where,
+               "the padded image (N, C, H+2*pad, W+2*pad)")
     out_h = (h + 2 * pad - filter_h) // stride + 1
     out_w = (w + 2 * pad - filter_w) // stride + 1
     check_shape_match(col, (n * out_h * out_w, c * filter_h * filter_w), where, "col",
