@@ -125,10 +125,10 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
         for (nnf_index oh = OH - 1; oh >= 0; --oh) {
             for (nnf_index ow = OW - 1; ow >= 0; --ow) {
                 const nnf_index k = ap[oh * OW + ow];
-                /* the range checks also keep a corrupted argmax inside dx */
+                /* the range checks also keep a corrupted argmax inside its window and dx */
                 const nnf_index h = oh * stride - pad + k / PW;
                 const nnf_index w = ow * stride - pad + k % PW;
-                if (k >= 0 && h >= 0 && h < H && w >= 0 && w < W)
+                if (k >= 0 && k < PH * PW && h >= 0 && h < H && w >= 0 && w < W)
                     xp[h * W + w] += dp[oh * OW + ow];
             }
         }

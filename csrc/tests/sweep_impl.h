@@ -51,7 +51,8 @@ static void SW(one_geometry_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W
             CHECK(am[k] >= 0 && am[k] < FH * FW, "argmax %d outside the window", (int)am[k]);
         CHECK(SW(nnf_maxpool_bwd_)(dout, am, N, C, H, W, FH, FW, s, pad, back, threads)
               == NNF_OK, "maxpool_bwd");
-        for (nnf_index k = 0; k < small; ++k) am[k] = (int32_t)(k % 3 ? -7 : INT32_MAX);
+        for (nnf_index k = 0; k < small; ++k) /* before the window, after it, far out */
+            am[k] = (int32_t)(k % 3 == 0 ? -7 : (k % 3 == 1 ? FH * FW : INT32_MAX));
         CHECK(SW(nnf_maxpool_bwd_)(dout, am, N, C, H, W, FH, FW, s, pad, back, threads)
               == NNF_OK, "maxpool_bwd with corrupted argmax");
         for (nnf_index k = 0; k < N * C * H * W; ++k)

@@ -85,14 +85,21 @@ cdef inline int64_t _out_size(int64_t n, int64_t f, int64_t stride, int64_t pad,
     return o
 
 
+import os as _os
+
+# More threads than this buys nothing; tens of thousands exhaust the process's thread
+# limit and libgomp then crashes (found by fuzzing n_threads): larger counts are clamped.
+cdef int _MAX_THREADS = max(256, _os.cpu_count() or 1)
+
+
 cdef inline int _threads(int n_threads) except -1:
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    return n_threads
+    return n_threads if n_threads <= _MAX_THREADS else _MAX_THREADS
 
 
-def im2col(const floating[:, :, :, ::1] x, int64_t filter_h, int64_t filter_w,
-           int64_t stride, int64_t pad, floating[:, ::1] out, int n_threads=1):
+def im2col(const floating[:, :, :, ::1] x not None, int64_t filter_h, int64_t filter_w,
+           int64_t stride, int64_t pad, floating[:, ::1] out not None, int n_threads=1):
     """Unfold x (N, C, H, W) into out (N*OH*OW, C*FH*FW); rows (n, oh, ow), columns (c, i, j)."""
     cdef int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int64_t OH = _out_size(H, filter_h, stride, pad, "im2col")
@@ -118,8 +125,8 @@ def im2col(const floating[:, :, :, ::1] x, int64_t filter_h, int64_t filter_w,
         raise ValueError("im2col: invalid arguments")
 
 
-def col2im(const floating[:, ::1] col, floating[:, :, :, ::1] out, int64_t filter_h,
-           int64_t filter_w, int64_t stride, int64_t pad, int n_threads=1):
+def col2im(const floating[:, ::1] col not None, floating[:, :, :, ::1] out not None,
+           int64_t filter_h, int64_t filter_w, int64_t stride, int64_t pad, int n_threads=1):
     """Fold col (N*OH*OW, C*FH*FW) back into out (N, C, H, W), summing overlaps (adjoint of im2col)."""
     cdef int64_t N = out.shape[0], C = out.shape[1], H = out.shape[2], W = out.shape[3]
     cdef int64_t OH = _out_size(H, filter_h, stride, pad, "col2im")
@@ -160,9 +167,9 @@ cdef inline int _pool_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t 
     return 0
 
 
-def maxpool_forward(const floating[:, :, :, ::1] x, int64_t pool_h, int64_t pool_w,
-                    int64_t stride, int64_t pad, floating[:, :, :, ::1] out,
-                    int32_t[:, :, :, ::1] argmax, int n_threads=1):
+def maxpool_forward(const floating[:, :, :, ::1] x not None, int64_t pool_h, int64_t pool_w,
+                    int64_t stride, int64_t pad, floating[:, :, :, ::1] out not None,
+                    int32_t[:, :, :, ::1] argmax not None, int n_threads=1):
     """out = max over each window of x (padding -inf); argmax = offset i*pool_w + j of the first maximum."""
     cdef int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _pool_check(N, C, H, W, pool_h, pool_w, stride, pad, out, "maxpool_forward")
@@ -182,8 +189,9 @@ def maxpool_forward(const floating[:, :, :, ::1] x, int64_t pool_h, int64_t pool
         raise ValueError("maxpool_forward: invalid arguments")
 
 
-def maxpool_backward(const floating[:, :, :, ::1] dout, const int32_t[:, :, :, ::1] argmax,
-                     floating[:, :, :, ::1] dx, int64_t pool_h, int64_t pool_w,
+def maxpool_backward(const floating[:, :, :, ::1] dout not None,
+                     const int32_t[:, :, :, ::1] argmax not None,
+                     floating[:, :, :, ::1] dx not None, int64_t pool_h, int64_t pool_w,
                      int64_t stride, int64_t pad, int n_threads=1):
     """dx = dout scattered to the argmax of each window (overlaps add up)."""
     cdef int64_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
@@ -207,8 +215,9 @@ def maxpool_backward(const floating[:, :, :, ::1] dout, const int32_t[:, :, :, :
         raise ValueError("maxpool_backward: invalid arguments")
 
 
-def avgpool_forward(const floating[:, :, :, ::1] x, int64_t pool_h, int64_t pool_w,
-                    int64_t stride, int64_t pad, floating[:, :, :, ::1] out, int n_threads=1):
+def avgpool_forward(const floating[:, :, :, ::1] x not None, int64_t pool_h, int64_t pool_w,
+                    int64_t stride, int64_t pad, floating[:, :, :, ::1] out not None,
+                    int n_threads=1):
     """out = sum over each window of x (padding 0) / (pool_h*pool_w)."""
     cdef int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _pool_check(N, C, H, W, pool_h, pool_w, stride, pad, out, "avgpool_forward")
@@ -227,9 +236,9 @@ def avgpool_forward(const floating[:, :, :, ::1] x, int64_t pool_h, int64_t pool
         raise ValueError("avgpool_forward: invalid arguments")
 
 
-def avgpool_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
-                     int64_t pool_h, int64_t pool_w, int64_t stride, int64_t pad,
-                     int n_threads=1):
+def avgpool_backward(const floating[:, :, :, ::1] dout not None,
+                     floating[:, :, :, ::1] dx not None, int64_t pool_h, int64_t pool_w,
+                     int64_t stride, int64_t pad, int n_threads=1):
     """dx = dout / (pool_h*pool_w) spread over each window (overlaps add up)."""
     cdef int64_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     _pool_check(N, C, H, W, pool_h, pool_w, stride, pad, dout, "avgpool_backward")
@@ -253,8 +262,8 @@ def avgpool_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] d
 
 # ---- convolution epilogue (csrc/conv.c): rows (N*P, FN), NCHW planes (N, FN, P) ----------
 
-def conv_bias_nchw(const floating[:, ::1] rows, const floating[::1] b,
-                   floating[:, :, ::1] out, int n_threads=1):
+def conv_bias_nchw(const floating[:, ::1] rows not None, const floating[::1] b not None,
+                   floating[:, :, ::1] out not None, int n_threads=1):
     """out[n, f, p] = rows[n*P + p, f] + b[f]."""
     cdef int64_t N = out.shape[0], FN = out.shape[1], P = out.shape[2]
     if rows.shape[0] != (<object>N) * P or rows.shape[1] != FN or b.shape[0] != FN:
@@ -282,8 +291,8 @@ cdef inline int _check_db(int64_t N, int64_t FN, object db, double[:, ::1] parti
     return 0
 
 
-def conv_bwd_rows_db(const floating[:, :, ::1] dout, floating[:, ::1] rows, floating[::1] db,
-                     double[:, ::1] partial, int n_threads=1):
+def conv_bwd_rows_db(const floating[:, :, ::1] dout not None, floating[:, ::1] rows not None,
+                     floating[::1] db not None, double[:, ::1] partial not None, int n_threads=1):
     """rows[n*P + p, f] = dout[n, f, p]; db[f] = sum of dout[:, f, :] (in double)."""
     cdef int64_t N = dout.shape[0], FN = dout.shape[1], P = dout.shape[2]
     if rows.shape[0] != (<object>N) * P or rows.shape[1] != FN:
@@ -308,8 +317,8 @@ def conv_bwd_rows_db(const floating[:, :, ::1] dout, floating[:, ::1] rows, floa
         raise ValueError("conv_bwd_rows_db: invalid arguments")
 
 
-def conv_db(const floating[:, :, ::1] dout, floating[::1] db, double[:, ::1] partial,
-            int n_threads=1):
+def conv_db(const floating[:, :, ::1] dout not None, floating[::1] db not None,
+            double[:, ::1] partial not None, int n_threads=1):
     """db[f] = sum of dout[:, f, :] (in double), without the row layout."""
     cdef int64_t N = dout.shape[0], FN = dout.shape[1], P = dout.shape[2]
     _check_db(N, FN, db, partial, "conv_db")
@@ -436,7 +445,7 @@ cdef inline int _same_len(int64_t n, int64_t m, str where, str name) except -1:
     return 0
 
 
-def relu(const floating[::1] x, floating[::1] out, int n_threads=1):
+def relu(const floating[::1] x not None, floating[::1] out not None, int n_threads=1):
     """out = max(0, x) as np.maximum(0, x) (flat arrays)."""
     cdef int64_t n = x.shape[0]
     _same_len(n, out.shape[0], "relu", "out")
@@ -450,7 +459,8 @@ def relu(const floating[::1] x, floating[::1] out, int n_threads=1):
             nnf_relu_f64(&x[0], n, &out[0], nt)
 
 
-def relu_forward(const floating[::1] x, floating[::1] out, uint8_t[::1] mask, int n_threads=1):
+def relu_forward(const floating[::1] x not None, floating[::1] out not None,
+                 uint8_t[::1] mask not None, int n_threads=1):
     """mask = x <= 0; out = 0 where mask else x (flat arrays)."""
     cdef int64_t n = x.shape[0]
     _same_len(n, out.shape[0], "relu_forward", "out")
@@ -465,8 +475,8 @@ def relu_forward(const floating[::1] x, floating[::1] out, uint8_t[::1] mask, in
             nnf_relu_fwd_f64(&x[0], n, &out[0], &mask[0], nt)
 
 
-def relu_backward(const floating[::1] dout, const uint8_t[::1] mask, floating[::1] dx,
-                  int n_threads=1):
+def relu_backward(const floating[::1] dout not None, const uint8_t[::1] mask not None,
+                  floating[::1] dx not None, int n_threads=1):
     """dx = 0 where mask else dout (flat arrays)."""
     cdef int64_t n = dout.shape[0]
     _same_len(n, mask.shape[0], "relu_backward", "mask")
@@ -481,7 +491,8 @@ def relu_backward(const floating[::1] dout, const uint8_t[::1] mask, floating[::
             nnf_relu_bwd_f64(&dout[0], &mask[0], n, &dx[0], nt)
 
 
-def positive(const floating[::1] x, bint inclusive, floating[::1] out, int n_threads=1):
+def positive(const floating[::1] x not None, bint inclusive, floating[::1] out not None,
+             int n_threads=1):
     """out = 1.0 where x > 0 (x >= 0 if inclusive) else 0.0 (flat arrays)."""
     cdef int64_t n = x.shape[0]
     _same_len(n, out.shape[0], "positive", "out")
@@ -495,7 +506,7 @@ def positive(const floating[::1] x, bint inclusive, floating[::1] out, int n_thr
             nnf_positive_f64(&x[0], n, inclusive, &out[0], nt)
 
 
-def step(const floating[::1] x, int64_t[::1] out, int n_threads=1):
+def step(const floating[::1] x not None, int64_t[::1] out not None, int n_threads=1):
     """out = (x > 0) as int64 (flat arrays)."""
     cdef int64_t n = x.shape[0]
     _same_len(n, out.shape[0], "step", "out")
@@ -509,7 +520,8 @@ def step(const floating[::1] x, int64_t[::1] out, int n_threads=1):
             nnf_step_f64(&x[0], n, &out[0], nt)
 
 
-def sigmoid(const floating[::1] x, floating[::1] out, bint derivative=False, int n_threads=1):
+def sigmoid(const floating[::1] x not None, floating[::1] out not None, bint derivative=False,
+            int n_threads=1):
     """out = sigmoid(x), or (1 - s)*s with s = sigmoid(x) if derivative (flat arrays).
 
     The reference's stable form; exp(-|x|) is NumPy's (computed in ``out`` in place).
@@ -533,8 +545,8 @@ def sigmoid(const floating[::1] x, floating[::1] out, bint derivative=False, int
             nnf_sigmoid_finish_f64(&x[0], &out[0], n, derivative, &out[0], nt)
 
 
-def sigmoid_backward(const floating[::1] dout, const floating[::1] y, floating[::1] dx,
-                     int n_threads=1):
+def sigmoid_backward(const floating[::1] dout not None, const floating[::1] y not None,
+                     floating[::1] dx not None, int n_threads=1):
     """dx = dout * (1 - y) * y (flat arrays)."""
     cdef int64_t n = dout.shape[0]
     _same_len(n, y.shape[0], "sigmoid_backward", "y")
@@ -549,7 +561,8 @@ def sigmoid_backward(const floating[::1] dout, const floating[::1] y, floating[:
             nnf_sigmoid_bwd_f64(&dout[0], &y[0], n, &dx[0], nt)
 
 
-def mul_mask(const floating[::1] a, const uint8_t[::1] mask, floating[::1] out, int n_threads=1):
+def mul_mask(const floating[::1] a not None, const uint8_t[::1] mask not None,
+             floating[::1] out not None, int n_threads=1):
     """out = a * mask (flat arrays)."""
     cdef int64_t n = a.shape[0]
     _same_len(n, mask.shape[0], "mul_mask", "mask")
@@ -564,7 +577,7 @@ def mul_mask(const floating[::1] a, const uint8_t[::1] mask, floating[::1] out, 
             nnf_mul_mask_f64(&a[0], &mask[0], n, &out[0], nt)
 
 
-def scale(const floating[::1] a, double s, floating[::1] out, int n_threads=1):
+def scale(const floating[::1] a not None, double s, floating[::1] out not None, int n_threads=1):
     """out = a * s, s rounded to the array's dtype first (flat arrays)."""
     cdef int64_t n = a.shape[0]
     _same_len(n, out.shape[0], "scale", "out")
@@ -578,7 +591,7 @@ def scale(const floating[::1] a, double s, floating[::1] out, int n_threads=1):
             nnf_scale_f64(&a[0], s, n, &out[0], nt)
 
 
-def bias_add(floating[:, ::1] out, const floating[::1] b, int n_threads=1):
+def bias_add(floating[:, ::1] out not None, const floating[::1] b not None, int n_threads=1):
     """out[r, :] += b in place."""
     cdef int64_t rows = out.shape[0], cols = out.shape[1]
     _same_len(cols, b.shape[0], "bias_add", "b")
@@ -612,7 +625,7 @@ cdef inline int _shift_exp(const floating[:, ::1] x, floating[:, ::1] y, int nt)
     return 0
 
 
-def softmax(const floating[:, ::1] x, floating[:, ::1] y, int n_threads=1):
+def softmax(const floating[:, ::1] x not None, floating[:, ::1] y not None, int n_threads=1):
     """y = softmax over each row of x."""
     cdef int64_t rows = x.shape[0], cols = x.shape[1]
     if y.shape[0] != rows or y.shape[1] != cols:
@@ -628,9 +641,9 @@ def softmax(const floating[:, ::1] x, floating[:, ::1] y, int n_threads=1):
             nnf_softmax_finish_f64(&y[0, 0], rows, cols, nt)
 
 
-def softmax_xent(const floating[:, ::1] x, const int64_t[::1] labels, const floating[:, ::1] t,
-                 floating[:, ::1] y, floating[:, ::1] dx, double[::1] row_loss,
-                 int n_threads=1):
+def softmax_xent(const floating[:, ::1] x not None, const int64_t[::1] labels not None,
+                 const floating[:, ::1] t, floating[:, ::1] y not None, floating[:, ::1] dx,
+                 double[::1] row_loss not None, int n_threads=1):
     """y = softmax(x); return the mean cross-entropy loss; dx (if not None) the gradient.
 
     ``t`` (dense teacher for dx) and ``dx`` may be None. Labels out of range: ValueError
@@ -674,8 +687,8 @@ def softmax_xent(const floating[:, ::1] x, const int64_t[::1] labels, const floa
     return loss
 
 
-def softmax_xent_backward(const floating[:, ::1] y, const int64_t[::1] labels,
-                          const floating[:, ::1] t, floating[:, ::1] dx, int n_threads=1):
+def softmax_xent_backward(const floating[:, ::1] y not None, const int64_t[::1] labels,
+                          const floating[:, ::1] t, floating[:, ::1] dx not None, int n_threads=1):
     """dx = (y - t)/N with a dense teacher t, else y minus 1 at each label, /N (labels)."""
     cdef int64_t rows = y.shape[0], cols = y.shape[1]
     cdef int nt = _threads(n_threads)
@@ -705,7 +718,7 @@ def softmax_xent_backward(const floating[:, ::1] y, const int64_t[::1] labels,
         raise ValueError(f"softmax_xent_backward: labels must be in [0, {cols})")
 
 
-def cross_entropy(const floating[:, ::1] y, const int64_t[::1] labels):
+def cross_entropy(const floating[:, ::1] y not None, const int64_t[::1] labels not None):
     """-sum_r log(y[r, labels[r]] + 1e-7) / rows."""
     cdef int64_t rows = y.shape[0], cols = y.shape[1]
     cdef double loss = 0.0
@@ -732,11 +745,13 @@ cdef inline int _bn_sizes(int64_t total, int64_t N, int64_t C, int64_t I, str wh
     return 0
 
 
-def bn_forward_train(const floating[::1] x, int64_t N, int64_t C, int64_t I,
-                     const floating[::1] gamma, const floating[::1] beta,
-                     const floating[::1] rm_in, const floating[::1] rv_in, double momentum,
-                     floating[::1] out, floating[::1] xc, floating[::1] xn, floating[::1] std,
-                     floating[::1] rm_out, floating[::1] rv_out, int n_threads=1):
+def bn_forward_train(const floating[::1] x not None, int64_t N, int64_t C, int64_t I,
+                     const floating[::1] gamma not None, const floating[::1] beta not None,
+                     const floating[::1] rm_in not None, const floating[::1] rv_in not None,
+                     double momentum, floating[::1] out not None, floating[::1] xc not None,
+                     floating[::1] xn not None, floating[::1] std not None,
+                     floating[::1] rm_out not None, floating[::1] rv_out not None,
+                     int n_threads=1):
     """Training forward of batch normalization on x viewed as (N, C, I), stats per channel."""
     cdef int64_t total = x.shape[0]
     _bn_sizes(total, N, C, I, "bn_forward_train")
@@ -765,10 +780,10 @@ def bn_forward_train(const floating[::1] x, int64_t N, int64_t C, int64_t I,
         raise ValueError("bn_forward_train: invalid arguments")
 
 
-def bn_forward_test(const floating[::1] x, int64_t N, int64_t C, int64_t I,
-                    const floating[::1] gamma, const floating[::1] beta,
-                    const floating[::1] rm, const floating[::1] rv, floating[::1] out,
-                    int n_threads=1):
+def bn_forward_test(const floating[::1] x not None, int64_t N, int64_t C, int64_t I,
+                    const floating[::1] gamma not None, const floating[::1] beta not None,
+                    const floating[::1] rm not None, const floating[::1] rv not None,
+                    floating[::1] out not None, int n_threads=1):
     """Test-time batch normalization with the running statistics."""
     cdef int64_t total = x.shape[0]
     _bn_sizes(total, N, C, I, "bn_forward_test")
@@ -791,10 +806,11 @@ def bn_forward_test(const floating[::1] x, int64_t N, int64_t C, int64_t I,
         raise ValueError("bn_forward_test: invalid arguments")
 
 
-def bn_backward(const floating[::1] dout, const floating[::1] xc, const floating[::1] xn,
-                const floating[::1] std, const floating[::1] gamma, int64_t N, int64_t C,
-                int64_t I, floating[::1] dx, floating[::1] dgamma, floating[::1] dbeta,
-                int n_threads=1):
+def bn_backward(const floating[::1] dout not None, const floating[::1] xc not None,
+                const floating[::1] xn not None, const floating[::1] std not None,
+                const floating[::1] gamma not None, int64_t N, int64_t C, int64_t I,
+                floating[::1] dx not None, floating[::1] dgamma not None,
+                floating[::1] dbeta not None, int n_threads=1):
     """Backward of batch normalization from the caches of the training forward."""
     cdef int64_t total = dout.shape[0]
     _bn_sizes(total, N, C, I, "bn_backward")
@@ -827,8 +843,9 @@ OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV = _SGD, _MOMENTUM, _NESTEROV
 OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM = _ADAGRAD, _RMSPROP, _ADAM
 
 
-def optim_update(int op, floating[::1] p, const floating[::1] g, floating[::1] s1,
-                 floating[::1] s2, double a, double b, double c, int n_threads=1):
+def optim_update(int op, floating[::1] p not None, const floating[::1] g not None,
+                 floating[::1] s1, floating[::1] s2, double a, double b, double c,
+                 int n_threads=1):
     """One fused in-place update of p (flat) from g; s1/s2 are the state arrays (or None).
 
     Hyper-parameters (a, b, c): SGD (lr); Momentum/Nesterov (lr, momentum); AdaGrad (lr);

@@ -44,7 +44,8 @@ def get_num_threads():
 def set_num_threads(n):
     """Set the number of threads the compiled kernels use (an int >= 1).
 
-    Without OpenMP compiled in, kernels run serially whatever is set here.
+    Without OpenMP compiled in, kernels run serially whatever is set here; counts above
+    max(256, CPUs) are clamped to that by the kernels.
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
