@@ -45,3 +45,23 @@ def _seed():
     """Every test starts from the same global NumPy seed (the reference draws from it)."""
     np.random.seed(0)
     yield
+
+
+# ---- hypothesis profiles (tests/test_fuzz.py) -------------------------------------------
+# "ci" (default): few examples, derandomized (the same cases on every run), no example
+# database written into the checkout. "long": many random examples, e.g.
+#   NNFAST_HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz.py
+# or `--hypothesis-profile long` (the option wins over the environment variable).
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is in the test extra; only test_fuzz.py needs it
+    settings = None
+if settings is not None:
+    import os
+
+    _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
+                              database=None, suppress_health_check=_quiet)
+    settings.register_profile("long", max_examples=5000, deadline=None,
+                              suppress_health_check=_quiet)
+    settings.load_profile(os.environ.get("NNFAST_HYPOTHESIS_PROFILE", "ci"))

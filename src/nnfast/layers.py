@@ -323,8 +323,9 @@ class Affine(_ref.Affine):
         check_min_ndim(x, 2, where, "x", "(N, D) or (N, ...)")
         W, b = _ref._check_affine_params(self.W, self.b, where)
         if not _same_dtype(x, W, b):
+            out = super().forward(x)  # a failing call must not change the layer's state
             self._fast = False
-            return super().forward(x)
+            return out
         n = x.shape[0]
         features = int(np.prod(x.shape[1:]))
         if features != W.shape[0]:
