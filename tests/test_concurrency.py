@@ -33,9 +33,9 @@ def batch(kind, dtype, seed, n=128):
     return rng.standard_normal(shape).astype(dtype), rng.integers(0, 10, n)
 
 
-def train(kind, dtype, seed, steps=2, opt="Adam"):
+def train(kind, dtype, seed, steps=2, opt="Adam", net=None):
     """A few training steps; returns (losses, params)."""
-    net = make_net(kind, dtype, seed)
+    net = make_net(kind, dtype, seed) if net is None else net
     upd = getattr(optimizer, opt)(lr=0.01)
     losses = []
     for step in range(steps):
@@ -69,8 +69,11 @@ def test_networks_trained_in_concurrent_threads_match_serial_training(dtype):
     jobs = [("conv", 1, "Adam"), ("mlp", 2, "Momentum"), ("conv", 3, "RMSprop"),
             ("mlp", 4, "AdaGrad")]
     serial = [train(kind, dtype, seed, opt=opt) for kind, seed, opt in jobs]
+    # built here: weight init draws from NumPy's global generator, shared by all threads
+    built = [make_net(kind, dtype, seed) for kind, seed, _ in jobs]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(train, kind, dtype, seed, 2, opt) for kind, seed, opt in jobs]
+        futures = [pool.submit(train, kind, dtype, seed, 2, opt, net)
+                   for (kind, seed, opt), net in zip(jobs, built)]
         concurrent = [f.result() for f in futures]
     for s, c in zip(serial, concurrent):
         assert_identical(s, c)
