@@ -63,7 +63,8 @@ static inline void NNF_FN(nnf_valid_range_)(nnf_index n, nnf_index k, nnf_index 
                                             nnf_index *hi)
 {
     nnf_index a = pad - k; /* need o*stride >= a */
-    nnf_index first = a <= 0 ? 0 : (a + stride - 1) / stride;
+    /* ceil(a / stride) without forming a + stride - 1 (it overflows for huge strides) */
+    nnf_index first = a <= 0 ? 0 : (a - 1) / stride + 1;
     nnf_index b = n - 1 + pad - k; /* need o*stride <= b */
     nnf_index last = b < 0 ? -1 : b / stride;
     if (last > out - 1) last = out - 1;

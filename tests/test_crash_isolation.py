@@ -6,7 +6,7 @@ test naming the signal and the call. Prime candidates are direct calls into
 seam must hold on its own) and the cases fuzzing once found to crash (regressions).
 
 ``NNFAST_KERNEL_FUZZ_CALLS`` sets the number of random kernel calls per seed
-(default 1500: a few seconds; the long run uses e.g. 200000).
+(default 4000: about a second each; the long run uses e.g. 200000).
 """
 import os
 import signal
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not _dispatch.compiled(),
                                 reason="the compiled extension is not in use")
 
 HERE = Path(__file__).parent
-FUZZ_CALLS = int(os.environ.get("NNFAST_KERNEL_FUZZ_CALLS", "1500"))
+FUZZ_CALLS = int(os.environ.get("NNFAST_KERNEL_FUZZ_CALLS", "4000"))
 TIMEOUT = 600
 
 
@@ -102,6 +102,23 @@ def test_products_that_wrap_around_do_not_match_buffers():
     expect_refused(f"K.im2col(np.ones((1, 1, 2, 2)), {fh}, 3, 1, {fh}, np.empty((1, 2)), 1)")
     expect_refused("K.conv_bias_nchw(np.ones((0, 0)), np.ones(0), "
                    "np.empty((2**32, 0, 2**32)), 1)")
+
+
+def test_col2im_with_a_huge_stride():
+    # a + stride - 1 overflowed in col2im's range computation (UBSan; in a plain build the
+    # wrapped value corrupted the heap: "free(): invalid size" 77361 fuzz calls later)
+    proc = run_isolated("""
+        import numpy as np
+        from nnfast import _kernels as K
+        col = np.arange(1.0, 1 + 2 * 18).reshape(2, 18)
+        expect, got = np.empty((2, 2, 5, 6)), np.empty((2, 2, 5, 6))
+        K.col2im(col, expect, 3, 3, 100, 2, 1)  # also only the first window per image
+        for stride in (2**63 - 1, 2**62 + 1):
+            K.col2im(col, got, 3, 3, stride, 2, 2)
+            assert np.array_equal(got, expect), stride
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
 @pytest.mark.parametrize("call", [

@@ -81,6 +81,10 @@ static void SW(sweep_geometry_)(int threads)
     SW(one_geometry_)(4, 8, 32, 30, 3, 3, 1, 1, threads);
     SW(one_geometry_)(3, 5, 33, 31, 2, 2, 2, 1, threads);
     SW(one_geometry_)(2, 3, 40, 40, 5, 4, 3, 2, threads);
+    /* strides so large that only the first window exists (stride + a overflowed in
+     * col2im's range computation: found by the kernel fuzzer under UBSan) */
+    SW(one_geometry_)(2, 2, 5, 6, 3, 2, INT64_MAX, 1, threads);
+    SW(one_geometry_)(1, 1, 4, 4, 2, 2, INT64_MAX / 2, 2, threads);
 }
 
 /* Convolution epilogue and bias gradient. */
