@@ -26,7 +26,9 @@ def _leakcheck():
 
 def test_every_entry_point_is_flat():
     report = io.StringIO()
-    failures = _leakcheck().run(CALLS, out=report, limit=LIMIT)
+    # RSS is reported, not judged: over a few hundred calls it is noise, and under
+    # AddressSanitizer (scripts/sanitize.sh) freed memory is quarantined, so it grows
+    failures = _leakcheck().run(CALLS, out=report, limit=LIMIT, rss_limit=None)
     assert not failures, report.getvalue()
     assert report.getvalue().count("\n") > 40  # every entry point was measured
 
