@@ -114,6 +114,7 @@ def test_train_in_process_all_options(tiny_digits, tmp_path, capsys):
     assert "gamma1" in params
     history = _read_history(out)
     assert history["optimizer_param"] == {"lr": 0.05, "momentum": 0.8}
+    assert history["command"].startswith("nnfast train --test-per-class 1 --net mlp ")
     assert history["history"]["test_loss"] == [None, None]
 
 

@@ -71,7 +71,7 @@ def test_eval_after_epoch_and_eval_loss(backend):
     assert h["iteration"] == [3, 6, 9] and h["epoch"] == [1, 2, 3]
     x, t = _blobs(60, 3)
     # the last evaluation saw the final network
-    assert h["test_acc"][-1] == net.accuracy(x[:20], t[:20])
+    assert h["test_acc"][-1] == net.accuracy(x[:20], t[:20]) == tr.final_test_acc
     assert h["test_loss"][-1] == pytest.approx(float(net.loss(x[:20], t[:20])), rel=1e-12)
     losses = [float(v) for v in tr.train_loss_list]
     assert h["train_loss"] == pytest.approx([np.mean(losses[i:i + 3]) for i in (0, 3, 6)])

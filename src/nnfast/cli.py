@@ -233,6 +233,14 @@ def _rate(images, seconds):
 
 def train(args):
     limits = _limit_threads(args.threads)
+    try:
+        return _train(args)
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
+
+
+def _train(args):
     import numpy as np
 
     import nnfast
@@ -302,12 +310,9 @@ def train(args):
     except KeyboardInterrupt:
         print("\nnnfast train: interrupted; nothing saved", file=sys.stderr)
         return 130
-    finally:
-        if limits is not None:
-            limits.restore_original_limits()
     wall = time.perf_counter() - start
 
-    test_acc = net.accuracy(x_test, t_test)
+    test_acc = tr.final_test_acc  # Trainer.train() measured it on the whole test set
     images = tr.max_iter * tr.batch_size
     correct = int(round(test_acc * x_test.shape[0]))
     print(f"final test accuracy: {test_acc:.4f} ({correct}/{x_test.shape[0]})")
@@ -321,7 +326,7 @@ def train(args):
     saved = [f"{params_path} (the toolkit's pickle format)"]
     history_path = os.path.join(args.out, "history.json")
     with open(history_path, "w") as f:
-        json.dump({"command": "nnfast " + " ".join(sys.argv[1:]) if sys.argv else "nnfast",
+        json.dump({"command": " ".join(["nnfast", *args.argv]),
                    "net": args.net, "data": args.data, "dtype": args.dtype,
                    "backend": args.backend, "threads": threads, "epochs": epochs,
                    "batch_size": args.batch_size, "optimizer": args.optimizer,
@@ -418,7 +423,9 @@ def gradcheck(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     if args.command == "train":
         return train(args)
     return gradcheck(args)

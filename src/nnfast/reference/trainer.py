@@ -33,7 +33,8 @@ Always recorded, at no extra cost: ``history`` (per evaluation: ``epoch``, ``ite
 ``train_acc``, ``test_acc``, ``train_loss`` = mean of the step losses since the previous
 evaluation, ``test_loss`` = None unless ``eval_loss``), and the wall time spent in training
 steps (``train_time``, sampling + gradient + update + loss) and in evaluations (``eval_time``).
-``save_learning_curve(path)`` writes ``history`` as a PNG (needs matplotlib).
+``save_learning_curve(path)`` writes ``history`` as a PNG (needs matplotlib).  ``train()``
+keeps the accuracy on the whole test set it measures at the end in ``final_test_acc``.
 """
 import sys
 import time
@@ -238,6 +239,7 @@ class Trainer:
             self._close_bar()
 
         test_acc = self.network.accuracy(self.x_test, self.t_test)
+        self.final_test_acc = test_acc
         if self.verbose:
             print("=============== Final Test Accuracy ===============")
             print("test acc:" + str(test_acc))
