@@ -62,6 +62,7 @@ def test_train_end_to_end_subprocess(tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("nnfast train: SimpleConvNet on digits5k (300 train / 1000 test")
     assert "float32, native backend, 1 thread(s)" in lines[0]
+    assert lines[2].startswith("  nnfast kernels: ") and "ops compiled" in lines[2]
     assert any(line.startswith("epoch 1/1  train loss ") for line in lines)
     final = [line for line in lines if line.startswith("final test accuracy: ")]
     assert len(final) == 1 and final[0].endswith("/1000)")

@@ -225,6 +225,21 @@ def _load_data(name, flatten, seed, test_per_class):
         raise SystemExit(f"nnfast train: cannot load the data set {name!r}:\n{exc}") from None
 
 
+def _kernel_summary(nnfast):
+    """One line: how many dispatched ops run compiled, and which do not."""
+    info = nnfast.build_info()
+    ops = info["kernels"]
+    compiled = sorted(op for op, how in ops.items() if how == "compiled")
+    text = (f"nnfast kernels: {len(compiled)}/{len(ops)} ops compiled"
+            f"{', OpenMP' if info.get('openmp') else ''}")
+    missing = sorted(set(ops) - set(compiled))
+    if missing:
+        text += "; on the NumPy reference: " + ", ".join(missing)
+    if info.get("error"):
+        text += f" (extension not loaded: {info['error']})"
+    return text
+
+
 def _rate(images, seconds):
     return images / seconds if seconds > 0 else float("inf")
 
@@ -291,10 +306,7 @@ def _train(args):
         eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch)
 
     threads = nnfast.get_num_threads()
-    kernels = ("NumPy reference" if args.backend == "reference"
-               else "nnfast kernels (" + ", ".join(
-                   f"{op}: {how}" for op, how in sorted(nnfast.build_info()["kernels"].items()))
-               + ")")
+    kernels = "NumPy reference" if args.backend == "reference" else _kernel_summary(nnfast)
     opt_text = ", ".join(f"{k}={v:g}" for k, v in opt_param.items())
     print(f"nnfast train: {_NET_TITLES[args.net]} on {args.data} "
           f"({x_train.shape[0]} train / {x_test.shape[0]} test images, 28x28), "
