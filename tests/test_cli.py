@@ -232,7 +232,12 @@ def test_gradcheck_backends_dtypes_and_failure(capsys):
     capsys.readouterr()
     # a tolerance no finite difference meets: reported as a mismatch, exit status 1
     assert cli.main(["gradcheck", "--net", "twolayer", "--tol", "0"]) == 1
-    assert capsys.readouterr().out.splitlines()[-1].endswith("MISMATCH")
+    assert any(line.endswith("(tolerance 0): MISMATCH")
+               for line in capsys.readouterr().out.splitlines())
+    # seed 3 puts a ReLU input of this small SimpleConvNet within h of 0: reported, with why
+    assert cli.main(["gradcheck", "--net", "simpleconv", "--seed", "3"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].endswith("MISMATCH") and "kink" in lines[-1]
 
 
 def test_console_script_is_installed():
