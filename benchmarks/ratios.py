@@ -5,7 +5,8 @@
 
 For every benchmark group (same op, shape, dtype, threads) it prints the
 median time of each implementation and its speed-up over "reference"
-(reference median / implementation median) — all from the same run.
+(reference median / implementation median) — all from the same run — and,
+in groups that also timed "torch", its speed-up over torch.
 """
 import json
 import sys
@@ -21,9 +22,11 @@ def ratios(data):
     for group in sorted(groups):
         times = groups[group]
         base = times.get("reference")
+        peer = times.get("torch")
         for impl, t in sorted(times.items(), key=lambda kv: kv[0] != "reference"):
             speedup = f"{base / t:8.2f}x" if base else "       -"
-            rows.append(f"{group:60s} {impl:10s} {t * 1e3:10.3f} ms {speedup}")
+            vs_torch = f" {peer / t:8.2f}x" if peer else ""
+            rows.append(f"{group:60s} {impl:10s} {t * 1e3:10.3f} ms {speedup}{vs_torch}")
     return rows
 
 
@@ -34,7 +37,7 @@ def main(argv=None):
         return 2
     with open(argv[0]) as f:
         data = json.load(f)
-    print(f"{'group':60s} {'impl':10s} {'median':>13s} {'vs ref':>9s}")
+    print(f"{'group':60s} {'impl':10s} {'median':>13s} {'vs ref':>9s} {'vs torch':>9s}")
     for row in ratios(data):
         print(row)
     return 0

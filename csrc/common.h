@@ -16,6 +16,13 @@ typedef int64_t nnf_index;
 #define NNF_RESTRICT
 #endif
 
+/* Force inlining where a call site passes a constant that should specialise the body. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NNF_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define NNF_ALWAYS_INLINE static inline
+#endif
+
 /* Work (in touched elements) below which a kernel stays serial: opening an
  * OpenMP parallel region costs ~25 us on the 2-core machines we measured. */
 #define NNF_PARALLEL_MIN_WORK ((nnf_index)1 << 15)

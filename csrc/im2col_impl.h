@@ -6,6 +6,36 @@
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
 #define NNF_FN(name) NNF_CAT(name, SFX)
 
+/* Columns [*lo, *hi) of output positions whose whole window row lies inside [0, W):
+ * ow*stride - pad >= 0 and ow*stride - pad + FW <= W. */
+static inline void NNF_FN(nnf_inside_range_)(nnf_index W, nnf_index FW, nnf_index stride,
+                                             nnf_index pad, nnf_index OW, nnf_index *lo,
+                                             nnf_index *hi)
+{
+    /* ceil(pad / stride) without forming pad + stride - 1 (it overflows for huge strides) */
+    nnf_index first = pad <= 0 ? 0 : (pad - 1) / stride + 1;
+    nnf_index last = W - FW + pad < 0 ? -1 : (W - FW + pad) / stride; /* inclusive */
+    if (first > OW) first = OW;
+    if (last > OW - 1) last = OW - 1;
+    *lo = first;
+    *hi = last + 1 > first ? last + 1 : first;
+}
+
+/* Copy FW elements; the usual filter widths get constant-length copies. */
+static inline void NNF_FN(nnf_copy_fw_)(T *NNF_RESTRICT d, const T *NNF_RESTRICT s, nnf_index FW)
+{
+    switch (FW) {
+    case 1: d[0] = s[0]; break;
+    case 2: d[0] = s[0]; d[1] = s[1]; break;
+    case 3: d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; break;
+    case 5: d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; d[4] = s[4]; break;
+    default: for (nnf_index j = 0; j < FW; ++j) d[j] = s[j];
+    }
+}
+
+/* One task per (n, oh): its OW rows of col form an (OW, K) block. The block is filled one
+ * (c, i) segment column at a time, so each inner loop is a run of fixed-width copies
+ * (source advancing by stride, destination by K) with every bounds test hoisted out. */
 int NNF_FN(nnf_im2col_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C,
                         nnf_index H, nnf_index W, nnf_index FH, nnf_index FW,
                         nnf_index stride, nnf_index pad, T *NNF_RESTRICT col,
@@ -15,41 +45,38 @@ int NNF_FN(nnf_im2col_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C,
     const nnf_index OW = nnf_conv_out_size(W, FW, stride, pad);
     if (N < 0 || C < 0 || OH < 0 || OW < 0) return NNF_EINVAL;
     const nnf_index K = C * FH * FW;
-    const nnf_index rows = N * OH; /* one task per (n, oh): OW rows of col */
+    const nnf_index rows = N * OH;
     const int parallel = n_threads > 1 && rows * OW * K >= NNF_PARALLEL_MIN_WORK;
     (void)parallel;
+    nnf_index lo, hi;
+    NNF_FN(nnf_inside_range_)(W, FW, stride, pad, OW, &lo, &hi);
 
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
     for (nnf_index r = 0; r < rows; ++r) {
         const nnf_index n = r / OH, oh = r % OH;
-        T *dst = col + r * OW * K;
-        for (nnf_index ow = 0; ow < OW; ++ow) {
-            const nnf_index w0 = ow * stride - pad;
-            const int inside = w0 >= 0 && w0 + FW <= W; /* no column of the window is padding */
-            for (nnf_index c = 0; c < C; ++c) {
-                const T *plane = x + (n * C + c) * H * W;
-                for (nnf_index i = 0; i < FH; ++i) {
-                    const nnf_index h = oh * stride - pad + i;
-                    if (h < 0 || h >= H) {
-                        for (nnf_index j = 0; j < FW; ++j) dst[j] = (T)0;
-                    } else if (inside) { /* the common case: a plain copy, unrolled for 3 and 5 */
-                        const T *src = plane + h * W + w0;
-                        if (FW == 3) {
-                            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-                        } else if (FW == 5) {
-                            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-                            dst[3] = src[3]; dst[4] = src[4];
-                        } else {
-                            for (nnf_index j = 0; j < FW; ++j) dst[j] = src[j];
-                        }
-                    } else {
-                        const T *src = plane + h * W;
-                        for (nnf_index j = 0; j < FW; ++j) {
-                            const nnf_index w = w0 + j;
-                            dst[j] = (w >= 0 && w < W) ? src[w] : (T)0;
-                        }
+        T *blk = col + r * OW * K;
+        for (nnf_index c = 0; c < C; ++c) {
+            const T *plane = x + (n * C + c) * H * W;
+            for (nnf_index i = 0; i < FH; ++i) {
+                T *dst = blk + (c * FH + i) * FW;
+                const nnf_index h = oh * stride - pad + i;
+                if (h < 0 || h >= H) {
+                    for (nnf_index ow = 0; ow < OW; ++ow)
+                        for (nnf_index j = 0; j < FW; ++j) dst[ow * K + j] = (T)0;
+                    continue;
+                }
+                const T *src = plane + h * W;
+                for (nnf_index ow = 0; ow < OW; ++ow) {
+                    if (ow == lo) { /* the run of windows inside the row */
+                        for (; ow < hi; ++ow)
+                            NNF_FN(nnf_copy_fw_)(dst + ow * K, src + ow * stride - pad, FW);
+                        if (ow >= OW) break;
                     }
-                    dst += FW;
+                    const nnf_index w0 = ow * stride - pad;
+                    for (nnf_index j = 0; j < FW; ++j) {
+                        const nnf_index w = w0 + j;
+                        dst[ow * K + j] = (w >= 0 && w < W) ? src[w] : (T)0;
+                    }
                 }
             }
         }
@@ -57,23 +84,45 @@ int NNF_FN(nnf_im2col_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C,
     return NNF_OK;
 }
 
-/* Valid output range [*lo, *hi) of o such that o*stride - pad + k lies in [0, n). */
-static inline void NNF_FN(nnf_valid_range_)(nnf_index n, nnf_index k, nnf_index stride,
-                                            nnf_index pad, nnf_index out, nnf_index *lo,
-                                            nnf_index *hi)
+/* One image of col2im: dx_n (C, H, W) = 0, then every window row of col (K contiguous
+ * entries, read in order) is added into its (c, i, j) positions, windows visited in
+ * descending (oh, ow) order: each x element then receives its terms in ascending (i, j)
+ * order, the order in which the reference's col2im adds them, so results are bit-equal.
+ * Inlined with FW a constant at each call site below, so the usual widths unroll. */
+NNF_ALWAYS_INLINE void NNF_FN(nnf_col2im_image_)(
+    const T *NNF_RESTRICT coln, nnf_index C, nnf_index H, nnf_index W, nnf_index FH,
+    const nnf_index FW, nnf_index stride, nnf_index pad, nnf_index OH, nnf_index OW,
+    nnf_index lo, nnf_index hi, T *NNF_RESTRICT out)
 {
-    nnf_index a = pad - k; /* need o*stride >= a */
-    /* ceil(a / stride) without forming a + stride - 1 (it overflows for huge strides) */
-    nnf_index first = a <= 0 ? 0 : (a - 1) / stride + 1;
-    nnf_index b = n - 1 + pad - k; /* need o*stride <= b */
-    nnf_index last = b < 0 ? -1 : b / stride;
-    if (last > out - 1) last = out - 1;
-    *lo = first;
-    *hi = last + 1 > first ? last + 1 : first;
+    const nnf_index K = C * FH * FW;
+    for (nnf_index k = 0; k < C * H * W; ++k) out[k] = (T)0;
+    for (nnf_index oh = OH - 1; oh >= 0; --oh) {
+        for (nnf_index ow = OW - 1; ow >= 0; --ow) {
+            const T *row = coln + (oh * OW + ow) * K;
+            const nnf_index w0 = ow * stride - pad;
+            const int inside = ow >= lo && ow < hi;
+            for (nnf_index c = 0; c < C; ++c) {
+                T *plane = out + c * H * W;
+                for (nnf_index i = 0; i < FH; ++i) {
+                    const nnf_index h = oh * stride - pad + i;
+                    const T *s = row + (c * FH + i) * FW;
+                    if (h < 0 || h >= H) continue;
+                    if (inside) {
+                        T *d = plane + h * W + w0;
+                        for (nnf_index j = 0; j < FW; ++j) d[j] += s[j];
+                    } else {
+                        for (nnf_index j = 0; j < FW; ++j) {
+                            const nnf_index w = w0 + j;
+                            if (w >= 0 && w < W) plane[h * W + w] += s[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* Each (n, c) plane of x is owned by one thread: zero it, then add the col
- * entries in (i, j) order - the reference's order, so results are bit-equal. */
+/* One task per image: reads of col are sequential, the image's dx stays in cache. */
 int NNF_FN(nnf_col2im_)(const T *NNF_RESTRICT col, nnf_index N, nnf_index C,
                         nnf_index H, nnf_index W, nnf_index FH, nnf_index FW,
                         nnf_index stride, nnf_index pad, T *NNF_RESTRICT x,
@@ -83,31 +132,21 @@ int NNF_FN(nnf_col2im_)(const T *NNF_RESTRICT col, nnf_index N, nnf_index C,
     const nnf_index OW = nnf_conv_out_size(W, FW, stride, pad);
     if (N < 0 || C < 0 || OH < 0 || OW < 0) return NNF_EINVAL;
     const nnf_index K = C * FH * FW;
-    const nnf_index planes = N * C;
-    const int parallel = n_threads > 1 && planes * OH * OW * FH * FW >= NNF_PARALLEL_MIN_WORK;
+    const int parallel = n_threads > 1 && N > 1 && N * OH * OW * K >= NNF_PARALLEL_MIN_WORK;
     (void)parallel;
+    nnf_index lo, hi;
+    NNF_FN(nnf_inside_range_)(W, FW, stride, pad, OW, &lo, &hi);
 
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
-    for (nnf_index p = 0; p < planes; ++p) {
-        const nnf_index n = p / C, c = p % C;
-        const T *colc = col + n * OH * OW * K + c * FH * FW;
-        T *out = x + p * H * W;
-        for (nnf_index k = 0; k < H * W; ++k) out[k] = (T)0;
-        for (nnf_index i = 0; i < FH; ++i) {
-            nnf_index oh0, oh1;
-            NNF_FN(nnf_valid_range_)(H, i, stride, pad, OH, &oh0, &oh1);
-            for (nnf_index j = 0; j < FW; ++j) {
-                nnf_index ow0, ow1;
-                NNF_FN(nnf_valid_range_)(W, j, stride, pad, OW, &ow0, &ow1);
-                const T *src = colc + i * FW + j;
-                for (nnf_index oh = oh0; oh < oh1; ++oh) {
-                    /* index arithmetic, not pointers: base may be < 0 before ow0 */
-                    const nnf_index base = (oh * stride - pad + i) * W - pad + j;
-                    const T *s = src + oh * OW * K;
-                    for (nnf_index ow = ow0; ow < ow1; ++ow)
-                        out[base + ow * stride] += s[ow * K];
-                }
-            }
+    for (nnf_index n = 0; n < N; ++n) {
+        const T *coln = col + n * OH * OW * K;
+        T *out = x + n * C * H * W;
+        switch (FW) {
+        case 1: NNF_FN(nnf_col2im_image_)(coln, C, H, W, FH, 1, stride, pad, OH, OW, lo, hi, out); break;
+        case 2: NNF_FN(nnf_col2im_image_)(coln, C, H, W, FH, 2, stride, pad, OH, OW, lo, hi, out); break;
+        case 3: NNF_FN(nnf_col2im_image_)(coln, C, H, W, FH, 3, stride, pad, OH, OW, lo, hi, out); break;
+        case 5: NNF_FN(nnf_col2im_image_)(coln, C, H, W, FH, 5, stride, pad, OH, OW, lo, hi, out); break;
+        default: NNF_FN(nnf_col2im_image_)(coln, C, H, W, FH, FW, stride, pad, OH, OW, lo, hi, out);
         }
     }
     return NNF_OK;

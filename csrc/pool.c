@@ -1,6 +1,7 @@
 /* pool.c - max/avg pooling forward (max records argmax) and backward (scatter), float and double.
  * x, dx (N, C, H, W); out, dout, argmax (N, C, OH, OW); one (n, c) plane per task. */
 #include <math.h>
+#include <string.h>
 
 #include "im2col.h"
 #include "pool.h"
@@ -13,17 +14,21 @@
 #endif
 
 #define T float
+#define U uint32_t
 #define SFX f32
 #define ACC double
 #include "pool_impl.h"
 #undef T
+#undef U
 #undef SFX
 #undef ACC
 
 #define T double
+#define U uint64_t
 #define SFX f64
 #define ACC double
 #include "pool_impl.h"
 #undef T
+#undef U
 #undef SFX
 #undef ACC

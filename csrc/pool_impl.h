@@ -64,6 +64,41 @@ NNF_POOL_INLINE void NNF_FN(nnf_window_max_)(
     *arg = k;
 }
 
+/* t ? a : b on the bit patterns, without a branch (a compare-and-branch on random data
+ * mispredicts half the time; GCC turns a plain ?: on floats into exactly that). */
+static inline T NNF_FN(nnf_pick_)(int t, T a, T b)
+{
+    U ua, ub, r;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    const U mask = (U)0 - (U)t;
+    r = (ua & mask) | (ub & ~mask);
+    T out;
+    memcpy(&out, &r, sizeof out);
+    return out;
+}
+
+/* The nets' case: 2x2 windows, stride 2, no padding, one row of windows at a time: four
+ * loads and three branch-free steps per window, same rule as nnf_window_max_: a later
+ * element wins if it is larger, or a NaN while the best so far is not. */
+static void NNF_FN(nnf_maxpool2x2_row_)(const T *NNF_RESTRICT r0, const T *NNF_RESTRICT r1,
+                                        nnf_index OW, T *NNF_RESTRICT op,
+                                        int32_t *NNF_RESTRICT ap)
+{
+    for (nnf_index ow = 0; ow < OW; ++ow) {
+        const T v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+        T m = v[0];
+        U k = 0; /* as wide as T, so that GCC vectorises the loop for both dtypes */
+        for (U q = 1; q < 4; ++q) {
+            const int t = (m == m) & ((v[q] > m) | (v[q] != v[q]));
+            m = NNF_FN(nnf_pick_)(t, v[q], m);
+            k += (q - k) & ((U)0 - (U)t);
+        }
+        op[ow] = m;
+        ap[ow] = (int32_t)k;
+    }
+}
+
 int NNF_FN(nnf_maxpool_fwd_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index H,
                              nnf_index W, nnf_index PH, nnf_index PW, nnf_index stride,
                              nnf_index pad, T *NNF_RESTRICT out, int32_t *NNF_RESTRICT argmax,
@@ -80,6 +115,12 @@ int NNF_FN(nnf_maxpool_fwd_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, 
         const T *xp = x + p * H * W;
         T *op = out + p * OH * OW;
         int32_t *ap = argmax + p * OH * OW;
+        if (PH == 2 && PW == 2 && stride == 2 && pad == 0) {
+            for (nnf_index oh = 0; oh < OH; ++oh)
+                NNF_FN(nnf_maxpool2x2_row_)(xp + 2 * oh * W, xp + (2 * oh + 1) * W, OW,
+                                            op + oh * OW, ap + oh * OW);
+            continue;
+        }
         for (nnf_index oh = 0; oh < OH; ++oh) {
             const nnf_index h0 = oh * stride - pad;
             nnf_index i0, i1;
@@ -121,6 +162,25 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
         const T *dp = dout + p * OH * OW;
         const int32_t *ap = argmax + p * OH * OW;
         T *xp = dx + p * H * W;
+        if (PH == 2 && PW == 2 && stride == 2 && pad == 0) {
+            /* windows tile the plane without overlap: every dx element gets at most one
+             * term, written directly ((T)0 + g, as the reference adds it to a zero); only
+             * an odd last row/column lies outside every window and needs zeroing */
+            if (H != 2 * OH || W != 2 * OW)
+                for (nnf_index k = 0; k < H * W; ++k) xp[k] = (T)0;
+            for (nnf_index oh = 0; oh < OH; ++oh) {
+                T *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+                for (nnf_index ow = 0; ow < OW; ++ow) {
+                    const int32_t k = ap[oh * OW + ow];
+                    const T g = (T)0 + dp[oh * OW + ow];
+                    r0[2 * ow] = NNF_FN(nnf_pick_)(k == 0, g, (T)0);
+                    r0[2 * ow + 1] = NNF_FN(nnf_pick_)(k == 1, g, (T)0);
+                    r1[2 * ow] = NNF_FN(nnf_pick_)(k == 2, g, (T)0);
+                    r1[2 * ow + 1] = NNF_FN(nnf_pick_)(k == 3, g, (T)0);
+                }
+            }
+            continue;
+        }
         for (nnf_index k = 0; k < H * W; ++k) xp[k] = (T)0;
         for (nnf_index oh = OH - 1; oh >= 0; --oh) {
             for (nnf_index ow = OW - 1; ow >= 0; --ow) {

@@ -300,6 +300,23 @@ def test_max_pooling_nan_and_inf(dtype, pad):
         close(L.AvgPooling(2, 2, 2, pad).forward(x), R.AvgPooling(2, 2, 2, pad).forward(x), dtype)
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (1, 1, 2, 2)])
+def test_max_pooling_2x2_fast_path_ties_and_signed_zeros(dtype, shape):
+    """2x2/stride 2/pad 0 has its own kernel path: ties (first wins), odd edges, -0.0."""
+    rng = np.random.default_rng(21)
+    x = rng.integers(-2, 3, size=shape).astype(dtype)  # many ties
+    x[x == 0] = np.where(rng.random(np.count_nonzero(x == 0)) < 0.5, -0.0, 0.0)
+    nat, ref = L.Pooling(2, 2, 2, 0), R.Pooling(2, 2, 2, 0)
+    out, expect = nat.forward(x), ref.forward(x)
+    assert_array_equal(out, expect)
+    assert_array_equal(nat.arg_max, ref.arg_max)
+    dout = rng.integers(-1, 2, size=out.shape).astype(dtype)
+    dout[dout == 0] = -0.0
+    dx, dx_ref = nat.backward(dout), ref.backward(dout)
+    assert_array_equal(dx, dx_ref)
+    assert_array_equal(np.signbit(dx), np.signbit(dx_ref))  # 0 + (-0.0) is +0.0 in both
+
+
 def test_max_pooling_ties_with_overlap_and_padding():
     x = np.zeros((1, 1, 4, 4))  # all ties: every window's first valid element... or padding
     nat, ref = L.Pooling(3, 3, 1, 1), R.Pooling(3, 3, 1, 1)

@@ -45,6 +45,15 @@ CASES = {
                                                    weight_init_std="he"), (2, 7, 5), 3, False),
     "deep_conv": (lambda N: N.DeepConvNet((1, 8, 8), hidden_size=5, output_size=3,
                                           **_small_deep_params()), (1, 8, 8), 3, True),
+    "alexnet": (lambda N: N.SmallAlexNet((1, 8, 8), filter_nums=(2, 2, 3, 3, 2),
+                                         filter_sizes=(3, 3, 3, 2, 3), hidden_sizes=(4, 5),
+                                         output_size=3, dropout_ratio=0.3,
+                                         weight_decay_lambda=0.05), (1, 8, 8), 3, True),
+    "alexnet_rect_l1": (lambda N: N.SmallAlexNet((2, 9, 7), filter_nums=(2, 3, 2),
+                                                 filter_sizes=(3, 5, 3), hidden_sizes=(4,),
+                                                 output_size=3, pool_after=(1, 3),
+                                                 weight_decay_lambda=0.05,
+                                                 weight_decay_type="l1"), (2, 9, 7), 3, True),
 }
 
 
@@ -620,3 +629,157 @@ def test_subclass_swaps_the_layer_module(ref):
             net = sub((1, 8, 8), hidden_size=4, **_small_deep_params())
         assert len(built) == n_affine
         _assert_shared(net)
+
+
+# --------------------------------------------------------------------------- SmallAlexNet
+
+def test_small_alexnet_layout(backend):
+    L = backend.layers
+    net = backend.nets.SmallAlexNet()
+    assert list(net.layers) == ["Conv1", "Relu1", "Pool1", "Conv2", "Relu2", "Pool2",
+                                "Conv3", "Relu3", "Conv4", "Relu4", "Conv5", "Relu5", "Pool5",
+                                "Affine1", "Relu6", "Dropout1", "Affine2", "Relu7", "Dropout2",
+                                "Affine3"]
+    shapes = {"W1": (16, 1, 5, 5), "W2": (32, 16, 3, 3), "W3": (48, 32, 3, 3),
+              "W4": (48, 48, 3, 3), "W5": (32, 48, 3, 3), "W6": (32 * 3 * 3, 128),
+              "W7": (128, 128), "W8": (128, 10)}
+    assert list(net.params) == [f"{k}{i}" for i in range(1, 9) for k in "Wb"]
+    for key, shape in shapes.items():
+        assert net.params[key].shape == shape
+    for i in range(1, 6):
+        conv = net.layers[f"Conv{i}"]
+        assert isinstance(conv, L.Convolution) and conv.W is net.params[f"W{i}"]
+        assert (conv.stride, conv.pad) == (1, net.params[f"W{i}"].shape[2] // 2)
+    for key in ("Pool1", "Pool2", "Pool5"):
+        pool = net.layers[key]
+        assert isinstance(pool, L.Pooling) and (pool.pool_h, pool.pool_w, pool.stride) == (2, 2, 2)
+    assert isinstance(net.layers["Dropout2"], L.Dropout)
+    assert net.layers["Dropout1"].dropout_ratio == 0.5
+    assert net.layers["Affine3"].W is net.params["W8"]
+    x = np.random.rand(2, 1, 28, 28)
+    assert net.predict(x).shape == (2, 10)
+
+
+def test_small_alexnet_he_init(backend):
+    np.random.seed(4)
+    net = backend.nets.SmallAlexNet((3, 12, 12), filter_nums=(4, 5, 6, 6, 5),
+                                    hidden_sizes=(7,), output_size=4)
+    np.random.seed(4)
+    fan_ins = [3 * 25, 4 * 9, 5 * 9, 6 * 9, 6 * 9, 5 * 1 * 1, 7]
+    # 12 -> pool 6 -> pool 3 -> (convs keep 3) -> pool 1: the first affine sees 5*1*1
+    shapes = [(4, 3, 5, 5), (5, 4, 3, 3), (6, 5, 3, 3), (6, 6, 3, 3), (5, 6, 3, 3), (5, 7),
+              (7, 4)]
+    for i, (fan_in, shape) in enumerate(zip(fan_ins, shapes), start=1):
+        expected = np.sqrt(2.0 / fan_in) * np.random.randn(*shape)
+        np.testing.assert_array_equal(net.params[f"W{i}"], expected)
+        assert not net.params[f"b{i}"].any()
+
+
+def test_small_alexnet_bad_arguments(backend):
+    N = backend.nets
+    with pytest.raises(ValueError, match="same"):
+        N.SmallAlexNet(filter_nums=(4, 4), filter_sizes=(3,))
+    with pytest.raises(ValueError, match="pool_after"):
+        N.SmallAlexNet(filter_nums=(4, 4), filter_sizes=(3, 3), pool_after=(3,))
+    with pytest.raises(ValueError, match="pool"):
+        N.SmallAlexNet((1, 4, 4), filter_nums=(2, 2, 2), filter_sizes=(3, 3, 3),
+                       pool_after=(1, 2, 3))
+
+
+def test_small_alexnet_modes(backend):
+    net = CASES["alexnet"][0](backend.nets)
+    x, t = _data((1, 8, 8), 3, n=4)
+    # loss defaults to test mode (deterministic), unlike DeepConvNet
+    assert net.loss(x, t) == net.loss(x, t) == net.loss(x, t, train_flg=False)
+    np.random.seed(1)
+    a = net.loss(x, t, train_flg=True)
+    np.random.seed(2)
+    assert net.loss(x, t, train_flg=True) != a
+
+
+# --------------------------------------------------------------------------- first layer, last_loss
+
+def test_first_layer_skips_its_input_gradient(backend, case):
+    factory, shape, classes, random = CASES[case]
+    net = factory(backend.nets)
+    layers = list(net.layers.values() if isinstance(net.layers, dict) else net.layers)
+    assert layers[0].skip_dx is True
+    assert all(not getattr(layer, "skip_dx", False) for layer in layers[1:])
+    x, t = _data(shape, classes)
+    np.random.seed(3)
+    grads = net.gradient(x, t)
+    # The gradient is the one of a network whose first layer computes dx as usual.
+    layers[0].skip_dx = False
+    np.random.seed(3)
+    full = net.gradient(x, t)
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], full[key])
+    layers[0].skip_dx = True
+    out = layers[0].forward(x)
+    assert layers[0].backward(np.ones_like(out)) is None
+
+
+def test_gradient_leaves_last_loss(backend, case):
+    factory, shape, classes, random = CASES[case]
+    net = factory(backend.nets)
+    x, t = _data(shape, classes)
+    np.random.seed(3)
+    net.gradient(x, t)
+    np.random.seed(3)
+    assert net.last_loss == net.loss(x, t, train_flg=True)
+
+
+# --------------------------------------------------------------------------- native == reference
+
+def test_native_matches_reference(ref, case):
+    """Same seed, same data: the native network gives the reference's loss and gradients."""
+    from nnfast import nets as native_nets
+
+    factory, shape, classes, _ = CASES[case]
+    np.random.seed(11)
+    a = factory(ref.nets)
+    np.random.seed(11)
+    b = factory(native_nets)
+    assert type(b).__mro__[1] is type(a)
+    x, t = _data(shape, classes, n=6)
+    for key in a.params:
+        np.testing.assert_array_equal(a.params[key], b.params[key])
+    np.random.seed(12)
+    ga = a.gradient(x, t)
+    np.random.seed(12)
+    gb = b.gradient(x, t)
+    np.testing.assert_allclose(b.last_loss, a.last_loss, rtol=1e-12)
+    for key in ga:
+        np.testing.assert_allclose(gb[key], ga[key], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(b.predict(x), a.predict(x), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["SimpleConvNet", "DeepConvNet"])
+def test_reference_pickle_loads_into_native_net(ref, tmp_path, name):
+    """Weights written by a reference network (the published pretrained files have this format:
+    a plain dict of float64 arrays) give the native network the same predictions."""
+    from nnfast import nets as native_nets
+
+    np.random.seed(21)
+    trained = getattr(ref.nets, name)()
+    for key, p in trained.params.items():   # stand-in for training: move off the init
+        p += 0.01 * np.random.randn(*p.shape)
+    path = tmp_path / "params.pkl"
+    trained.save_params(str(path))
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    assert type(saved) is dict and all(v.dtype == F64 for v in saved.values())
+
+    np.random.seed(22)
+    native = getattr(native_nets, name)()
+    native.load_params(str(path))
+    x = np.random.rand(7, 1, 28, 28)
+    np.testing.assert_allclose(native.predict(x), trained.predict(x), rtol=1e-11, atol=1e-13)
+    t = np.argmax(trained.predict(x), axis=1)
+    assert native.accuracy(x, t) == 1.0
+    # float32 network from the same float64 pickle
+    np.random.seed(22)
+    native32 = getattr(native_nets, name)(dtype=F32)
+    native32.load_params(str(path))
+    np.testing.assert_allclose(native32.predict(x.astype(F32)), trained.predict(x),
+                               rtol=1e-4, atol=1e-5)

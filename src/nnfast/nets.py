@@ -34,5 +34,10 @@ class DeepConvNet(_ref.DeepConvNet):
     _L = _native_layers
 
 
+class SmallAlexNet(_ref.SmallAlexNet):
+    __doc__ = _ref.SmallAlexNet.__doc__
+    _L = _native_layers
+
+
 __all__ = ["init_scale", "TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend",
-           "SimpleConvNet", "DeepConvNet"]
+           "SimpleConvNet", "DeepConvNet", "SmallAlexNet"]

@@ -1,7 +1,7 @@
 """Reference networks in plain NumPy.
 
-``TwoLayerNet``, ``MultiLayerNet``, ``MultiLayerNetExtend``, ``SimpleConvNet`` and
-``DeepConvNet`` with the toolkit's observable behaviour: ``params`` is a dict of arrays whose
+``TwoLayerNet``, ``MultiLayerNet``, ``MultiLayerNetExtend``, ``SimpleConvNet``,
+``DeepConvNet`` and ``SmallAlexNet`` with the toolkit's observable behaviour: ``params`` is a dict of arrays whose
 *same objects* are held by the layers (optimizers update them in place), and every network has
 ``predict, loss, accuracy, gradient, numerical_gradient, save_params, load_params``.
 
@@ -33,6 +33,11 @@ Deviations from the toolkit (all deliberate)
   another dtype to the network's dtype; arrays of the right dtype are used as they are.
 * ``weight_decay_type='l1'`` (``lambda * sum|W|``, gradient ``lambda * sign(W)``) besides the
   default L2; nothing is added when ``weight_decay_lambda`` is 0.
+* The first layer of every network has ``skip_dx = True``: ``gradient`` never computes the
+  gradient with respect to the input images, which nobody reads (no number changes; calling
+  that layer's ``backward`` yourself returns None).
+* ``gradient`` leaves the loss of its forward pass (training mode, before any update) in
+  ``last_loss``, so a training loop can report it without another forward pass.
 """
 import pickle
 from collections import OrderedDict
@@ -49,6 +54,7 @@ __all__ = [
     "MultiLayerNetExtend",
     "SimpleConvNet",
     "DeepConvNet",
+    "SmallAlexNet",
 ]
 
 # Gradient attribute a layer fills for each parameter attribute.
@@ -136,6 +142,12 @@ class _Network:
     def _constant(self, name, size, value):
         self.params[name] = np.full(size, value, dtype=self.dtype)
 
+    def _skip_first_input_grad(self):
+        """Called at the end of ``__init__``: the first layer computes only its dW and db."""
+        first = next(iter(self._layer_sequence()))
+        if hasattr(first, "skip_dx"):
+            first.skip_dx = True
+
     # The book calls the last layer ``lastLayer`` in TwoLayerNet.
     @property
     def lastLayer(self):
@@ -202,8 +214,9 @@ class _Network:
 
     def gradient(self, x, t):
         """Backpropagation: forward via ``loss``, ``last_layer.backward(1)``, layers reversed."""
-        self.loss(x, t, train_flg=True)
+        self.last_loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
+        # The first layer has skip_dx set: its backward returns None, and nothing reads it.
         for layer in reversed(list(self._layer_sequence())):
             dout = layer.backward(dout)
         grads = {}
@@ -352,6 +365,7 @@ class TwoLayerNet(_Network):
         self.layers["Relu1"] = L.Relu()
         self.layers["Affine2"] = L.Affine(p["W2"], p["b2"])
         self.last_layer = L.SoftmaxWithLoss()
+        self._skip_first_input_grad()
         for i in (1, 2):
             self._slots[f"W{i}"] = (f"Affine{i}", "W")
             self._slots[f"b{i}"] = (f"Affine{i}", "b")
@@ -415,6 +429,7 @@ class MultiLayerNet(_Network):
             if use_dropout:
                 self.layers[f"Dropout{i}"] = L.Dropout(dropout_ratio)
         self.last_layer = L.SoftmaxWithLoss()
+        self._skip_first_input_grad()
 
 
 class MultiLayerNetExtend(MultiLayerNet):
@@ -480,6 +495,7 @@ class SimpleConvNet(_Network):
         self.layers["Relu2"] = L.Relu()
         self.layers["Affine2"] = L.Affine(p["W3"], p["b3"])
         self.last_layer = L.SoftmaxWithLoss()
+        self._skip_first_input_grad()
         for i, key in enumerate(("Conv1", "Affine1", "Affine2"), start=1):
             self._slots[f"W{i}"] = (key, "W")
             self._slots[f"b{i}"] = (key, "b")
@@ -546,12 +562,97 @@ class DeepConvNet(_Network):
         self.layers.append(L.Affine(p["W8"], p["b8"]))
         self.layers.append(L.Dropout(0.5))
         self.last_layer = L.SoftmaxWithLoss()
+        self._skip_first_input_grad()
         for i, layer_idx in enumerate(self._PARAM_LAYER_IDXS, start=1):
             self._slots[f"W{i}"] = (layer_idx, "W")
             self._slots[f"b{i}"] = (layer_idx, "b")
 
     def loss(self, x, t, train_flg=True):
         return super().loss(x, t, train_flg)
+
+    def accuracy(self, x, t, batch_size=100):
+        return super().accuracy(x, t, batch_size)
+
+
+class SmallAlexNet(_Network):
+    """AlexNet's layout in miniature, for small images such as 28x28 digits.
+
+    Five "same" convolutions (stride 1, pad ``filter_size // 2``), each followed by Relu, with a
+    2x2 stride-2 max pooling after the first, second and fifth (AlexNet's pattern), then
+    ``len(hidden_sizes)`` blocks of Affine-Relu-Dropout and a final Affine; SoftmaxWithLoss.
+
+    ``layers`` is an OrderedDict: ``Conv1, Relu1, Pool1, Conv2, Relu2, Pool2, Conv3, Relu3,
+    Conv4, Relu4, Conv5, Relu5, Pool5, Affine1, Relu6, Dropout1, Affine2, Relu7, Dropout2,
+    Affine3`` with the defaults.  Parameters ``W1..W5`` (filters), then the affine weights
+    ``W6...``; weights drawn in that order with ``weight_init_std`` ('he' by default, fan-ins
+    derived from ``input_dim``), biases zero.  ``filter_nums``/``filter_sizes`` give the five
+    convolutions, ``pool_after`` which of them (1-based) are followed by a pooling.
+
+    Like MultiLayerNetExtend, ``predict`` and ``loss`` run in test mode unless
+    ``train_flg=True`` (``gradient`` uses training mode: dropout on); ``accuracy`` evaluates in
+    batches of ``batch_size`` (default 100).  Pair it with data augmentation
+    (``nnfast.datasets.Augmenter`` through ``Trainer(..., augment=...)``), as AlexNet did.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), filter_nums=(16, 32, 48, 48, 32),
+                 filter_sizes=(5, 3, 3, 3, 3), hidden_sizes=(128, 128), output_size=10,
+                 dropout_ratio=0.5, weight_init_std="he", weight_decay_lambda=0, *,
+                 pool_after=(1, 2, 5), weight_decay_type="l2", dtype=np.float64):
+        self._setup(dtype, weight_decay_lambda, weight_decay_type)
+        filter_nums, filter_sizes = tuple(filter_nums), tuple(filter_sizes)
+        if len(filter_nums) != len(filter_sizes) or not filter_nums:
+            raise ValueError(
+                "SmallAlexNet: filter_nums and filter_sizes must have the same, non-zero length, "
+                f"got {len(filter_nums)} and {len(filter_sizes)}"
+            )
+        pool_after = tuple(pool_after)
+        for i in pool_after:
+            if not 1 <= i <= len(filter_nums):
+                raise ValueError(f"SmallAlexNet: pool_after holds {i}, which names no convolution "
+                                 f"(1..{len(filter_nums)})")
+        self.input_dim = tuple(input_dim)
+        self.filter_nums, self.filter_sizes = filter_nums, filter_sizes
+        self.hidden_sizes = tuple(hidden_sizes)
+        self.pool_after = pool_after
+        self.dropout_ratio = dropout_ratio
+
+        C, H, W = input_dim
+        n_conv = len(filter_nums)
+        for i, (fn, fs) in enumerate(zip(filter_nums, filter_sizes), start=1):
+            self._draw_weight(f"W{i}", weight_init_std, C * fs * fs, (fn, C, fs, fs))
+            self._constant(f"b{i}", fn, 0.0)
+            H = _conv_out(H, fs, fs // 2, 1, f"SmallAlexNet conv {i}")
+            W = _conv_out(W, fs, fs // 2, 1, f"SmallAlexNet conv {i}")
+            C = fn
+            if i in pool_after:
+                H = _pooled(H, f"SmallAlexNet pool after conv {i}")
+                W = _pooled(W, f"SmallAlexNet pool after conv {i}")
+        sizes = [C * H * W, *self.hidden_sizes, output_size]
+        for j in range(1, len(sizes)):
+            i = n_conv + j
+            self._draw_weight(f"W{i}", weight_init_std, sizes[j - 1], (sizes[j - 1], sizes[j]))
+            self._constant(f"b{i}", sizes[j], 0.0)
+
+        L, p = self._L, self.params
+        self.layers = OrderedDict()
+        for i, fs in enumerate(filter_sizes, start=1):
+            self.layers[f"Conv{i}"] = L.Convolution(p[f"W{i}"], p[f"b{i}"], 1, fs // 2)
+            self.layers[f"Relu{i}"] = L.Relu()
+            if i in pool_after:
+                self.layers[f"Pool{i}"] = L.Pooling(pool_h=2, pool_w=2, stride=2)
+            self._slots[f"W{i}"] = (f"Conv{i}", "W")
+            self._slots[f"b{i}"] = (f"Conv{i}", "b")
+        n_affine = len(sizes) - 1
+        for j in range(1, n_affine + 1):
+            i = n_conv + j
+            self.layers[f"Affine{j}"] = L.Affine(p[f"W{i}"], p[f"b{i}"])
+            self._slots[f"W{i}"] = (f"Affine{j}", "W")
+            self._slots[f"b{i}"] = (f"Affine{j}", "b")
+            if j < n_affine:
+                self.layers[f"Relu{n_conv + j}"] = L.Relu()
+                self.layers[f"Dropout{j}"] = L.Dropout(dropout_ratio)
+        self.last_layer = L.SoftmaxWithLoss()
+        self._skip_first_input_grad()
 
     def accuracy(self, x, t, batch_size=100):
         return super().accuracy(x, t, batch_size)

@@ -8,7 +8,37 @@ that sets nothing but that attribute::
 
     class Trainer(nnfast.reference.trainer.Trainer):
         _opt_module = nnfast.optimizer
+
+Extras (keyword-only, all off by default)
+-----------------------------------------
+With the defaults the Trainer draws the same random numbers, calls the network in the same
+order and prints the same lines as the toolkit's.  The keyword-only options add:
+
+* ``augment``: a callable applied to each sampled batch of images before the gradient (e.g.
+  ``nnfast.datasets.Augmenter``, which draws from its own generator, not the global one).
+* ``progress``: a tqdm bar per epoch on stderr; silently off when tqdm is not installed or
+  stderr is not a terminal.
+* ``loss_after_update=False``: skip the toolkit's extra forward pass after each update and
+  record instead the loss of the gradient's own forward pass (training mode, before the
+  update) that nnfast networks leave in ``network.last_loss``.  Saves one forward per step.
+* ``eval_loss=True``: also measure the loss on the evaluation samples of the test set at each
+  evaluation.  Cost: one more forward pass over those samples per epoch (about as much again
+  as the test-accuracy evaluation).
+* ``eval_after_epoch=True``: evaluate after the last step of each epoch instead of the
+  toolkit's "after the first step of each epoch" (``current_iter % iter_per_epoch == 0``, which
+  evaluates after the very first update), so the last evaluation sees the trained network.
+* ``on_epoch``: a callable ``on_epoch(trainer)`` run after each evaluation.
+
+Always recorded, at no extra cost: ``history`` (per evaluation: ``epoch``, ``iteration``,
+``train_acc``, ``test_acc``, ``train_loss`` = mean of the step losses since the previous
+evaluation, ``test_loss`` = None unless ``eval_loss``), and the wall time spent in training
+steps (``train_time``, sampling + gradient + update + loss) and in evaluations (``eval_time``).
+``save_learning_curve(path)`` writes ``history`` as a PNG (needs matplotlib).  ``train()``
+keeps the accuracy on the whole test set it measures at the end in ``final_test_acc``.
 """
+import sys
+import time
+
 import numpy as np
 
 from nnfast.reference import optimizer as _optimizer
@@ -45,7 +75,9 @@ class Trainer:
 
     def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20,
                  mini_batch_size=100, optimizer="SGD", optimizer_param=None,
-                 evaluate_sample_num_per_epoch=None, verbose=True):
+                 evaluate_sample_num_per_epoch=None, verbose=True, *, augment=None,
+                 progress=False, loss_after_update=True, eval_loss=False,
+                 eval_after_epoch=False, on_epoch=None):
         self.network = network
         self.verbose = verbose
         self.x_train = x_train
@@ -68,6 +100,23 @@ class Trainer:
         self.train_acc_list = []
         self.test_acc_list = []
 
+        if augment is not None and not callable(augment):
+            raise TypeError(f"Trainer: augment must be callable, got {type(augment).__name__}")
+        if on_epoch is not None and not callable(on_epoch):
+            raise TypeError(f"Trainer: on_epoch must be callable, got {type(on_epoch).__name__}")
+        self.augment = augment
+        self.progress = progress
+        self.loss_after_update = loss_after_update
+        self.eval_loss = eval_loss
+        self.eval_after_epoch = eval_after_epoch
+        self.on_epoch = on_epoch
+        self.history = {"epoch": [], "iteration": [], "train_acc": [], "test_acc": [],
+                        "train_loss": [], "test_loss": []}
+        self.train_time = 0.0
+        self.eval_time = 0.0
+        self._epoch_losses_start = 0
+        self._bar = None
+
     def _make_optimizer(self, name, optimizer_param):
         key = name.lower() if isinstance(name, str) else None
         if key not in OPTIMIZER_NAMES:
@@ -82,36 +131,128 @@ class Trainer:
             return self.x_train, self.t_train, self.x_test, self.t_test
         return self.x_train[:k], self.t_train[:k], self.x_test[:k], self.t_test[:k]
 
+    def _is_evaluation_step(self, it):
+        offset = 1 if self.eval_after_epoch else 0
+        return (it + offset) % self.iter_per_epoch == 0
+
     def train_step(self):
+        start = time.perf_counter()
         batch_mask = np.random.choice(self.train_size, self.batch_size)
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
+        if self.augment is not None:
+            x_batch = self.augment(x_batch)
 
         grads = self.network.gradient(x_batch, t_batch)
         self.optimizer.update(self.network.params, grads)
 
-        loss = self.network.loss(x_batch, t_batch)
+        if self.loss_after_update:
+            loss = self.network.loss(x_batch, t_batch)
+        else:
+            loss = getattr(self.network, "last_loss", None)
+            if loss is None:
+                raise TypeError("Trainer(loss_after_update=False): the network's gradient() "
+                                "must leave the batch loss in network.last_loss "
+                                "(nnfast networks do)")
         self.train_loss_list.append(loss)
+        self.train_time += time.perf_counter() - start
         if self.verbose:
             print("train loss:" + str(loss))
+        self._advance_bar(loss)
 
-        if self.current_iter % self.iter_per_epoch == 0:
+        if self._is_evaluation_step(self.current_iter):
+            self._close_bar()
+            start = time.perf_counter()
             self.current_epoch += 1
             x_tr, t_tr, x_te, t_te = self._evaluation_samples()
             train_acc = self.network.accuracy(x_tr, t_tr)
             test_acc = self.network.accuracy(x_te, t_te)
             self.train_acc_list.append(train_acc)
             self.test_acc_list.append(test_acc)
+            test_loss = self._mean_loss(x_te, t_te) if self.eval_loss else None
+            self.eval_time += time.perf_counter() - start
+            self._record(train_acc, test_acc, test_loss)
             if self.verbose:
                 print("=== epoch:" + str(self.current_epoch) + ", train acc:" + str(train_acc)
                       + ", test acc:" + str(test_acc) + " ===")
+            if self.on_epoch is not None:
+                self.on_epoch(self)
         self.current_iter += 1
 
+    def _record(self, train_acc, test_acc, test_loss):
+        h = self.history
+        losses = self.train_loss_list[self._epoch_losses_start:]
+        self._epoch_losses_start = len(self.train_loss_list)
+        h["epoch"].append(self.current_epoch)
+        h["iteration"].append(self.current_iter + 1)
+        h["train_acc"].append(float(train_acc))
+        h["test_acc"].append(float(test_acc))
+        h["train_loss"].append(float(np.mean(losses)) if losses else None)
+        h["test_loss"].append(None if test_loss is None else float(test_loss))
+
+    def _mean_loss(self, x, t):
+        """Mean loss over (x, t) in test mode, in batches of ``batch_size`` (one forward)."""
+        total = 0.0
+        n = x.shape[0]
+        for start in range(0, n, self.batch_size):
+            xb, tb = x[start:start + self.batch_size], t[start:start + self.batch_size]
+            total += float(self.network.loss(xb, tb, train_flg=False)) * xb.shape[0]
+        return total / n
+
+    # ---------------------------------------------------------------- progress bar
+
+    def _steps_until_evaluation(self):
+        """Steps from ``current_iter`` up to and including the next evaluation (or the end)."""
+        it = self.current_iter
+        while it < self.max_iter - 1 and not self._is_evaluation_step(it):
+            it += 1
+        return it - self.current_iter + 1
+
+    def _advance_bar(self, loss):
+        if not self.progress:
+            return
+        if self._bar is None:
+            self._bar = _make_bar(self._steps_until_evaluation(),
+                                  f"epoch {self.current_epoch + 1}/{self.epochs}")
+            if self._bar is None:
+                self.progress = False  # tqdm missing or not a terminal: stay silent
+                return
+        self._bar.update(1)
+        self._bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+
+    def _close_bar(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def save_learning_curve(self, path, title=None):
+        """Write ``history`` as a PNG at ``path`` (matplotlib needed, imported only here)."""
+        from nnfast.plotting import save_learning_curve
+
+        return save_learning_curve(self.history, path, title=title)
+
     def train(self):
-        for _ in range(self.max_iter):
-            self.train_step()
+        try:
+            for _ in range(self.max_iter):
+                self.train_step()
+        finally:
+            self._close_bar()
 
         test_acc = self.network.accuracy(self.x_test, self.t_test)
+        self.final_test_acc = test_acc
         if self.verbose:
             print("=============== Final Test Accuracy ===============")
             print("test acc:" + str(test_acc))
+
+
+def _make_bar(total, desc):
+    """A tqdm bar on stderr, or None when tqdm is missing or stderr is not a terminal."""
+    stream = sys.stderr
+    if stream is None or not getattr(stream, "isatty", lambda: False)():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, file=stream,
+                dynamic_ncols=True)

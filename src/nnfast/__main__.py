@@ -1,0 +1,6 @@
+"""``python -m nnfast train|gradcheck``: the same as the ``nnfast`` command."""
+import sys
+
+from nnfast.cli import main
+
+sys.exit(main())

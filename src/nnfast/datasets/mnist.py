@@ -1,0 +1,229 @@
+"""MNIST from the standard IDX gz files, with the toolkit's ``load_mnist`` interface.
+
+Files: ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz`` in ``<data dir>/mnist``, where the
+data dir is the ``data_dir`` argument, else ``$NNFAST_DATA_DIR``, else
+``$XDG_CACHE_HOME/nnfast`` (``~/.cache/nnfast``).  A missing file is downloaded from the first
+mirror that answers and kept only if its MD5 matches; every file is checked against its MD5
+before it is parsed, so a truncated or corrupt file is reported, never half-read.
+"""
+import gzip
+import hashlib
+import os
+import struct
+import urllib.error
+import urllib.request
+import zlib
+
+import numpy as np
+
+__all__ = ["load_mnist", "mnist_dir", "data_home", "read_idx", "MNIST_FILES", "MIRRORS",
+           "DATA_DIR_ENV"]
+
+DATA_DIR_ENV = "NNFAST_DATA_DIR"
+
+# key -> (file name, MD5 of the gz file as published).
+MNIST_FILES = {
+    "train_img": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    "train_label": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+    "test_img": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+    "test_label": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+}
+
+# Tried in order; the original site no longer serves the files.
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+_DOWNLOAD_TIMEOUT = 30  # seconds per connection attempt
+_IDX_UBYTE = 0x08
+_IMG_SHAPE = (28, 28)
+
+
+def data_home(data_dir=None):
+    """The nnfast data directory: ``data_dir``, else ``$NNFAST_DATA_DIR``, else the cache dir."""
+    if data_dir is not None:
+        return os.fspath(data_dir)
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return env
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "nnfast")
+
+
+def mnist_dir(data_dir=None):
+    """Folder holding the four MNIST gz files."""
+    return os.path.join(data_home(data_dir), "mnist")
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _offline_message(folder, missing, errors):
+    names = "\n".join(f"  {name}" for name in missing)
+    why = "; ".join(errors) if errors else "downloading is disabled (download=False)"
+    return (
+        f"load_mnist: MNIST file(s) missing from {folder}:\n{names}\n"
+        f"and they could not be downloaded ({why}).\n"
+        f"Copy the four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into that folder, or point "
+        f"${DATA_DIR_ENV} at a folder whose 'mnist' subfolder holds them.  Without a network, "
+        f"the offline digits (nnfast.datasets.load_mnist_5k, `nnfast train --data digits5k`) "
+        f"need no download."
+    )
+
+
+def _download(name, md5, dest):
+    """Fetch ``name`` from the first mirror that serves it with the right MD5.
+
+    Returns None on success, else a list of the reasons each mirror failed.  The file is written
+    to ``dest + '.part'`` and renamed only once its checksum matches.
+    """
+    errors = []
+    part = dest + ".part"
+    for base in MIRRORS:
+        url = base + name
+        try:
+            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response, \
+                    open(part, "wb") as out:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            if os.path.exists(part):
+                os.remove(part)
+            continue
+        got = _md5(part)
+        if got != md5:
+            os.remove(part)
+            errors.append(f"{url}: checksum mismatch (MD5 {got}, expected {md5})")
+            continue
+        os.replace(part, dest)
+        return None
+    return errors
+
+
+def _ensure_files(folder, download):
+    paths = {key: os.path.join(folder, name) for key, (name, _) in MNIST_FILES.items()}
+    missing = [MNIST_FILES[k][0] for k, p in paths.items() if not os.path.exists(p)]
+    if not missing:
+        return paths
+    errors = []
+    if download:
+        os.makedirs(folder, exist_ok=True)
+        for key, (name, md5) in MNIST_FILES.items():
+            if name in missing:
+                failed = _download(name, md5, paths[key])
+                if failed:
+                    errors.extend(failed)
+        missing = [MNIST_FILES[k][0] for k, p in paths.items() if not os.path.exists(p)]
+        if not missing:
+            return paths
+    raise FileNotFoundError(_offline_message(folder, missing, errors))
+
+
+def _check_md5(path, expected):
+    got = _md5(path)
+    if got != expected:
+        raise ValueError(
+            f"load_mnist: {path} is corrupt or not the published MNIST file: its MD5 is {got}, "
+            f"expected {expected}.  Delete it and run again to download it afresh, or copy a good "
+            f"copy there."
+        )
+
+
+def read_idx(path):
+    """Read a gzip-compressed IDX file of unsigned bytes: an ndarray of uint8 with its shape.
+
+    Raises ValueError naming the file when it is not gzip, is truncated, has a bad magic number,
+    or holds more or fewer bytes than its header announces.
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"read_idx: {path} is not a complete gzip file ({exc}); "
+                         f"delete it and fetch it again") from None
+    if len(raw) < 4:
+        raise ValueError(f"read_idx: {path} is too short for an IDX header ({len(raw)} bytes)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != _IDX_UBYTE or ndim < 1:
+        raise ValueError(f"read_idx: {path} is not an IDX file of unsigned bytes "
+                         f"(magic bytes {raw[:4].hex()})")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"read_idx: {path} is truncated inside its header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - header != expected:
+        raise ValueError(f"read_idx: {path} announces shape {shape} ({expected} bytes of data) "
+                         f"but holds {len(raw) - header}: the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _read_pair(img_path, label_path):
+    images = read_idx(img_path)
+    labels = read_idx(label_path)
+    if images.ndim != 3 or images.shape[1:] != _IMG_SHAPE:
+        raise ValueError(f"load_mnist: {img_path} must hold (N, 28, 28) images, "
+                         f"got shape {images.shape}")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise ValueError(f"load_mnist: {label_path} must hold one label per image of "
+                         f"{img_path} ({images.shape[0]}), got shape {labels.shape}")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"load_mnist: {label_path} holds label {int(labels.max())}; "
+                         f"MNIST labels are 0..9")
+    return images.reshape(-1, 28 * 28), labels
+
+
+def _one_hot(labels):
+    """The toolkit's one-hot form: float64 (N, 10)."""
+    out = np.zeros((labels.size, 10))
+    out[np.arange(labels.size), labels] = 1
+    return out
+
+
+def format_digits(x, t, normalize, flatten, one_hot_label):
+    """The toolkit's conversions, shared with the offline set.
+
+    ``x`` is (N, 784) uint8, ``t`` (N,) uint8: normalize -> float32 in [0, 1], else uint8;
+    flatten=False -> (N, 1, 28, 28); one_hot_label -> float64 (N, 10), else the uint8 labels.
+    """
+    if normalize:
+        x = x.astype(np.float32)
+        x /= 255.0
+    if not flatten:
+        x = x.reshape(-1, 1, 28, 28)
+    if one_hot_label:
+        t = _one_hot(t)
+    return x, t
+
+
+def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, data_dir=None,
+               download=True):
+    """MNIST as ``(x_train, t_train), (x_test, t_test)``, as the toolkit returns it.
+
+    Images are (60000, 784) / (10000, 784), float32 in [0, 1] with ``normalize`` (uint8 0..255
+    without), or (N, 1, 28, 28) with ``flatten=False``.  Labels are uint8 (N,), or float64
+    (N, 10) one-hot with ``one_hot_label``.
+
+    The files are read from :func:`mnist_dir` (``data_dir``, ``$NNFAST_DATA_DIR`` or the cache
+    dir, then ``mnist/``); missing ones are downloaded when ``download`` is true.  Each file's MD5
+    is checked before it is read.  Without a network and without the files:
+    FileNotFoundError saying where to put them.
+    """
+    folder = mnist_dir(data_dir)
+    paths = _ensure_files(folder, download)
+    for key, (_, md5) in MNIST_FILES.items():
+        _check_md5(paths[key], md5)
+    x_train, t_train = _read_pair(paths["train_img"], paths["train_label"])
+    x_test, t_test = _read_pair(paths["test_img"], paths["test_label"])
+    train = format_digits(x_train, t_train, normalize, flatten, one_hot_label)
+    test = format_digits(x_test, t_test, normalize, flatten, one_hot_label)
+    return train, test
