@@ -69,16 +69,17 @@ def test_train_end_to_end_subprocess(tmp_path):
     assert any(line.startswith("throughput: ") and "images/s" in line for line in lines)
     assert proc.stderr == ""  # no progress bar when not on a terminal
 
-    with open(out / "params.pkl", "rb") as f:
-        params = pickle.load(f)
-    assert type(params) is dict and sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
-    assert all(type(v) is np.ndarray and v.dtype == np.float32 for v in params.values())
-    # the reference format: a float64 reference network loads it
-    from nnfast.reference.nets import SimpleConvNet
+    assert not (out / "params.pkl").exists()  # the safe format by default
+    with np.load(out / "params.npz", allow_pickle=False) as f:
+        params = {k: f[k] for k in f.files}
+    assert sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+    assert all(v.dtype == np.float32 for v in params.values())
+    # a float32 native network loads it (dtypes must match: .npz loading is strict)
+    from nnfast.nets import SimpleConvNet
 
-    net = SimpleConvNet()
-    net.load_params(str(out / "params.pkl"))
-    np.testing.assert_array_equal(net.params["W1"], params["W1"].astype(np.float64))
+    net = SimpleConvNet(dtype=np.float32)
+    net.load_params(str(out / "params.npz"))
+    np.testing.assert_array_equal(net.params["W1"], params["W1"])
 
     png = (out / "learning_curve.png").read_bytes()
     assert png[:8] == PNG_SIGNATURE and len(png) > 1000
@@ -101,7 +102,8 @@ def test_train_in_process_all_options(tiny_digits, tmp_path, capsys):
                      "--opt-param", "momentum=0.8", "--weight-decay", "0.01",
                      "--weight-decay-type", "l1", "--dtype", "float64", "--seed", "3",
                      "--augment", "shift=1,noise=0.01", "--no-test-loss",
-                     "--loss-after-update", "--no-plot", "--out", str(out)])
+                     "--loss-after-update", "--no-plot", "--out", str(out),
+                     "--params-format", "pkl"])
     assert code == 0
     text = capsys.readouterr().out
     assert "MultiLayerNetExtend (BN) on digits5k (90 train / 10 test" in text
@@ -135,7 +137,7 @@ def test_train_is_reproducible(tiny_digits, tmp_path, capsys):
     for name in ("a", "b"):
         _train(["--net", "twolayer", "--epochs", "2", "--batch-size", "30",
                   "--seed", "5", "--no-plot", "--augment", "shift", "--out",
-                  str(tmp_path / name)])
+                  str(tmp_path / name), "--params-format", "pkl"])
         with open(tmp_path / name / "params.pkl", "rb") as f:
             runs.append(pickle.load(f))
     capsys.readouterr()
@@ -172,7 +174,7 @@ def test_train_without_matplotlib_still_saves_params(tiny_digits, tmp_path, caps
                      str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "learning curve not saved" in captured.err and "matplotlib" in captured.err
-    assert (tmp_path / "params.pkl").exists() and not (tmp_path / "learning_curve.png").exists()
+    assert (tmp_path / "params.npz").exists() and not (tmp_path / "learning_curve.png").exists()
 
 
 def test_train_without_the_data(monkeypatch, tmp_path):

@@ -116,8 +116,12 @@ def build_parser():
                     help="native: compiled kernels (default); reference: the plain NumPy "
                          "toolkit, to see the speed-up")
     tr.add_argument("--out", default="nnfast-run", metavar="DIR",
-                    help="where params.pkl, learning_curve.png and history.json go "
+                    help="where params.npz (or .pkl), learning_curve.png and history.json go "
                          "(default ./nnfast-run)")
+    tr.add_argument("--params-format", choices=("npz", "pkl"), default="npz",
+                    help="npz (default): NumPy arrays, loaded without pickle, so a file from "
+                         "elsewhere cannot run code; pkl: the toolkit's pickle format, for "
+                         "code that reads it with pickle.load (only load pickles you trust)")
     tr.add_argument("--no-plot", dest="plot", action="store_false",
                     help="do not save the learning curve")
     tr.add_argument("--no-progress", dest="progress", action="store_false",
@@ -333,9 +337,10 @@ def _train(args):
           f"evaluation {tr.eval_time:.1f} s; total {wall:.1f} s")
 
     os.makedirs(args.out, exist_ok=True)
-    params_path = os.path.join(args.out, "params.pkl")
-    net.save_params(params_path)
-    saved = [f"{params_path} (the toolkit's pickle format)"]
+    params_path = os.path.join(args.out, f"params.{args.params_format}")
+    net.save_params(params_path)  # the extension chooses the format
+    kind = "NumPy .npz, no pickle" if args.params_format == "npz" else "the toolkit's pickle format"
+    saved = [f"{params_path} ({kind})"]
     history_path = os.path.join(args.out, "history.json")
     with open(history_path, "w") as f:
         json.dump({"command": " ".join(["nnfast", *args.argv]),
