@@ -4,6 +4,7 @@ Run:  pytest benchmarks/ --benchmark-only --benchmark-group-by=group
 The ratio to the reference is printed from the same run by --benchmark-compare
 style tables: look at the "reference" and "nnfast" rows of each group.
 """
+import nnfast  # noqa: F401  (first: it sets OpenBLAS/OpenMP waiting before NumPy loads)
 import numpy as np
 import pytest
 

@@ -19,6 +19,13 @@ __version__ = "0.1.0"
 # 2 threads measured ~20x slower here. libgomp reads this once, when the
 # compiled module loads, so it must be set before any kernel import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The other half of the same fight: after each GEMM, OpenBLAS's workers spin for
+# ~2**28 cycles before sleeping, taking the core our next OpenMP region needs.
+# 2**4 makes them sleep at once (one training step at 2 threads, float32, batch 100:
+# SimpleConvNet 11.7 -> 8.8 ms, DeepConvNet 115 -> 94 ms). OpenBLAS reads it when
+# NumPy loads, so it only helps when nnfast is imported first (the `nnfast` command
+# is); otherwise set it in the environment.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from ._threads import get_num_threads, num_threads, set_num_threads  # noqa: E402
 
