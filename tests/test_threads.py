@@ -88,3 +88,35 @@ def test_reference_imports_without_compiled_extension():
 def test_forced_reference_backend_falls_back():
     code = "import nnfast; print(nnfast.build_info()['kernels']['im2col'])"
     assert _run(code, NNFAST_BACKEND="reference") == "reference"
+
+
+def test_num_threads_blocks_in_python_threads_do_not_undo_each_other():
+    import threading
+
+    before = nnfast.get_num_threads()
+    nnfast.set_num_threads(2)
+    try:
+        inside, release = threading.Barrier(2), threading.Barrier(2)
+        seen = []
+
+        def worker(n):
+            with nnfast.num_threads(n):
+                inside.wait()
+                seen.append(nnfast.get_num_threads())
+                release.wait()
+
+        threads = [threading.Thread(target=worker, args=(1,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seen == [1, 1]
+        assert nnfast.get_num_threads() == 2  # the process-wide count is intact
+    finally:
+        nnfast.set_num_threads(before)
+
+
+def test_num_threads_validates_its_argument():
+    with pytest.raises(ValueError, match="num_threads: n must be >= 1"):
+        with nnfast.num_threads(0):
+            pass
