@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import nnfast
@@ -120,3 +121,16 @@ def test_num_threads_validates_its_argument():
     with pytest.raises(ValueError, match="num_threads: n must be >= 1"):
         with nnfast.num_threads(0):
             pass
+
+
+def test_release_buffers_frees_the_transient_pool():
+    from nnfast import _dispatch, layers
+
+    rng = np.random.default_rng(0)
+    conv = layers.Convolution(rng.standard_normal((4, 3, 3, 3)), np.zeros(4), 1, 1)
+    out = conv.forward(rng.standard_normal((2, 3, 6, 6)))
+    conv.backward(np.ones_like(out))
+    assert getattr(_dispatch._transient, "pool", {})  # dcol was kept for the next call
+    nnfast.release_buffers()
+    assert not getattr(_dispatch._transient, "pool", {})
+    conv.backward(np.ones_like(out))  # and regrows

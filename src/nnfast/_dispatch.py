@@ -127,6 +127,11 @@ def _transient_buffer(name, shape, dtype):
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
+def release_buffers():
+    """Free this thread's transient scratch buffers (they regrow on the next call)."""
+    getattr(_transient, "pool", {}).clear()
+
+
 def _out_hw(h, w, fh, fw, stride, pad):
     return (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
 

@@ -45,6 +45,9 @@ class Convolution:
     column buffer is reused by the next forward unless ``col`` was read, so an
     array a user holds is never overwritten. Results equal the reference's to
     ~1e-12 relative in float64 (GEMMs of another shape sum in another order).
+    As in the reference, ``x`` is the caller's array, not a copy: on the 1x1 path the
+    backward pass reads it again, so do not change it in place between forward and
+    backward.
     """
 
     skip_dx = False
@@ -80,6 +83,11 @@ class Convolution:
     def forward(self, x):
         x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
             self, x, "Convolution.forward")
+        # The kernels overwrite the reused column buffer, which the last forward's state
+        # points at: should they fail midway (MemoryError, Ctrl-C), backward must refuse
+        # rather than pair the old x with the new columns. (Argument errors raised above
+        # leave the state untouched.)
+        self.x = None
         out, col = _dispatch.conv2d_forward(x, W, b, stride, pad, self._work)
         self.x = x
         self._col = col
