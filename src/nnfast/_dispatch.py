@@ -221,29 +221,6 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         db.astype(dout.dtype, copy=False)
 
 
-def _fallback_conv2d_forward(x, W, b, stride, pad, work=None):
-    """The reference's arithmetic: col @ W.reshape(FN, -1).T + b, then NCHW."""
-    n, _, h, w = x.shape
-    fn, _, fh, fw = W.shape
-    oh, ow = _out_hw(h, w, fh, fw, stride, pad)
-    col = _ref_util.im2col(x, fh, fw, stride, pad)
-    out = col @ W.reshape(fn, -1).T + b
-    return np.ascontiguousarray(out.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2)), col
-
-
-def _fallback_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None):
-    fn, _, fh, fw = W.shape
-    if col is None:
-        col = _ref_util.im2col(x, fh, fw, stride, pad)
-    dout2 = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
-    db = np.sum(dout2, axis=0)
-    dW = (col.T @ dout2).T.reshape(W.shape)
-    dx = None
-    if need_dx:
-        dx = _ref_util.col2im(dout2 @ W.reshape(fn, -1), x.shape, fh, fw, stride, pad)
-    return dx, dW, db
-
-
 def _compiled_maxpool_forward(x, pool_h, pool_w, stride, pad):
     """(out (N, C, OH, OW), argmax (N, C, OH, OW) int32 window offsets)."""
     x = kernel_input(x, "Pooling.forward", "x")
@@ -279,61 +256,10 @@ def _compiled_avgpool_backward(dout, x_shape, pool_h, pool_w, stride, pad):
     return dx
 
 
-def _pool_rows(x, pool_h, pool_w, stride, pad, fill):
-    """The reference's pooling matrix: rows (n, oh, ow, c), one window each."""
-    if pad:
-        x = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], mode="constant",
-                   constant_values=fill)
-    return _ref_util.im2col(x, pool_h, pool_w, stride, 0).reshape(-1, pool_h * pool_w)
-
-
-def _to_nchw(flat, n, c, oh, ow):
-    return np.ascontiguousarray(flat.reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
-
-
-def _fallback_maxpool_forward(x, pool_h, pool_w, stride, pad):
-    n, c, h, w = x.shape
-    oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
-    col = _pool_rows(x, pool_h, pool_w, stride, pad, -np.inf)
-    return (_to_nchw(np.max(col, axis=1), n, c, oh, ow),
-            _to_nchw(np.argmax(col, axis=1), n, c, oh, ow))
-
-
-def _fallback_maxpool_backward(dout, argmax, x_shape, pool_h, pool_w, stride, pad):
-    n, c, oh, ow = dout.shape
-    size = pool_h * pool_w
-    dmax = np.zeros((dout.size, size), dtype=dout.dtype)
-    dmax[np.arange(dout.size), argmax.transpose(0, 2, 3, 1).reshape(-1)] = \
-        dout.transpose(0, 2, 3, 1).reshape(-1)
-    return _ref_util.col2im(dmax.reshape(n * oh * ow, c * size), x_shape, pool_h, pool_w,
-                            stride, pad)
-
-
-def _fallback_avgpool_forward(x, pool_h, pool_w, stride, pad):
-    n, c, h, w = x.shape
-    oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
-    return _to_nchw(np.mean(_pool_rows(x, pool_h, pool_w, stride, pad, 0), axis=1),
-                    n, c, oh, ow)
-
-
-def _fallback_avgpool_backward(dout, x_shape, pool_h, pool_w, stride, pad):
-    n, c, oh, ow = dout.shape
-    size = pool_h * pool_w
-    share = dout.transpose(0, 2, 3, 1).reshape(-1, 1) / size
-    dcol = np.repeat(share, size, axis=1).reshape(n * oh * ow, c * size)
-    return _ref_util.col2im(dcol, x_shape, pool_h, pool_w, stride, pad)
-
-
 # op name -> (compiled implementation, reference implementation)
 _COMPILED = {
     "im2col": (_compiled_im2col, _ref_util.im2col),
     "col2im": (_compiled_col2im, _ref_util.col2im),
-    "conv2d_forward": (_compiled_conv2d_forward, _fallback_conv2d_forward),
-    "conv2d_backward": (_compiled_conv2d_backward, _fallback_conv2d_backward),
-    "maxpool_forward": (_compiled_maxpool_forward, _fallback_maxpool_forward),
-    "maxpool_backward": (_compiled_maxpool_backward, _fallback_maxpool_backward),
-    "avgpool_forward": (_compiled_avgpool_forward, _fallback_avgpool_forward),
-    "avgpool_backward": (_compiled_avgpool_backward, _fallback_avgpool_backward),
 }
 
 
@@ -344,12 +270,14 @@ def _choose(name):
 
 im2col = _choose("im2col")
 col2im = _choose("col2im")
-conv2d_forward = _choose("conv2d_forward")
-conv2d_backward = _choose("conv2d_backward")
-maxpool_forward = _choose("maxpool_forward")
-maxpool_backward = _choose("maxpool_backward")
-avgpool_forward = _choose("avgpool_forward")
-avgpool_backward = _choose("avgpool_backward")
+# The compiled Convolution, Pooling and AvgPooling layers call these directly; without
+# the kernels, ``nnfast.layers`` registers the reference classes instead (``register``).
+conv2d_forward = _compiled_conv2d_forward
+conv2d_backward = _compiled_conv2d_backward
+maxpool_forward = _compiled_maxpool_forward
+maxpool_backward = _compiled_maxpool_backward
+avgpool_forward = _compiled_avgpool_forward
+avgpool_backward = _compiled_avgpool_backward
 
 
 def build_info():

@@ -559,6 +559,9 @@ class BatchNormalization(_ref.BatchNormalization):
         return dx
 
 
+Convolution = _dispatch.register("Convolution", Convolution, _ref.Convolution)
+Pooling = _dispatch.register("Pooling", Pooling, _ref.Pooling)
+AvgPooling = _dispatch.register("AvgPooling", AvgPooling, _ref.AvgPooling)
 Relu = _dispatch.register("Relu", Relu, _ref.Relu)
 Sigmoid = _dispatch.register("Sigmoid", Sigmoid, _ref.Sigmoid)
 Affine = _dispatch.register("Affine", Affine, _ref.Affine)
