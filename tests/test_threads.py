@@ -59,12 +59,12 @@ def test_wait_policy_defaults_to_passive_but_user_wins():
     assert _run(code, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
 
 
-def test_openblas_thread_timeout_defaults_to_4_but_user_wins():
+def test_openblas_thread_timeout_has_a_default_but_user_wins():
     code = "import os, nnfast; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
-    assert out == "4"
+    assert out == "18"
     assert _run(code, OPENBLAS_THREAD_TIMEOUT="10") == "10"
 
 

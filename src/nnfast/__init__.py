@@ -21,11 +21,13 @@ __version__ = "0.1.0"
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # The other half of the same fight: after each GEMM, OpenBLAS's workers spin for
 # ~2**28 cycles before sleeping, taking the core our next OpenMP region needs.
-# 2**4 makes them sleep at once (one training step at 2 threads, float32, batch 100:
-# SimpleConvNet 11.7 -> 8.8 ms, DeepConvNet 115 -> 94 ms). OpenBLAS reads it when
-# NumPy loads, so it only helps when nnfast is imported first (the `nnfast` command
-# is); otherwise set it in the environment.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# 2**18 (~0.1 ms) still covers back-to-back GEMMs. Measured at 2 threads, float32,
+# batch 100, two runs each: DeepConvNet step 116-125 ms with OpenBLAS's default,
+# 90-94 ms with 18, 95-101 ms with 4; a (100, 784) x (784, 50) Affine 0.19 ms with
+# 18 or the default, 0.29 ms with 4. OpenBLAS reads it when NumPy loads, so it only
+# helps when nnfast is imported first (the `nnfast` command is); otherwise set it in
+# the environment.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
 
 from ._threads import get_num_threads, num_threads, set_num_threads  # noqa: E402
 
