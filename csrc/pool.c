@@ -13,6 +13,18 @@
 #define NNF_POOL_INLINE static inline
 #endif
 
+/* Index of the lowest set bit of a non-zero 4-bit mask, without a branch (the masks
+ * are random: a branch on them mispredicts). */
+static inline int nnf_lowest_bit(unsigned mask)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(mask);
+#else
+    static const signed char lowest[16] = {0, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0};
+    return lowest[mask & 15u];
+#endif
+}
+
 #define T float
 #define U uint32_t
 #define SFX f32
