@@ -73,7 +73,9 @@ class _Compiled:
                 _dispatch._kernels.optim_update(self._op, *args, a, b, c, nt)
 
     def _hyper(self, hp):
-        return hp["lr"], 0.0, 0.0
+        """The kernel's three scalars: the reference's hyper-parameters in order, 0-padded."""
+        values = [hp[name] for name in self._hyper_names]
+        return tuple(values + [0.0] * (3 - len(values)))
 
     def _reference_step(self, params, key, g, hp):
         super()._step({key: params[key]}, {key: g}, hp)
@@ -93,16 +95,10 @@ class Momentum(_Compiled, _ref.Momentum):
     __doc__ = _ref.Momentum.__doc__
     _op = _op("OPT_MOMENTUM")
 
-    def _hyper(self, hp):
-        return hp["lr"], hp["momentum"], 0.0
-
 
 class Nesterov(_Compiled, _ref.Nesterov):
     __doc__ = _ref.Nesterov.__doc__
     _op = _op("OPT_NESTEROV")
-
-    def _hyper(self, hp):
-        return hp["lr"], hp["momentum"], 0.0
 
 
 class AdaGrad(_Compiled, _ref.AdaGrad):
@@ -113,9 +109,6 @@ class AdaGrad(_Compiled, _ref.AdaGrad):
 class RMSprop(_Compiled, _ref.RMSprop):
     __doc__ = _ref.RMSprop.__doc__
     _op = _op("OPT_RMSPROP")
-
-    def _hyper(self, hp):
-        return hp["lr"], hp["decay_rate"], 0.0
 
 
 class Adam(_Compiled, _ref.Adam):
