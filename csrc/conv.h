@@ -12,6 +12,12 @@ int nnf_conv_bias_nchw_f32(const float *rows, const float *b, nnf_index N, nnf_i
 int nnf_conv_bias_nchw_f64(const double *rows, const double *b, nnf_index N, nnf_index FN,
                            nnf_index P, double *out, int n_threads);
 
+/* out[n, f, p] += b[f] (the planar path: the GEMM wrote out directly). */
+int nnf_conv_bias_planar_f32(float *out, const float *b, nnf_index N, nnf_index FN, nnf_index P,
+                             int n_threads);
+int nnf_conv_bias_planar_f64(double *out, const double *b, nnf_index N, nnf_index FN,
+                             nnf_index P, int n_threads);
+
 /* rows[n*P + p, f] = dout[n, f, p] (skipped when rows is NULL) and
  * db[f] = sum over n of (sum over p of dout[n, f, p]), summed in double, per image into
  * partial (N*FN doubles of caller scratch) then over n in order: the result does not

@@ -32,6 +32,24 @@ int NNF_FN(nnf_conv_bias_nchw_)(const T *NNF_RESTRICT rows, const T *NNF_RESTRIC
     return NNF_OK;
 }
 
+/* One task per (image, filter) plane. */
+int NNF_FN(nnf_conv_bias_planar_)(T *NNF_RESTRICT out, const T *NNF_RESTRICT b, nnf_index N,
+                                  nnf_index FN, nnf_index P, int n_threads)
+{
+    if (N < 0 || FN < 0 || P < 0) return NNF_EINVAL;
+    const nnf_index tasks = N * FN;
+    const int parallel = n_threads > 1 && tasks > 1 && tasks * P >= NNF_PARALLEL_MIN_WORK;
+    (void)parallel;
+
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index t = 0; t < tasks; ++t) {
+        const T bias = b[t % FN];
+        T *d = out + t * P;
+        for (nnf_index p = 0; p < P; ++p) d[p] += bias;
+    }
+    return NNF_OK;
+}
+
 /* One task per image: it owns rows[n*P : (n+1)*P] and partial[n*FN : (n+1)*FN]. */
 int NNF_FN(nnf_conv_bwd_rows_db_)(const T *NNF_RESTRICT dout, nnf_index N, nnf_index FN,
                                   nnf_index P, T *NNF_RESTRICT rows, T *NNF_RESTRICT db,

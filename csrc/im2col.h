@@ -28,4 +28,23 @@ int nnf_col2im_f64(const double *col, nnf_index N, nnf_index C, nnf_index H, nnf
                    nnf_index FH, nnf_index FW, nnf_index stride, nnf_index pad,
                    double *x, int n_threads);
 
+/* The planar (per-image, transposed) layout: colp is (N, C*FH*FW, OH*OW), so image n's
+ * columns form a (K, P) matrix and W (FN, K) @ colp[n] is the (FN, OH, OW) output directly.
+ * colp[n, (c,i,j), (oh,ow)] = x[n, c, oh*stride - pad + i, ow*stride - pad + j] (0 outside). */
+int nnf_im2col_planar_f32(const float *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                          nnf_index FH, nnf_index FW, nnf_index stride, nnf_index pad,
+                          float *colp, int n_threads);
+int nnf_im2col_planar_f64(const double *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
+                          nnf_index FH, nnf_index FW, nnf_index stride, nnf_index pad,
+                          double *colp, int n_threads);
+
+/* The adjoint of im2col_planar: x[n, c, h, w] = sum over (i, j) in row-major order of the
+ * colp entries copied from it. Every element of x is written; same order as col2im. */
+int nnf_col2im_planar_f32(const float *colp, nnf_index N, nnf_index C, nnf_index H,
+                          nnf_index W, nnf_index FH, nnf_index FW, nnf_index stride,
+                          nnf_index pad, float *x, int n_threads);
+int nnf_col2im_planar_f64(const double *colp, nnf_index N, nnf_index C, nnf_index H,
+                          nnf_index W, nnf_index FH, nnf_index FW, nnf_index stride,
+                          nnf_index pad, double *x, int n_threads);
+
 #endif

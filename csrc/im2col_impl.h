@@ -152,6 +152,112 @@ int NNF_FN(nnf_col2im_)(const T *NNF_RESTRICT col, nnf_index N, nnf_index C,
     return NNF_OK;
 }
 
+/* Output columns [*lo, *hi) whose tap j lands inside [0, W): 0 <= ow*stride - pad + j < W. */
+static inline void NNF_FN(nnf_tap_range_)(nnf_index W, nnf_index j, nnf_index stride,
+                                          nnf_index pad, nnf_index OW, nnf_index *lo,
+                                          nnf_index *hi)
+{
+    const nnf_index first_w = pad - j; /* ow*stride >= pad - j */
+    nnf_index first = first_w <= 0 ? 0 : (first_w - 1) / stride + 1;
+    const nnf_index last_w = W - 1 + pad - j; /* ow*stride <= W - 1 + pad - j */
+    nnf_index last = last_w < 0 ? -1 : last_w / stride;
+    if (first > OW) first = OW;
+    if (last > OW - 1) last = OW - 1;
+    *lo = first;
+    *hi = last + 1 > first ? last + 1 : first;
+}
+
+/* One task per (n, c): it writes the FH*FW rows (each P long) of that channel. Each row is
+ * OH runs of OW entries: zeros outside the image, a strided (for stride 1: contiguous)
+ * copy inside, so the inner loop is a plain copy with no bounds test. */
+int NNF_FN(nnf_im2col_planar_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C,
+                               nnf_index H, nnf_index W, nnf_index FH, nnf_index FW,
+                               nnf_index stride, nnf_index pad, T *NNF_RESTRICT colp,
+                               int n_threads)
+{
+    const nnf_index OH = nnf_conv_out_size(H, FH, stride, pad);
+    const nnf_index OW = nnf_conv_out_size(W, FW, stride, pad);
+    if (N < 0 || C < 0 || OH < 0 || OW < 0) return NNF_EINVAL;
+    const nnf_index P = OH * OW, KK = FH * FW;
+    const nnf_index tasks = N * C;
+    const int parallel = n_threads > 1 && tasks > 1 && tasks * KK * P >= NNF_PARALLEL_MIN_WORK;
+    (void)parallel;
+
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index t = 0; t < tasks; ++t) {
+        const T *plane = x + t * H * W;
+        T *rows = colp + t * KK * P; /* (n, c) -> rows (c*KK .. c*KK+KK) of image n */
+        for (nnf_index i = 0; i < FH; ++i) {
+            for (nnf_index j = 0; j < FW; ++j) {
+                T *dst = rows + (i * FW + j) * P;
+                nnf_index lo, hi;
+                NNF_FN(nnf_tap_range_)(W, j, stride, pad, OW, &lo, &hi);
+                for (nnf_index oh = 0; oh < OH; ++oh, dst += OW) {
+                    const nnf_index h = oh * stride - pad + i;
+                    if (h < 0 || h >= H) {
+                        for (nnf_index ow = 0; ow < OW; ++ow) dst[ow] = (T)0;
+                        continue;
+                    }
+                    for (nnf_index ow = 0; ow < lo; ++ow) dst[ow] = (T)0;
+                    if (lo < hi) {
+                        const T *src = plane + h * W + (lo * stride - pad + j); /* ow = lo */
+                        if (stride == 1) {
+                            for (nnf_index ow = lo; ow < hi; ++ow) dst[ow] = src[ow - lo];
+                        } else {
+                            for (nnf_index ow = lo; ow < hi; ++ow)
+                                dst[ow] = src[(ow - lo) * stride];
+                        }
+                    }
+                    for (nnf_index ow = hi; ow < OW; ++ow) dst[ow] = (T)0;
+                }
+            }
+        }
+    }
+    return NNF_OK;
+}
+
+/* One task per (n, c) plane of x: zeroed, then the plane's FH*FW rows of colp are added
+ * in (i, j) order, so each element receives its terms in the reference's order. */
+int NNF_FN(nnf_col2im_planar_)(const T *NNF_RESTRICT colp, nnf_index N, nnf_index C,
+                               nnf_index H, nnf_index W, nnf_index FH, nnf_index FW,
+                               nnf_index stride, nnf_index pad, T *NNF_RESTRICT x,
+                               int n_threads)
+{
+    const nnf_index OH = nnf_conv_out_size(H, FH, stride, pad);
+    const nnf_index OW = nnf_conv_out_size(W, FW, stride, pad);
+    if (N < 0 || C < 0 || OH < 0 || OW < 0) return NNF_EINVAL;
+    const nnf_index P = OH * OW, KK = FH * FW;
+    const nnf_index tasks = N * C;
+    const int parallel = n_threads > 1 && tasks > 1 && tasks * KK * P >= NNF_PARALLEL_MIN_WORK;
+    (void)parallel;
+
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index t = 0; t < tasks; ++t) {
+        T *plane = x + t * H * W;
+        const T *rows = colp + t * KK * P;
+        for (nnf_index k = 0; k < H * W; ++k) plane[k] = (T)0;
+        for (nnf_index i = 0; i < FH; ++i) {
+            for (nnf_index j = 0; j < FW; ++j) {
+                const T *src = rows + (i * FW + j) * P;
+                nnf_index lo, hi;
+                NNF_FN(nnf_tap_range_)(W, j, stride, pad, OW, &lo, &hi);
+                for (nnf_index oh = 0; oh < OH; ++oh, src += OW) {
+                    const nnf_index h = oh * stride - pad + i;
+                    if (h < 0 || h >= H) continue;
+                    if (lo >= hi) continue;
+                    T *dst = plane + h * W + (lo * stride - pad + j); /* ow = lo */
+                    if (stride == 1) {
+                        for (nnf_index ow = lo; ow < hi; ++ow) dst[ow - lo] += src[ow];
+                    } else {
+                        for (nnf_index ow = lo; ow < hi; ++ow) dst[(ow - lo) * stride] += src[ow];
+                    }
+                }
+            }
+        }
+    }
+    return NNF_OK;
+}
+
 #undef NNF_FN
 #undef NNF_CAT
 #undef NNF_CAT2

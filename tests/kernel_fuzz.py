@@ -54,6 +54,12 @@ def build(rng, name, dt):
         return [arr(n, c, h, w), fh, fw, s, p, arr(n * oh * ow, c * fh * fw), nt]
     if name == "col2im":
         return [arr(n * oh * ow, c * fh * fw), arr(n, c, h, w), fh, fw, s, p, nt]
+    if name == "im2col_planar":
+        return [arr(n, c, h, w), fh, fw, s, p, arr(n, c * fh * fw, oh * ow), nt]
+    if name == "col2im_planar":
+        return [arr(n, c * fh * fw, oh * ow), arr(n, c, h, w), fh, fw, s, p, nt]
+    if name == "conv_bias_planar":
+        return [arr(n, c, oh * ow), arr(c), nt]
     if name in ("maxpool_forward", "avgpool_forward", "maxpool_backward", "avgpool_backward"):
         fh, fw = min(fh, h + p), min(fw, w + p)  # pooling: any window that fits
         oh, ow = out_size(h, fh, s, p), out_size(w, fw, s, p)
@@ -121,7 +127,7 @@ def build(rng, name, dt):
     raise KeyError(name)
 
 
-KERNELS = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "avgpool_forward",
+KERNELS = ["im2col", "col2im", "im2col_planar", "col2im_planar", "conv_bias_planar", "maxpool_forward", "maxpool_backward", "avgpool_forward",
            "avgpool_backward", "conv_bias_nchw", "conv_bwd_rows_db", "conv_db", "relu",
            "relu_forward", "relu_backward", "positive", "step", "sigmoid", "sigmoid_backward",
            "mul_mask", "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_backward",

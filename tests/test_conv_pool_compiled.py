@@ -71,9 +71,16 @@ def _gid(g):
     return "N{}C{}_{}x{}_F{}_{}x{}_s{}_p{}".format(*g)
 
 
+@pytest.fixture(params=["rows", "planar"])
+def layout(request, monkeypatch):
+    """Force each column layout of the compiled convolution (normally chosen by size)."""
+    monkeypatch.setattr(_dispatch, "_PLANAR_MIN_POSITIONS", 0 if request.param == "planar" else 2**62)
+    return request.param
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("geom", CONV_GRID, ids=_gid)
-def test_convolution_matches_reference(geom, dtype, threads):
+def test_convolution_matches_reference(geom, dtype, threads, layout):
     n, c, h, w, fn, fh, fw, s, p = geom
     rng = np.random.default_rng(hash(geom) % 2**32)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
@@ -93,6 +100,8 @@ def test_convolution_matches_reference(geom, dtype, threads):
     close(dx, dx_ref, dtype)
     close(nat.dW, ref.dW, dtype)
     close(nat.db, ref.db, dtype)
+    if nat._col is not None:  # None: the direct 1x1 path
+        assert nat._col.ndim == (3 if layout == "planar" else 2)
     # the reference's observable state
     assert_array_equal(nat.col, ref.col)
     assert nat.col_W.shape == ref.col_W.shape and np.shares_memory(nat.col_W, W)
@@ -145,7 +154,7 @@ def test_convolution_1x1(dtype, x_shape, w_shape, stride, pad):
     assert_array_equal(skip.db, nat.db)
 
 
-def test_convolution_buffers_are_never_reused_under_the_user(dtype):
+def test_convolution_buffers_are_never_reused_under_the_user(dtype, layout):
     rng = np.random.default_rng(4)
     W, b = rng.standard_normal((3, 2, 3, 3)).astype(dtype), np.zeros(3, dtype)
     layer = L.Convolution(W, b, 1, 1)
@@ -174,7 +183,7 @@ def test_convolution_buffers_are_never_reused_under_the_user(dtype):
     assert_array_equal(layer.col, ref.col)
 
 
-def test_convolution_uses_current_parameters_and_forward_filters():
+def test_convolution_uses_current_parameters_and_forward_filters(layout):
     rng = np.random.default_rng(5)
     W, b = rng.standard_normal((2, 1, 2, 2)), rng.standard_normal(2)
     x = rng.standard_normal((1, 1, 4, 4))
@@ -188,7 +197,7 @@ def test_convolution_uses_current_parameters_and_forward_filters():
     close(nat.forward(x), ref.forward(x), np.float64)
 
 
-def test_convolution_mixed_dtypes_follow_numpy_promotion():
+def test_convolution_mixed_dtypes_follow_numpy_promotion(layout):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
     W, b = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3).astype(np.float32)
@@ -201,7 +210,7 @@ def test_convolution_mixed_dtypes_follow_numpy_promotion():
     assert nat.col.dtype == ref.col.dtype == np.float32
 
 
-def test_convolution_big_endian_and_integer_inputs():
+def test_convolution_big_endian_and_integer_inputs(layout):
     rng = np.random.default_rng(8)
     W, b = rng.standard_normal((2, 2, 3, 3)), rng.standard_normal(2)
     x = rng.standard_normal((2, 2, 5, 4))
@@ -213,7 +222,7 @@ def test_convolution_big_endian_and_integer_inputs():
     close(L.Convolution(W, b, 1, 1).forward(xi), R.Convolution(W, b, 1, 1).forward(xi), np.float64)
 
 
-def test_convolution_threads_agree_exactly(dtype):
+def test_convolution_threads_agree_exactly(dtype, layout):
     rng = np.random.default_rng(9)  # large enough for the kernels to go parallel
     x = rng.standard_normal((8, 6, 18, 18)).astype(dtype)
     W, b = rng.standard_normal((10, 6, 3, 3)).astype(dtype), rng.standard_normal(10).astype(dtype)

@@ -54,6 +54,51 @@ def test_im2col_col2im_match_reference(geom, dtype):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("geom", GRID, ids=_geom_id)
+def test_planar_pair_matches_reference(geom, dtype, threads):
+    """im2col_planar is the reference's col transposed per image; col2im_planar is bit-equal."""
+    from nnfast import _kernels
+    N, C, H, W, fh, fw, s, p = geom
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    x0 = x.copy()
+    expect = ref_util.im2col(x, fh, fw, s, p)
+    K = C * fh * fw
+    P = expect.shape[0] // N
+    cols = np.full((N, K, P), np.nan, dtype=dtype)  # every entry must be written
+    _kernels.im2col_planar(x, fh, fw, s, p, cols, threads)
+    np.testing.assert_array_equal(cols, expect.reshape(N, P, K).transpose(0, 2, 1))
+    np.testing.assert_array_equal(x, x0)
+
+    dcols = rng.standard_normal((N, K, P)).astype(dtype)
+    dcols0 = dcols.copy()
+    img = np.full(x.shape, np.nan, dtype=dtype)
+    _kernels.col2im_planar(dcols, img, fh, fw, s, p, threads)
+    rows = np.ascontiguousarray(dcols.transpose(0, 2, 1)).reshape(N * P, K)
+    np.testing.assert_array_equal(img, ref_util.col2im(rows, x.shape, fh, fw, s, p))
+    np.testing.assert_array_equal(dcols, dcols0)
+
+
+def test_planar_pair_rejects_inconsistent_buffers():
+    from nnfast import _kernels
+    x = np.zeros((2, 1, 5, 5))
+    with pytest.raises(ValueError, match=r"must have shape \(2, 9, 9\)"):
+        _kernels.im2col_planar(x, 3, 3, 1, 0, np.zeros((2, 9, 8)), 1)
+    with pytest.raises(ValueError, match=r"must have shape \(2, 9, 9\)"):
+        _kernels.im2col_planar(x, 3, 3, 1, 0, np.zeros((1, 9, 9)), 1)
+    with pytest.raises(ValueError, match=r"must have shape \(2, 9, 9\)"):
+        _kernels.col2im_planar(np.zeros((2, 8, 9)), x, 3, 3, 1, 0, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        _kernels.im2col_planar(x, 6, 3, 1, 0, np.zeros((2, 9, 9)), 1)
+    with pytest.raises(ValueError):  # not C-contiguous
+        _kernels.im2col_planar(x, 3, 3, 1, 0, np.zeros((2, 9, 18))[:, :, ::2], 1)
+    with pytest.raises(ValueError):  # dtype mismatch between x and out
+        _kernels.col2im_planar(np.zeros((2, 9, 9), dtype=np.float32), x, 3, 3, 1, 0, 1)
+    with pytest.raises(ValueError, match="b must be"):
+        _kernels.conv_bias_planar(np.zeros((2, 3, 4)), np.zeros(2), 1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 def test_threads_give_identical_results(threads, dtype):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((16, 8, 20, 20)).astype(dtype)  # big enough to go parallel

@@ -24,6 +24,10 @@ static void SW(one_geometry_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W
         if (OH < 0 || OW < 0) { /* the window does not fit: refused, nothing touched */
             CHECK(SW(nnf_im2col_)(x, N, C, H, W, FH, FW, s, pad, NULL, threads) == NNF_EINVAL,
                   "im2col accepted a window that does not fit");
+            CHECK(SW(nnf_im2col_planar_)(x, N, C, H, W, FH, FW, s, pad, NULL, threads)
+                  == NNF_EINVAL, "im2col_planar accepted a window that does not fit");
+            CHECK(SW(nnf_col2im_planar_)(x, N, C, H, W, FH, FW, s, pad, NULL, threads)
+                  == NNF_EINVAL, "col2im_planar accepted a window that does not fit");
             CHECK(SW(nnf_maxpool_fwd_)(x, N, C, H, W, FH, FW, s, pad, NULL, NULL, threads)
                   == NNF_EINVAL, "maxpool accepted a window that does not fit");
             free(x);
@@ -42,6 +46,28 @@ static void SW(one_geometry_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W
         }
         for (nnf_index k = 0; k < N * C * H * W; ++k) rhs += (double)x[k] * (double)back[k];
         CHECK(fabs(lhs - rhs) <= 1e-4 * (1 + scale), "col2im is not im2col's adjoint");
+
+        /* planar pair: image n's (K, P) block is its rows of col transposed; col2im_planar
+         * of c2 so transposed sums in the same order as col2im: equal to the last bit */
+        const nnf_index P = OH * OW;
+        T *colp = SW(buf_)(rows * K, 7), *c2p = SW(buf_)(rows * K, 8);
+        T *backp = SW(buf_)(N * C * H * W, 9);
+        for (nnf_index n = 0; n < N; ++n)
+            for (nnf_index k = 0; k < K; ++k)
+                for (nnf_index q = 0; q < P; ++q)
+                    c2p[(n * K + k) * P + q] = c2[(n * P + q) * K + k];
+        CHECK(SW(nnf_im2col_planar_)(x, N, C, H, W, FH, FW, s, pad, colp, threads) == NNF_OK,
+              "im2col_planar");
+        CHECK(SW(nnf_col2im_planar_)(c2p, N, C, H, W, FH, FW, s, pad, backp, threads)
+              == NNF_OK, "col2im_planar");
+        for (nnf_index n = 0; n < N; ++n)
+            for (nnf_index k = 0; k < K; ++k)
+                for (nnf_index q = 0; q < P; ++q)
+                    CHECK(colp[(n * K + k) * P + q] == col[(n * P + q) * K + k],
+                          "im2col_planar differs from im2col");
+        for (nnf_index k = 0; k < N * C * H * W; ++k)
+            CHECK(backp[k] == back[k], "col2im_planar differs from col2im");
+        free(colp); free(c2p); free(backp);
 
         T *out = SW(buf_)(small, 5), *dout = SW(buf_)(small, 6);
         int32_t *am = malloc(sizeof(int32_t) * (size_t)small);
@@ -94,6 +120,10 @@ static void SW(one_conv_)(nnf_index N, nnf_index FN, nnf_index P, int threads)
     T *db = SW(buf_)(FN, 4);
     double *partial = malloc(sizeof(double) * (size_t)(N * FN > 0 ? N * FN : 1));
     CHECK(SW(nnf_conv_bias_nchw_)(rows, b, N, FN, P, out, threads) == NNF_OK, "conv_bias");
+    for (nnf_index k = 0; k < N * FN * P; ++k) rows[k] = out[k];
+    CHECK(SW(nnf_conv_bias_planar_)(rows, b, N, FN, P, threads) == NNF_OK, "conv_bias_planar");
+    for (nnf_index k = 0; k < N * FN * P; ++k)
+        CHECK(rows[k] == out[k] + b[(k / P) % FN], "conv_bias_planar adds the wrong bias");
     CHECK(SW(nnf_conv_bwd_rows_db_)(out, N, FN, P, rows, db, partial, threads) == NNF_OK,
           "conv_bwd_rows_db");
     CHECK(SW(nnf_conv_bwd_rows_db_)(out, N, FN, P, NULL, db, partial, threads) == NNF_OK,

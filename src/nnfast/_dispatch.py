@@ -136,8 +136,20 @@ def _out_hw(h, w, fh, fw, stride, pad):
     return (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
 
 
+# A convolution with at least this many output positions per image runs on the planar
+# columns (N, K, P) rather than the rows (N*P, K). Planar: per image, W2 @ cols[n] is
+# already NCHW (no transposing epilogue) and im2col copies whole output rows. Rows: one
+# (N*P, K) @ (K, FN) GEMM, which OpenBLAS runs faster when P is small (DeepConvNet's
+# 7x7 layers).
+_PLANAR_MIN_POSITIONS = 128
+
+
 def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
-    """(out (N, FN, OH, OW), col (N*OH*OW, C*FH*FW) or None for a direct 1x1 filter)."""
+    """(out (N, FN, OH, OW), cols) for conv2d_backward.
+
+    cols is None (a direct 1x1 filter), the reference's col (N*OH*OW, C*FH*FW), or the
+    planar columns (N, C*FH*FW, OH*OW).
+    """
     x = kernel_input(x, "Convolution.forward", "x")
     W = kernel_input(W, "Convolution.forward", "W")
     n, c, h, w = x.shape
@@ -152,17 +164,25 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
         out += np.asarray(b, dtype=dt).reshape(fn, 1, 1)
         return out, None
     nt = get_num_threads()
+    bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
+    if p >= _PLANAR_MIN_POSITIONS:
+        cols = _scratch(work, "col", (n, k, p), x.dtype)
+        _kernels.im2col_planar(x, fh, fw, stride, pad, cols, nt)
+        out3 = out.reshape(n, fn, p)
+        np.matmul(W2, cols, out=out3)
+        _kernels.conv_bias_planar(out3, bias, nt)
+        return out, cols
+    nt = get_num_threads()
     col = _scratch(work, "col", (n * p, k), x.dtype)
     _kernels.im2col(x, fh, fw, stride, pad, col, nt)
     rows = _scratch(work, "rows", (n * p, fn), dt)
     np.matmul(col, W2.T, out=rows)
-    bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
     _kernels.conv_bias_nchw(rows, bias, out.reshape(n, fn, p), nt)
     return out, col
 
 
 def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None):
-    """(dx or None, dW, db) for the forward that read ``x`` and produced ``col``.
+    """(dx or None, dW, db) for the forward that read ``x`` and produced ``col`` (its cols).
 
     Dtypes follow the reference's NumPy promotion: db has dout's, dW (x, dout)'s, dx
     (dout, W)'s; everything is computed in the widest of them.
@@ -190,6 +210,26 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         if need_dx:
             dx = np.empty((n, c, h, w), dtype=dt)
             np.matmul(W2.T, dout3, out=dx.reshape(n, c, p))
+    elif col.ndim == 3:  # planar: dW = sum_n dout[n] @ cols[n].T, dcols[n] = W2.T @ dout[n]
+        if k >= 64:
+            # dW.T = sum_n cols[n] @ dout[n].T with dout first transposed into rows: OpenBLAS
+            # runs (K, P) @ (P, FN) on C-ordered operands ~1.5x faster than dout[n] @ cols[n].T
+            # (DeepConvNet's layers); for a small K (a first layer) the transposition costs more.
+            rows = _transient_buffer("dout_rows", (n, p, fn), dt)
+            _kernels.conv_bwd_rows_db(dout3, rows.reshape(n * p, fn), db, partial, nt)
+            per_image = _transient_buffer("dW_images", (n, k, fn), dt)
+            np.matmul(col, rows, out=per_image)
+            dW = np.ascontiguousarray(per_image.sum(axis=0).T).reshape(W.shape)
+        else:
+            _kernels.conv_db(dout3, db, partial, nt)
+            per_image = _transient_buffer("dW_images", (n, fn, k), dt)
+            np.matmul(dout3, col.transpose(0, 2, 1), out=per_image)
+            dW = per_image.sum(axis=0).reshape(W.shape)
+        if need_dx:
+            dcols = _transient_buffer("dcol", (n, k, p), dt)
+            np.matmul(W2.T, dout3, out=dcols)
+            dx = np.empty((n, c, h, w), dtype=dt)
+            _kernels.col2im_planar(dcols, dx, fh, fw, stride, pad, nt)
     elif k <= p:
         # Per image, straight from dout's (N, FN, P) layout: dW = sum_n dout[n] @ col[n]
         # and dcol[n] = dout[n].T @ W2. Cheaper than transposing dout into rows when the

@@ -16,6 +16,18 @@ cdef extern from "threads.h":
     int nnf_max_threads() nogil
 
 cdef extern from "im2col.h":
+    int nnf_im2col_planar_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                              int64_t FH, int64_t FW, int64_t stride, int64_t pad,
+                              float *colp, int n_threads) nogil
+    int nnf_im2col_planar_f64(const double *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                              int64_t FH, int64_t FW, int64_t stride, int64_t pad,
+                              double *colp, int n_threads) nogil
+    int nnf_col2im_planar_f32(const float *colp, int64_t N, int64_t C, int64_t H, int64_t W,
+                              int64_t FH, int64_t FW, int64_t stride, int64_t pad,
+                              float *x, int n_threads) nogil
+    int nnf_col2im_planar_f64(const double *colp, int64_t N, int64_t C, int64_t H, int64_t W,
+                              int64_t FH, int64_t FW, int64_t stride, int64_t pad,
+                              double *x, int n_threads) nogil
     int64_t nnf_conv_out_size(int64_t n, int64_t f, int64_t stride, int64_t pad) nogil
     int nnf_im2col_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                        int64_t FH, int64_t FW, int64_t stride, int64_t pad,
@@ -57,6 +69,10 @@ cdef extern from "pool.h":
                             double *dx, int n_threads) nogil
 
 cdef extern from "conv.h":
+    int nnf_conv_bias_planar_f32(float *out, const float *b, int64_t N, int64_t FN, int64_t P,
+                                 int n_threads) nogil
+    int nnf_conv_bias_planar_f64(double *out, const double *b, int64_t N, int64_t FN, int64_t P,
+                                 int n_threads) nogil
     int nnf_conv_bias_nchw_f32(const float *rows, const float *b, int64_t N, int64_t FN,
                                int64_t P, float *out, int n_threads) nogil
     int nnf_conv_bias_nchw_f64(const double *rows, const double *b, int64_t N, int64_t FN,
@@ -149,6 +165,62 @@ def col2im(const floating[:, ::1] col not None, floating[:, :, :, ::1] out not N
                                 &out[0, 0, 0, 0], nt)
     if rc != 0:
         raise ValueError("col2im: invalid arguments")
+
+
+cdef inline int _check_planar(int64_t N, int64_t C, int64_t H, int64_t W, int64_t filter_h,
+                              int64_t filter_w, int64_t stride, int64_t pad, object colp,
+                              str what) except -1:
+    """Check colp (N, C*FH*FW, OH*OW) against the geometry of x (N, C, H, W)."""
+    cdef int64_t OH = _out_size(H, filter_h, stride, pad, what)
+    cdef int64_t OW = _out_size(W, filter_w, stride, pad, what)
+    want = (N, (<object>C) * filter_h * filter_w, (<object>OH) * OW)  # exact (Python ints)
+    got = tuple(colp.shape[:3])
+    if got != want:
+        raise ValueError(f"{what}: the columns must have shape {want} for x "
+                         f"({N}, {C}, {H}, {W}), got {got}")
+    return 0
+
+
+def im2col_planar(const floating[:, :, :, ::1] x not None, int64_t filter_h, int64_t filter_w,
+                  int64_t stride, int64_t pad, floating[:, :, ::1] out not None,
+                  int n_threads=1):
+    """Unfold x (N, C, H, W) into out (N, C*FH*FW, OH*OW): image n's columns as a (K, P) matrix."""
+    cdef int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    _check_planar(N, C, H, W, filter_h, filter_w, stride, pad, out, "im2col_planar")
+    cdef int nt = _threads(n_threads)
+    cdef int rc
+    if out.shape[0] == 0 or out.shape[1] == 0 or out.shape[2] == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = nnf_im2col_planar_f32(&x[0, 0, 0, 0], N, C, H, W, filter_h, filter_w, stride,
+                                       pad, &out[0, 0, 0], nt)
+        else:
+            rc = nnf_im2col_planar_f64(&x[0, 0, 0, 0], N, C, H, W, filter_h, filter_w, stride,
+                                       pad, &out[0, 0, 0], nt)
+    if rc != 0:
+        raise ValueError("im2col_planar: invalid arguments")
+
+
+def col2im_planar(const floating[:, :, ::1] colp not None, floating[:, :, :, ::1] out not None,
+                  int64_t filter_h, int64_t filter_w, int64_t stride, int64_t pad,
+                  int n_threads=1):
+    """Fold colp (N, C*FH*FW, OH*OW) back into out (N, C, H, W), summing overlaps."""
+    cdef int64_t N = out.shape[0], C = out.shape[1], H = out.shape[2], W = out.shape[3]
+    _check_planar(N, C, H, W, filter_h, filter_w, stride, pad, colp, "col2im_planar")
+    cdef int nt = _threads(n_threads)
+    cdef int rc
+    if N * C * H * W == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = nnf_col2im_planar_f32(&colp[0, 0, 0], N, C, H, W, filter_h, filter_w, stride,
+                                       pad, &out[0, 0, 0, 0], nt)
+        else:
+            rc = nnf_col2im_planar_f64(&colp[0, 0, 0], N, C, H, W, filter_h, filter_w, stride,
+                                       pad, &out[0, 0, 0, 0], nt)
+    if rc != 0:
+        raise ValueError("col2im_planar: invalid arguments")
 
 
 # ---- pooling (csrc/pool.c): x/dx (N, C, H, W), out/dout/argmax (N, C, OH, OW) ----------
@@ -261,6 +333,26 @@ def avgpool_backward(const floating[:, :, :, ::1] dout not None,
 
 
 # ---- convolution epilogue (csrc/conv.c): rows (N*P, FN), NCHW planes (N, FN, P) ----------
+
+def conv_bias_planar(floating[:, :, ::1] out not None, const floating[::1] b not None,
+                     int n_threads=1):
+    """out[n, f, p] += b[f]."""
+    cdef int64_t N = out.shape[0], FN = out.shape[1], P = out.shape[2]
+    if b.shape[0] != FN:
+        raise ValueError(f"conv_bias_planar: b must be ({FN},) for out ({N}, {FN}, {P}), "
+                         f"got ({b.shape[0]},)")
+    cdef int nt = _threads(n_threads)
+    cdef int rc
+    if N * FN * P == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = nnf_conv_bias_planar_f32(&out[0, 0, 0], &b[0], N, FN, P, nt)
+        else:
+            rc = nnf_conv_bias_planar_f64(&out[0, 0, 0], &b[0], N, FN, P, nt)
+    if rc != 0:
+        raise ValueError("conv_bias_planar: invalid arguments")
+
 
 def conv_bias_nchw(const floating[:, ::1] rows not None, const floating[::1] b not None,
                    floating[:, :, ::1] out not None, int n_threads=1):

@@ -41,8 +41,10 @@ class Convolution:
 
     Differences from the original, all invisible in float64: float32 inputs are
     computed in float32 (the original upcast to float64); a 1x1, stride-1,
-    unpadded filter skips im2col (``col`` is then built when first read); the
-    column buffer is reused by the next forward unless ``col`` was read, so an
+    unpadded filter skips im2col (``col`` is then built when first read); for
+    outputs of 128 positions or more the columns are kept per image, (N, C*FH*FW,
+    OH*OW), so each image's GEMM writes its NCHW output directly (``col`` is converted
+    to the reference's layout when first read); the column buffer is reused by the next forward unless ``col`` was read, so an
     array a user holds is never overwritten. Results equal the reference's to
     ~1e-12 relative in float64 (GEMMs of another shape sum in another order).
     As in the reference, ``x`` is the caller's array, not a copy: on the 1x1 path the
@@ -72,6 +74,10 @@ class Convolution:
         if self._col is None and self.x is not None:
             (_, _, fh, fw), stride, pad, _, _ = self._geometry
             self._col = _dispatch.im2col(self.x, fh, fw, stride, pad)
+        elif self._col is not None and self._col.ndim == 3:
+            # planar columns (N, K, P): hand out the reference's layout, a fresh array
+            n, k, p = self._col.shape
+            self._col = self._col.transpose(0, 2, 1).reshape(n * p, k)
         if self._col is not None and self._work.get("col") is self._col:
             del self._work["col"]  # handed out: the next forward writes a new buffer
         return self._col
