@@ -208,32 +208,45 @@ _K = _dispatch._kernels  # None when the kernels are off: the reference classes 
 class _Buffers:
     """Named work arrays a layer may reuse between calls.
 
-    ``get`` hands back the previous array of that name only if it has the requested
-    shape and dtype and nothing but the layer refers to it (CPython reference count:
-    a view, a dict entry or a variable elsewhere all count); otherwise a fresh array.
-    ``holders`` is the number of the layer's own attributes expected to refer to it.
+    ``get`` hands back an earlier array of that name only if it has the requested shape
+    and dtype and nothing but the layer refers to it (CPython reference count: a view, a
+    dict entry or a variable elsewhere all count); otherwise a fresh array. ``holder`` is
+    the layer attribute that may legitimately refer to it (e.g. ``self.mask``).
+
+    Each name keeps two arrays: a layer's output is usually still held by the next layer
+    (``Pooling.x``, ``Convolution.x``) when the next step's forward runs, so a single
+    buffer would never be free; with two, steps alternate between them instead of
+    allocating (and page-faulting) megabytes each time.
     """
 
     __slots__ = ("_arrays",)
+    _SLOTS = 2
+    _refs = None  # the reference count of a private array, set once by _calibrate()
 
     def __init__(self):
         self._arrays = {}
 
     def count(self, name):
-        a = self._arrays.get(name)
+        """Reference count of the newest array of ``name``, seen from here (calibration)."""
+        slots = self._arrays[name]
+        a = slots[len(slots) - 1]
         return sys.getrefcount(a)
 
-    def held(self, name, obj):
-        """1 if ``obj`` (a layer attribute) is this buffer, else 0: for ``holders``."""
-        return int(obj is not None and obj is self._arrays.get(name))
-
-    def get(self, name, shape, dtype, holders=0):
-        a = self._arrays.get(name)
-        if (a is not None and _PRIVATE_REFS is not None and a.shape == shape
-                and a.dtype == dtype and sys.getrefcount(a) <= _PRIVATE_REFS + holders):
-            return a
+    def get(self, name, shape, dtype, holder=None):
+        slots = self._arrays.setdefault(name, [])
+        if self._refs is not None:
+            held = [holder is slots[i] for i in range(len(slots))]
+            holder = None  # drop this frame's reference before counting
+            for i in range(len(slots)):
+                a = slots[i]
+                if (a.shape == shape and a.dtype == dtype
+                        and sys.getrefcount(a) <= self._refs + held[i]):
+                    return a
+            a = None
         a = np.empty(shape, dtype=dtype)
-        self._arrays[name] = a
+        if len(slots) >= self._SLOTS:
+            del slots[0]
+        slots.append(a)
         return a
 
 
@@ -249,7 +262,7 @@ def _calibrate():
     return probe.count("p")
 
 
-_PRIVATE_REFS = _calibrate()
+_Buffers._refs = _calibrate()
 
 
 def _flat(a):
@@ -271,7 +284,7 @@ class Relu(_ref.Relu):
     def forward(self, x):
         x = _dispatch.kernel_input(x, "Relu.forward", "x")
         out = self._buf.get("out", x.shape, x.dtype)
-        mask = self._buf.get("mask", x.shape, np.bool_, self._buf.held("mask", self.mask))
+        mask = self._buf.get("mask", x.shape, np.bool_, holder=self.mask)
         _K.relu_forward(_flat(x), _flat(out), _flat(mask.view(np.uint8)), get_num_threads())
         self.mask = mask
         return out
@@ -297,7 +310,7 @@ class Sigmoid(_ref.Sigmoid):
 
     def forward(self, x):
         x = _dispatch.kernel_input(x, "Sigmoid.forward", "x")
-        out = self._buf.get("out", x.shape, x.dtype, self._buf.held("out", self.out))
+        out = self._buf.get("out", x.shape, x.dtype, holder=self.out)
         _K.sigmoid(_flat(x), _flat(out), False, get_num_threads())
         self.out = out
         return out
@@ -367,9 +380,9 @@ class Affine(_ref.Affine):
             dx2 = self._buf.get("dx", (n, d), dout.dtype)
             np.matmul(dout, W.T, out=dx2)
             dx = dx2.reshape(self.original_x_shape)
-        dW = self._buf.get("dW", W.shape, dout.dtype, self._buf.held("dW", self.dW))
+        dW = self._buf.get("dW", W.shape, dout.dtype, holder=self.dW)
         np.matmul(self.x.T, dout, out=dW)
-        db = self._buf.get("db", (W.shape[1],), dout.dtype, self._buf.held("db", self.db))
+        db = self._buf.get("db", (W.shape[1],), dout.dtype, holder=self.db)
         np.add.reduce(dout, axis=0, out=db)
         self.dW = dW
         self.db = db
@@ -404,9 +417,9 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
         x2 = _dispatch.kernel_input(x2, where, "x")
         buf = self._buf
         # y and dx in x's shape (no views), so reference counts tell who holds them
-        y = buf.get("y", x.shape, x2.dtype, buf.held("y", self.y))
+        y = buf.get("y", x.shape, x2.dtype, holder=self.y)
         fuse = dense is not None or not one_hot
-        dx = buf.get("dx", x.shape, x2.dtype, buf.held("dx", self._dx)) if fuse else None
+        dx = buf.get("dx", x.shape, x2.dtype, holder=self._dx) if fuse else None
         row_loss = buf.get("row_loss", (x2.shape[0],), np.float64)
         loss = _K.softmax_xent(x2, labels, dense, y.reshape(x2.shape),
                                None if dx is None else dx.reshape(x2.shape), row_loss,
@@ -513,8 +526,8 @@ class BatchNormalization(_ref.BatchNormalization):
             # caches in their final shape (no views): the reference counts then tell
             # whether anyone still holds the previous ones
             shape = x.shape if self.mode == "spatial" else (n, c)
-            xc = buf.get("xc", shape, x.dtype, buf.held("xc", self.xc))
-            xn = buf.get("xn", shape, x.dtype, buf.held("xn", self.xn))
+            xc = buf.get("xc", shape, x.dtype, holder=self.xc)
+            xn = buf.get("xn", shape, x.dtype, holder=self.xn)
             std = np.empty(c, dtype=x.dtype)
             rm_new = np.empty(c, dtype=x.dtype)
             rv_new = np.empty(c, dtype=x.dtype)
