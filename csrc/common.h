@@ -29,6 +29,7 @@ typedef int64_t nnf_index;
 
 /* Return codes of kernels that can fail (argument errors are caught at the
  * Python entry point; these guard the C API when called directly). */
-enum { NNF_OK = 0, NNF_EINVAL = 1 };
+enum { NNF_OK = 0, NNF_EINVAL = 1,
+       NNF_ENONFINITE = 2 /* a kernel that relies on finite inputs found inf or NaN */ };
 
 #endif

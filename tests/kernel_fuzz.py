@@ -40,6 +40,11 @@ def out_size(size, f, stride, pad):
     return (size + 2 * pad - f) // stride + 1
 
 
+def _kernels_scratch(*args):
+    from nnfast import _kernels
+    return _kernels.dconv_scratch_size(*args)
+
+
 def build(rng, name, dt):
     """A consistent argument list for kernel ``name`` in dtype ``dt``."""
     def arr(*shape):
@@ -58,6 +63,16 @@ def build(rng, name, dt):
         return [arr(n, c, h, w), fh, fw, s, p, arr(n, c * fh * fw, oh * ow), nt]
     if name == "col2im_planar":
         return [arr(n, c * fh * fw, oh * ow), arr(n, c, h, w), fh, fw, s, p, nt]
+    if name in ("dconv_forward", "dconv_dw"):
+        ph, pw = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+        kh, kw = int(rng.integers(1, h + 2 * ph + 1)), int(rng.integers(1, w + 2 * pw + 1))
+        f = int(rng.integers(1, 8))
+        oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+        scratch = arr(_kernels_scratch(c, h, w, f, kh, kw, ph, pw, nt))
+        if name == "dconv_forward":
+            bias = arr(f) if rng.integers(2) else None
+            return [arr(n, c, h, w), arr(f, c, kh, kw), bias, ph, pw, arr(n, f, oh, ow), scratch, nt]
+        return [arr(n, c, h, w), arr(n, f, oh, ow), ph, pw, arr(f, c, kh, kw), scratch, nt]
     if name == "conv_bias_planar":
         return [arr(n, c, oh * ow), arr(c), nt]
     if name in ("maxpool_forward", "avgpool_forward", "maxpool_backward", "avgpool_backward"):
@@ -127,7 +142,8 @@ def build(rng, name, dt):
     raise KeyError(name)
 
 
-KERNELS = ["im2col", "col2im", "im2col_planar", "col2im_planar", "conv_bias_planar", "maxpool_forward", "maxpool_backward", "avgpool_forward",
+KERNELS = ["im2col", "col2im", "im2col_planar", "col2im_planar", "conv_bias_planar",
+           "dconv_forward", "dconv_dw", "maxpool_forward", "maxpool_backward", "avgpool_forward",
            "avgpool_backward", "conv_bias_nchw", "conv_bwd_rows_db", "conv_db", "relu",
            "relu_forward", "relu_backward", "positive", "step", "sigmoid", "sigmoid_backward",
            "mul_mask", "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_backward",

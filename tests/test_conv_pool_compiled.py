@@ -71,10 +71,15 @@ def _gid(g):
     return "N{}C{}_{}x{}_F{}_{}x{}_s{}_p{}".format(*g)
 
 
-@pytest.fixture(params=["rows", "planar"])
+@pytest.fixture(params=["rows", "planar", "direct"])
 def layout(request, monkeypatch):
-    """Force each column layout of the compiled convolution (normally chosen by size)."""
-    monkeypatch.setattr(_dispatch, "_PLANAR_MIN_POSITIONS", 0 if request.param == "planar" else 2**62)
+    """Force each method of the compiled convolution (normally chosen by geometry and CPU):
+    im2col rows or planar columns + GEMM, or the direct kernels (stride 1 only; others
+    then take the planar columns)."""
+    if request.param == "direct" and _dispatch._DCONV_ISA is None:
+        pytest.skip("no direct convolution in this build")
+    monkeypatch.setattr(_dispatch, "_PLANAR_MIN_POSITIONS", 2**62 if request.param == "rows" else 0)
+    monkeypatch.setattr(_dispatch, "_DIRECT_CONV", request.param == "direct")
     return request.param
 
 
@@ -100,8 +105,10 @@ def test_convolution_matches_reference(geom, dtype, threads, layout):
     close(dx, dx_ref, dtype)
     close(nat.dW, ref.dW, dtype)
     close(nat.db, ref.db, dtype)
-    if nat._col is not None:  # None: the direct 1x1 path
-        assert nat._col.ndim == (3 if layout == "planar" else 2)
+    if layout == "direct" and s == 1 and not (fh == fw == 1 and p == 0):
+        assert nat._col is None  # no columns kept
+    elif nat._col is not None:  # None: the direct 1x1 path
+        assert nat._col.ndim == (2 if layout == "rows" else 3)
     # the reference's observable state
     assert_array_equal(nat.col, ref.col)
     assert nat.col_W.shape == ref.col_W.shape and np.shares_memory(nat.col_W, W)
@@ -177,7 +184,8 @@ def test_convolution_buffers_are_never_reused_under_the_user(dtype, layout):
     # an unread column buffer is reused (the point of keeping it), and still correct
     buf = layer._work.get("col")
     layer.forward(x1)
-    assert buf is not None and layer._work.get("col") is buf
+    if layout != "direct":  # (the direct kernels keep no columns)
+        assert buf is not None and layer._work.get("col") is buf
     ref = R.Convolution(W, b, 1, 1)
     ref.forward(x1)
     assert_array_equal(layer.col, ref.col)

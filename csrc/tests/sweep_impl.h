@@ -141,6 +141,78 @@ static void SW(sweep_conv_)(int threads)
     SW(one_conv_)(8, 64, 900, threads); /* the parallel path */
 }
 
+/* Direct stride-1 convolution, every vector build this CPU runs, on an exactly sized
+ * scratch, against naive loops (forward with bias, filter gradient). */
+static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, nnf_index F,
+                           nnf_index KH, nnf_index KW, nnf_index ph, nnf_index pw, int threads)
+{
+    const nnf_index per = nnf_dconv_scratch(C, H, W, F, KH, KW, ph, pw);
+    const nnf_index OH = H + 2 * ph - KH + 1, OW = W + 2 * pw - KW + 1;
+    if (OH < 1 || OW < 1) {
+        CHECK(per == -1, "dconv_scratch accepted a filter larger than the padded input");
+        return;
+    }
+    CHECK(per > 0, "dconv_scratch refused a valid geometry");
+    T *x = SW(buf_)(N * C * H * W, 1), *w = SW(buf_)(F * C * KH * KW, 2), *b = SW(buf_)(F, 3);
+    T *dout = SW(buf_)(N * F * OH * OW, 4), *out = SW(buf_)(N * F * OH * OW, 5);
+    T *dw = SW(buf_)(F * C * KH * KW, 6), *scratch = SW(buf_)(per * threads, 7);
+    double *ref = malloc(sizeof(double) * (size_t)(N * F * OH * OW));
+    double *ref_dw = calloc((size_t)(F * C * KH * KW), sizeof(double));
+    double scale = 1.0;
+    for (nnf_index n = 0; n < N; ++n)
+    for (nnf_index f = 0; f < F; ++f)
+    for (nnf_index oh = 0; oh < OH; ++oh)
+    for (nnf_index ow = 0; ow < OW; ++ow) {
+        double acc = (double)b[f];
+        const double d = (double)dout[((n * F + f) * OH + oh) * OW + ow];
+        for (nnf_index c = 0; c < C; ++c)
+        for (nnf_index i = 0; i < KH; ++i)
+        for (nnf_index j = 0; j < KW; ++j) {
+            const nnf_index h = oh + i - ph, v = ow + j - pw;
+            if (h < 0 || h >= H || v < 0 || v >= W) continue;
+            const double xv = (double)x[((n * C + c) * H + h) * W + v];
+            acc += (double)w[((f * C + c) * KH + i) * KW + j] * xv;
+            ref_dw[((f * C + c) * KH + i) * KW + j] += d * xv;
+            scale += fabs(d * xv);
+        }
+        ref[((n * F + f) * OH + oh) * OW + ow] = acc;
+    }
+    for (int isa = 0; isa <= nnf_dconv_isa(); ++isa) {
+        CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, scratch, threads,
+                                 isa) == NNF_OK, "dconv_fwd isa %d", isa);
+        CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, scratch, threads,
+                                isa) == NNF_OK, "dconv_dw isa %d", isa);
+        for (nnf_index k = 0; k < N * F * OH * OW; ++k)
+            CHECK(fabs((double)out[k] - ref[k]) <= 1e-4 * scale, "dconv_fwd isa %d at %lld",
+                  isa, (long long)k);
+        for (nnf_index k = 0; k < F * C * KH * KW; ++k)
+            CHECK(fabs((double)dw[k] - ref_dw[k]) <= 1e-4 * scale, "dconv_dw isa %d at %lld",
+                  isa, (long long)k);
+    }
+    CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, scratch, threads, 3)
+          == NNF_EINVAL, "dconv_fwd accepted an unknown isa");
+    x[0] = (T)INFINITY; /* the filter gradient refuses a non-finite input */
+    CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, scratch, threads, -1)
+          == NNF_ENONFINITE, "dconv_dw accepted inf");
+    free(x); free(w); free(b); free(dout); free(out); free(dw); free(scratch); free(ref);
+    free(ref_dw);
+    ++cases;
+}
+
+static void SW(sweep_dconv_)(int threads)
+{
+    for (nnf_index N = 1; N <= 2; ++N)
+    for (nnf_index C = 1; C <= 3; C += 2)
+    for (nnf_index H = 1; H <= 5; H += 2)
+    for (nnf_index W = 1; W <= 6; ++W)
+    for (nnf_index F = 1; F <= 7; F += 3)
+    for (nnf_index K = 1; K <= 3; ++K)
+    for (nnf_index pad = 0; pad <= 2; ++pad)
+        SW(one_dconv_)(N, C, H, W, F, K, 4 - K, pad, (pad + W) % 3, threads);
+    SW(one_dconv_)(5, 4, 17, 19, 13, 3, 3, 1, 1, threads); /* the parallel paths */
+    SW(one_dconv_)(70, 2, 3, 3, 9, 3, 3, 1, 1, threads);   /* more images than one group */
+}
+
 /* Element-wise, affine bias, softmax + cross-entropy, batch norm, optimizers. */
 static void SW(sweep_dense_)(int threads)
 {

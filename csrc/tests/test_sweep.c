@@ -10,6 +10,7 @@
 #include "affine.h"
 #include "batchnorm.h"
 #include "conv.h"
+#include "dconv.h"
 #include "eltwise.h"
 #include "im2col.h"
 #include "optim.h"
@@ -64,6 +65,8 @@ int main(void)
         sweep_geometry_f64(threads);
         sweep_conv_f32(threads);
         sweep_conv_f64(threads);
+        sweep_dconv_f32(threads);
+        sweep_dconv_f64(threads);
         sweep_dense_f32(threads);
         sweep_dense_f64(threads);
     }

@@ -42,6 +42,25 @@ cdef extern from "im2col.h":
                        int64_t FH, int64_t FW, int64_t stride, int64_t pad,
                        double *x, int n_threads) nogil
 
+cdef extern from "dconv.h":
+    int nnf_dconv_isa() nogil
+    int64_t nnf_dconv_scratch(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,
+                              int64_t KW, int64_t ph, int64_t pw) nogil
+    int nnf_dconv_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                          const float *w, int64_t F, int64_t KH, int64_t KW, int64_t ph,
+                          int64_t pw, const float *bias, float *out, float *scratch,
+                          int n_threads, int isa) nogil
+    int nnf_dconv_fwd_f64(const double *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                          const double *w, int64_t F, int64_t KH, int64_t KW, int64_t ph,
+                          int64_t pw, const double *bias, double *out, double *scratch,
+                          int n_threads, int isa) nogil
+    int nnf_dconv_dw_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                         const float *dout, int64_t F, int64_t KH, int64_t KW, int64_t ph,
+                         int64_t pw, float *dw, float *scratch, int n_threads, int isa) nogil
+    int nnf_dconv_dw_f64(const double *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                         const double *dout, int64_t F, int64_t KH, int64_t KW, int64_t ph,
+                         int64_t pw, double *dw, double *scratch, int n_threads, int isa) nogil
+
 cdef extern from "pool.h":
     int nnf_maxpool_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                             int64_t PH, int64_t PW, int64_t stride, int64_t pad,
@@ -221,6 +240,114 @@ def col2im_planar(const floating[:, :, ::1] colp not None, floating[:, :, :, ::1
                                        pad, &out[0, 0, 0, 0], nt)
     if rc != 0:
         raise ValueError("col2im_planar: invalid arguments")
+
+
+# ---- direct stride-1 convolution (csrc/dconv.c) -------------------------------------------
+
+_ISA_NAMES = ("baseline", "avx2", "avx512")
+
+
+def dconv_isa():
+    """The vector code the direct convolution runs here: "baseline", "avx2" or "avx512"."""
+    return _ISA_NAMES[nnf_dconv_isa()]
+
+
+cdef inline int _isa_level(object isa) except -2:
+    if isa is None:
+        return -1
+    if isa not in _ISA_NAMES:
+        raise ValueError(f"isa must be None or one of {_ISA_NAMES}, got {isa!r}")
+    cdef int level = _ISA_NAMES.index(isa)
+    if level > nnf_dconv_isa():
+        raise ValueError(f"isa {isa!r} is not supported by this CPU or build")
+    return level
+
+
+def dconv_scratch_size(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,
+                       int64_t ph, int64_t pw, int n_threads=1):
+    """Elements of scratch dconv_forward/dconv_dw need for this geometry and thread count."""
+    cdef int64_t per = nnf_dconv_scratch(C, H, W, F, KH, KW, ph, pw)
+    if per < 0:
+        raise ValueError(f"dconv: invalid geometry C={C} H={H} W={W} F={F} KH={KH} KW={KW} "
+                         f"pad=({ph}, {pw})")
+    return per * _threads(n_threads)
+
+
+cdef inline int _dconv_check(object x, object w, object big, int64_t ph, int64_t pw,
+                             object scratch, int nt, str what, str big_name) except -1:
+    """x (N, C, H, W), w (F, C, KH, KW) and the (N, F, OH, OW) array big must agree."""
+    N, C, H, W = x.shape[:4]
+    F, Cw, KH, KW = w.shape[:4]
+    if Cw != C:
+        raise ValueError(f"{what}: w must have {C} input channels, got shape {tuple(w.shape[:4])}")
+    if ph < 0 or pw < 0 or KH > H + 2 * ph or KW > W + 2 * pw:
+        raise ValueError(f"{what}: the filter ({KH}, {KW}) does not fit the padded input "
+                         f"({H} + 2*{ph}, {W} + 2*{pw})")
+    want = (N, F, H + 2 * ph - KH + 1, W + 2 * pw - KW + 1)
+    if tuple(big.shape[:4]) != want:
+        raise ValueError(f"{what}: {big_name} must have shape {want}, got {tuple(big.shape[:4])}")
+    need = dconv_scratch_size(C, H, W, F, KH, KW, ph, pw, nt)
+    if scratch.shape[0] < need:
+        raise ValueError(f"{what}: scratch must hold {need} elements, got {scratch.shape[0]}")
+    return 0
+
+
+def dconv_forward(const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::1] w not None,
+                  const floating[::1] bias, int64_t ph, int64_t pw,
+                  floating[:, :, :, ::1] out not None, floating[::1] scratch not None,
+                  int n_threads=1, isa=None):
+    """out = the stride-1 convolution of x (N, C, H, W) by w (F, C, KH, KW), zero padding
+    (ph, pw), + bias (F,) unless bias is None. scratch: dconv_scratch_size(...) elements."""
+    cdef int nt = _threads(n_threads)
+    cdef int level = _isa_level(isa)
+    if bias is not None and bias.shape[0] != w.shape[0]:
+        raise ValueError(f"dconv_forward: bias must be ({w.shape[0]},), got ({bias.shape[0]},)")
+    _dconv_check(x, w, out, ph, pw, scratch, nt, "dconv_forward", "out")
+    if x.shape[0] == 0 or w.shape[0] == 0:
+        return
+    cdef const floating *b = NULL
+    if bias is not None:
+        b = &bias[0]
+    cdef int rc
+    with nogil:
+        if floating is float:
+            rc = nnf_dconv_fwd_f32(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                   &w[0, 0, 0, 0], w.shape[0], w.shape[2], w.shape[3], ph, pw,
+                                   b, &out[0, 0, 0, 0], &scratch[0], nt, level)
+        else:
+            rc = nnf_dconv_fwd_f64(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                   &w[0, 0, 0, 0], w.shape[0], w.shape[2], w.shape[3], ph, pw,
+                                   b, &out[0, 0, 0, 0], &scratch[0], nt, level)
+    if rc != 0:
+        raise ValueError("dconv_forward: invalid arguments")
+
+
+def dconv_dw(const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::1] dout not None,
+             int64_t ph, int64_t pw, floating[:, :, :, ::1] dw not None,
+             floating[::1] scratch not None, int n_threads=1, isa=None):
+    """dw (F, C, KH, KW) = the filter gradient of the stride-1 convolution for dout (N, F, OH, OW).
+    Returns False (dw undefined) when x holds inf or NaN: the caller must use another method."""
+    cdef int nt = _threads(n_threads)
+    cdef int level = _isa_level(isa)
+    _dconv_check(x, dw, dout, ph, pw, scratch, nt, "dconv_dw", "dout")
+    if x.shape[0] == 0:
+        dw[...] = 0
+        return True
+    cdef int rc
+    with nogil:
+        if floating is float:
+            rc = nnf_dconv_dw_f32(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                  &dout[0, 0, 0, 0], dw.shape[0], dw.shape[2], dw.shape[3], ph, pw,
+                                  &dw[0, 0, 0, 0], &scratch[0], nt, level)
+        else:
+            rc = nnf_dconv_dw_f64(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                  &dout[0, 0, 0, 0], dw.shape[0], dw.shape[2], dw.shape[3], ph, pw,
+                                  &dw[0, 0, 0, 0], &scratch[0], nt, level)
+    if rc == 2:
+        return False
+    if rc != 0:
+        raise ValueError("dconv_dw: invalid arguments")
+    return True
 
 
 # ---- pooling (csrc/pool.c): x/dx (N, C, H, W), out/dout/argmax (N, C, OH, OW) ----------

@@ -31,7 +31,7 @@ from .reference import layers as _ref
 
 
 class Convolution:
-    """2-D convolution (cross-correlation): im2col + GEMM, compiled.
+    """2-D convolution (cross-correlation), compiled: direct kernels or im2col + GEMM.
 
     x (N, C, H, W), W (FN, C, FH, FW), b (FN,) -> out (N, FN, OH, OW) with
     OH = (H + 2*pad - FH)//stride + 1. Same state as the reference: ``x``,
@@ -44,12 +44,16 @@ class Convolution:
     unpadded filter skips im2col (``col`` is then built when first read); for
     outputs of 128 positions or more the columns are kept per image, (N, C*FH*FW,
     OH*OW), so each image's GEMM writes its NCHW output directly (``col`` is converted
-    to the reference's layout when first read); the column buffer is reused by the next forward unless ``col`` was read, so an
+    to the reference's layout when first read); with stride 1 on a CPU with AVX2 or
+    AVX-512 those outputs are computed by direct convolution kernels instead, which
+    build no columns at all (``col`` is then built when first read; set
+    ``NNFAST_DIRECT_CONV=0`` to turn them off); the column buffer is reused by the next forward unless ``col`` was read, so an
     array a user holds is never overwritten. Results equal the reference's to
-    ~1e-12 relative in float64 (GEMMs of another shape sum in another order).
-    As in the reference, ``x`` is the caller's array, not a copy: on the 1x1 path the
-    backward pass reads it again, so do not change it in place between forward and
-    backward.
+    ~1e-12 relative in float64 (GEMMs of another shape, or the direct kernels' fused
+    multiply-adds, sum in another order and round differently).
+    As in the reference, ``x`` is the caller's array, not a copy: on the 1x1 and direct
+    paths the backward pass reads it again, so do not change it in place between forward
+    and backward.
     """
 
     skip_dx = False

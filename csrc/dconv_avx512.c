@@ -1,0 +1,26 @@
+/* dconv_avx512.c - dconv_impl.h built for avx512: 64-byte vectors, register block FB x VB.
+ * Selected at run time by dconv.c. */
+#include "dconv_isa.h"
+
+#if defined(__AVX512F__)
+#define VBYTES 64
+#define FB 6
+#define VB 4
+#define DFB 4
+#define ISA avx512
+#define DC_REG(v) "v"(v) /* the register class of a vector */
+
+#define T float
+#define SFX f32
+#include "dconv_impl.h"
+#undef T
+#undef SFX
+
+#define T double
+#define SFX f64
+#include "dconv_impl.h"
+#undef T
+#undef SFX
+#else
+typedef int nnf_dconv_avx512_unused; /* this compiler/target does not build the avx512 path */
+#endif

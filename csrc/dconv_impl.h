@@ -1,0 +1,323 @@
+/* dconv_impl.h - the body of dconv.h's kernels for one (type, instruction set), included by
+ * dconv_base.c / dconv_avx2.c / dconv_avx512.c with T, SFX (f32/f64), ISA (base/avx2/avx512),
+ * VBYTES (vector bytes), the forward's register block FB (filters) x VB (vectors) and the
+ * filter gradient's DFB (filters) x 3 (taps).
+ *
+ * Both kernels work on the flat padded image: with Wp = W + 2*pw, output (oh, ow) sits at
+ * q = oh*Wp + ow and its tap (i, j) at q + i*Wp + j of the padded plane, so a whole plane is
+ * one run of q with a constant offset per tap. Columns ow >= OW of that run are computed
+ * and thrown away (forward) or multiplied by zeros (dw). */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define DC_CAT3_(a, b, c) a##_##b##_##c
+#define DC_CAT3(a, b, c) DC_CAT3_(a, b, c)
+#define DC_FN(name) DC_CAT3(name, SFX, ISA)
+
+#define VL ((nnf_index)(VBYTES / sizeof(T)))
+typedef T DC_FN(dc_vec) __attribute__((vector_size(VBYTES)));
+#define VEC DC_FN(dc_vec)
+
+/* Keep v in a register: without it GCC folds the load into each of its JN multiply-adds,
+ * and the loop becomes load-bound (measured ~1.5x slower with AVX-512). */
+#if defined(__GNUC__) || defined(__clang__)
+#define DC_KEEP(v) __asm__("" : "+" DC_REG(v))
+#else
+#define DC_KEEP(v) ((void)0)
+#endif
+
+static inline VEC DC_FN(dc_load)(const T *p)
+{
+    VEC v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void DC_FN(dc_store)(T *p, VEC v) { memcpy(p, &v, sizeof v); }
+
+static inline T DC_FN(dc_hsum)(VEC v)
+{
+    T s = (T)0;
+    for (nnf_index l = 0; l < VL; ++l) s += v[l];
+    return s;
+}
+
+/* xp[c] = x[c] framed by ph rows and pw columns of zeros; the slack after the planes is
+ * zeroed too (vector loads of the discarded columns run into it). Returns 1 if x holds a
+ * non-finite value (only when check is set). */
+static int DC_FN(dc_pad)(const T *NNF_RESTRICT x, nnf_index C, nnf_index H, nnf_index W,
+                         nnf_index ph, nnf_index pw, nnf_index slack, T *NNF_RESTRICT xp,
+                         int check)
+{
+    const nnf_index Hp = H + 2 * ph, Wp = W + 2 * pw;
+    int bad = 0;
+    for (nnf_index c = 0; c < C; ++c) {
+        T *plane = xp + c * Hp * Wp;
+        for (nnf_index k = 0; k < ph * Wp; ++k) plane[k] = (T)0;
+        for (nnf_index h = 0; h < H; ++h) {
+            T *row = plane + (h + ph) * Wp;
+            const T *src = x + (c * H + h) * W;
+            for (nnf_index k = 0; k < pw; ++k) row[k] = (T)0;
+            memcpy(row + pw, src, sizeof(T) * (size_t)W);
+            for (nnf_index k = pw + W; k < Wp; ++k) row[k] = (T)0;
+            if (check) {
+                T acc = (T)0;
+                for (nnf_index k = 0; k < W; ++k) acc += src[k] - src[k]; /* NaN iff non-finite */
+                bad |= acc != acc;
+            }
+        }
+        for (nnf_index k = (H + ph) * Wp; k < Hp * Wp; ++k) plane[k] = (T)0;
+    }
+    for (nnf_index k = 0; k < slack; ++k) xp[C * Hp * Wp + k] = (T)0;
+    return bad;
+}
+
+/* tmp[f0 + fb, q0 + q] for q < VBN*VL, fb < FBN: one register tile. For each (c, i, j) it
+ * loads VBN vectors of the plane once and multiplies them by FBN broadcast weights. */
+NNF_ALWAYS_INLINE void DC_FN(dc_fwd_tile)(const T *NNF_RESTRICT xp, nnf_index C,
+                                          nnf_index plane, nnf_index Wp,
+                                          const T *NNF_RESTRICT w, nnf_index KH,
+                                          nnf_index KW, nnf_index f0, const int FBN,
+                                          nnf_index q0, const int VBN, nnf_index Qs,
+                                          T *NNF_RESTRICT tmp)
+{
+    const nnf_index KK = KH * KW, CKK = C * KK;
+    VEC acc[FB][VB];
+    for (int fb = 0; fb < FBN; ++fb)
+        for (int v = 0; v < VBN; ++v) acc[fb][v] = (VEC){0};
+    for (nnf_index c = 0; c < C; ++c) {
+        const T *xc = xp + c * plane + q0;
+        const T *wc = w + f0 * CKK + c * KK;
+        for (nnf_index i = 0; i < KH; ++i) {
+            for (nnf_index j = 0; j < KW; ++j) {
+                const T *xs = xc + i * Wp + j;
+                VEC xv[VB];
+                for (int v = 0; v < VBN; ++v) xv[v] = DC_FN(dc_load)(xs + v * VL);
+                for (int fb = 0; fb < FBN; ++fb) {
+                    const T wt = wc[fb * CKK + i * KW + j];
+                    for (int v = 0; v < VBN; ++v) acc[fb][v] += xv[v] * wt;
+                }
+            }
+        }
+    }
+    for (int fb = 0; fb < FBN; ++fb)
+        for (int v = 0; v < VBN; ++v)
+            DC_FN(dc_store)(tmp + (f0 + fb) * Qs + q0 + v * VL, acc[fb][v]);
+}
+
+/* Filters [f0, f0 + FBN) over the run q < Q: tiles of VB vectors while more than VB - 1
+ * vectors are left, then one tile of just the vectors left. */
+NNF_ALWAYS_INLINE void DC_FN(dc_fwd_filters)(const T *xp, nnf_index C, nnf_index plane,
+                                             nnf_index Wp, const T *w, nnf_index KH,
+                                             nnf_index KW, nnf_index f0, const int FBN,
+                                             nnf_index Q, nnf_index Qs, T *tmp)
+{
+    nnf_index q0 = 0;
+    for (; Q - q0 > (VB - 1) * VL; q0 += VB * VL) /* (the last may run past Q: into Qs) */
+        DC_FN(dc_fwd_tile)(xp, C, plane, Wp, w, KH, KW, f0, FBN, q0, VB, Qs, tmp);
+    const nnf_index left = (Q - q0 + VL - 1) / VL; /* vectors, < VB */
+#define DC_TAIL(k) case k: DC_FN(dc_fwd_tile)(xp, C, plane, Wp, w, KH, KW, f0, FBN, q0, k, Qs, tmp); break;
+    switch (left) {
+    DC_TAIL(1)
+#if VB > 2
+    DC_TAIL(2)
+#endif
+#if VB > 3
+    DC_TAIL(3)
+#endif
+#if VB > 4
+    DC_TAIL(4)
+#endif
+#if VB > 5
+    DC_TAIL(5)
+#endif
+    default: break;
+    }
+#undef DC_TAIL
+}
+
+int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index H,
+                         nnf_index W, const T *NNF_RESTRICT w, nnf_index F, nnf_index KH,
+                         nnf_index KW, nnf_index ph, nnf_index pw, const T *NNF_RESTRICT bias,
+                         T *NNF_RESTRICT out, T *NNF_RESTRICT scratch, int n_threads)
+{
+    const nnf_index per_thread = nnf_dconv_scratch(C, H, W, F, KH, KW, ph, pw);
+    if (N < 0 || per_thread < 0) return NNF_EINVAL;
+    const nnf_index Hp = H + 2 * ph, Wp = W + 2 * pw, plane = Hp * Wp;
+    const nnf_index OH = Hp - KH + 1, OW = Wp - KW + 1;
+    const nnf_index Q = OH * Wp, Qs = Q + NNF_DCONV_QPAD;
+    const nnf_index slack = NNF_DCONV_QPAD + KW;
+    const int parallel = n_threads > 1 && N > 1 && N * F * Q * C * KH * KW >= NNF_PARALLEL_MIN_WORK;
+    (void)parallel;
+
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+    for (nnf_index n = 0; n < N; ++n) {
+#ifdef _OPENMP
+        const nnf_index tid = omp_get_thread_num();
+#else
+        const nnf_index tid = 0;
+#endif
+        T *xp = scratch + tid * per_thread;
+        T *tmp = xp + C * plane + slack;
+        DC_FN(dc_pad)(x + n * C * H * W, C, H, W, ph, pw, slack, xp, 0);
+        nnf_index f0 = 0;
+        for (; f0 + FB <= F; f0 += FB)
+            DC_FN(dc_fwd_filters)(xp, C, plane, Wp, w, KH, KW, f0, FB, Q, Qs, tmp);
+#define DC_FTAIL(k) case k: DC_FN(dc_fwd_filters)(xp, C, plane, Wp, w, KH, KW, f0, k, Q, Qs, tmp); break;
+        switch (F - f0) { /* the filters left, fewer than FB */
+        DC_FTAIL(1)
+#if FB > 2
+        DC_FTAIL(2)
+#endif
+#if FB > 3
+        DC_FTAIL(3)
+#endif
+#if FB > 4
+        DC_FTAIL(4)
+#endif
+#if FB > 5
+        DC_FTAIL(5)
+#endif
+        default: break;
+        }
+#undef DC_FTAIL
+        T *o = out + n * F * OH * OW;
+        for (nnf_index f = 0; f < F; ++f) {
+            const T *t = tmp + f * Qs;
+            T *of = o + f * OH * OW;
+            if (bias != NULL) {
+                const T b = bias[f];
+                for (nnf_index oh = 0; oh < OH; ++oh)
+                    for (nnf_index ow = 0; ow < OW; ++ow) of[oh * OW + ow] = t[oh * Wp + ow] + b;
+            } else {
+                for (nnf_index oh = 0; oh < OH; ++oh)
+                    memcpy(of + oh * OW, t + oh * Wp, sizeof(T) * (size_t)OW);
+            }
+        }
+    }
+    return NNF_OK;
+}
+
+/* dw[f0 + fb, c, i, j0 + jj] += sum over q < Qv of dg[f0 + fb, q] * xg[c, q + i*Wp + j0 + jj]
+ * for fb < FBN, jj < JN: FBN*JN vector accumulators over a group's flat run. */
+NNF_ALWAYS_INLINE void DC_FN(dc_dw_block)(const T *NNF_RESTRICT xg, const T *NNF_RESTRICT dg,
+                                          nnf_index C, nnf_index xstride, nnf_index dstride,
+                                          nnf_index Wp, nnf_index KH, nnf_index KW,
+                                          nnf_index f0, const int FBN, nnf_index j0,
+                                          const int JN, nnf_index Qv, T *NNF_RESTRICT dw)
+{
+    const nnf_index KK = KH * KW, CKK = C * KK;
+    for (nnf_index c = 0; c < C; ++c) {
+        for (nnf_index i = 0; i < KH; ++i) {
+            VEC acc[DFB][3];
+            for (int fb = 0; fb < FBN; ++fb)
+                for (int jj = 0; jj < JN; ++jj) acc[fb][jj] = (VEC){0};
+            const T *xs = xg + c * xstride + i * Wp + j0;
+            for (nnf_index q = 0; q < Qv; q += VL) {
+                VEC xv[3];
+                for (int jj = 0; jj < JN; ++jj) xv[jj] = DC_FN(dc_load)(xs + q + jj);
+                for (int fb = 0; fb < FBN; ++fb) {
+                    VEC d = DC_FN(dc_load)(dg + (f0 + fb) * dstride + q);
+                    DC_KEEP(d);
+                    for (int jj = 0; jj < JN; ++jj) acc[fb][jj] += d * xv[jj];
+                }
+            }
+            for (int fb = 0; fb < FBN; ++fb)
+                for (int jj = 0; jj < JN; ++jj)
+                    dw[(f0 + fb) * CKK + c * KK + i * KW + j0 + jj] += DC_FN(dc_hsum)(acc[fb][jj]);
+        }
+    }
+}
+
+/* All taps of filters [f0, f0 + FBN) for one group, in chunks of up to 3 columns j. */
+NNF_ALWAYS_INLINE void DC_FN(dc_dw_filters)(const T *xg, const T *dg, nnf_index C,
+                                            nnf_index xstride, nnf_index dstride, nnf_index Wp,
+                                            nnf_index KH, nnf_index KW, nnf_index f0,
+                                            const int FBN, nnf_index Qv, T *dw)
+{
+    nnf_index j0 = 0;
+    for (; j0 + 3 <= KW; j0 += 3)
+        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, 3, Qv, dw);
+    if (KW - j0 == 2)
+        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, 2, Qv, dw);
+    else if (KW - j0 == 1)
+        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, 1, Qv, dw);
+}
+
+/* Images are taken in groups of G (sized to stay in L2): a group's padded planes of one
+ * channel are laid end to end, and its dout rows likewise at the plane's stride with
+ * zeros past each image's outputs, so the whole group is one flat run per channel. */
+int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index H,
+                        nnf_index W, const T *NNF_RESTRICT dout, nnf_index F, nnf_index KH,
+                        nnf_index KW, nnf_index ph, nnf_index pw, T *NNF_RESTRICT dw,
+                        T *NNF_RESTRICT scratch, int n_threads)
+{
+    const nnf_index per_thread = nnf_dconv_scratch(C, H, W, F, KH, KW, ph, pw);
+    if (N < 0 || per_thread < 0) return NNF_EINVAL;
+    const nnf_index Hp = H + 2 * ph, Wp = W + 2 * pw, plane = Hp * Wp;
+    const nnf_index OH = Hp - KH + 1, OW = Wp - KW + 1;
+    const nnf_index G = nnf_dconv_group(C, F, plane);
+    const nnf_index CKK = C * KH * KW;
+    const nnf_index blocks = (F + DFB - 1) / DFB;
+    const int parallel = n_threads > 1 && blocks > 1 &&
+                         N * F * OH * Wp * CKK >= NNF_PARALLEL_MIN_WORK;
+    int bad = 0;
+    (void)parallel;
+    for (nnf_index k = 0; k < F * CKK; ++k) dw[k] = (T)0;
+
+    /* Threads own blocks of filters and walk every group in order: the sums do not depend
+     * on n_threads. Each thread pads the groups itself (cheap next to the products). */
+#pragma omp parallel num_threads(n_threads) if(parallel) reduction(|:bad)
+    {
+#ifdef _OPENMP
+        const nnf_index tid = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+        const nnf_index tid = 0, nth = 1;
+#endif
+        const nnf_index b_lo = blocks * tid / nth, b_hi = blocks * (tid + 1) / nth;
+        const nnf_index f_lo = b_lo * DFB, f_hi = b_hi * DFB < F ? b_hi * DFB : F;
+        T *xg = scratch + tid * per_thread;
+        for (nnf_index n0 = 0; n0 < N && f_lo < f_hi; n0 += G) {
+            const nnf_index gn = N - n0 < G ? N - n0 : G;
+            const nnf_index run = gn * plane;        /* one channel's flat run */
+            const nnf_index dstride = run + NNF_DCONV_QPAD;
+            const nnf_index Qv = (run + VL - 1) / VL * VL;
+            T *dg = xg + C * run + plane + NNF_DCONV_QPAD;
+            for (nnf_index g = 0; g < gn; ++g) {
+                /* image g's channels go to xg[c*run + g*plane]: pad it plane by plane */
+                const T *xn = x + (n0 + g) * C * H * W;
+                for (nnf_index c = 0; c < C; ++c)
+                    bad |= DC_FN(dc_pad)(xn + c * H * W, 1, H, W, ph, pw, 0,
+                                         xg + c * run + g * plane, 1);
+                for (nnf_index f = f_lo; f < f_hi; ++f) {
+                    const T *src = dout + ((n0 + g) * F + f) * OH * OW;
+                    T *d = dg + f * dstride + g * plane;
+                    for (nnf_index oh = 0; oh < OH; ++oh) {
+                        memcpy(d + oh * Wp, src + oh * OW, sizeof(T) * (size_t)OW);
+                        for (nnf_index k = OW; k < Wp; ++k) d[oh * Wp + k] = (T)0;
+                    }
+                    for (nnf_index k = OH * Wp; k < plane; ++k) d[k] = (T)0;
+                }
+            }
+            /* reads run up to plane + VL past a channel's run: zeros after the last one,
+             * and after each dout run */
+            for (nnf_index k = 0; k < plane + NNF_DCONV_QPAD; ++k) xg[C * run + k] = (T)0;
+            for (nnf_index f = f_lo; f < f_hi; ++f)
+                for (nnf_index k = run; k < dstride; ++k) dg[f * dstride + k] = (T)0;
+            nnf_index f0 = f_lo;
+            for (; f0 + DFB <= f_hi; f0 += DFB)
+                DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, DFB, Qv, dw);
+            for (; f0 < f_hi; ++f0)
+                DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, 1, Qv, dw);
+        }
+    }
+    return bad ? NNF_ENONFINITE : NNF_OK;
+}
+
+#undef VEC
+#undef VL
+#undef DC_FN
+#undef DC_CAT3
+#undef DC_CAT3_

@@ -1,0 +1,26 @@
+/* dconv_isa.h - the per-instruction-set builds of dconv_impl.h, for dconv.c only. */
+#ifndef NNFAST_DCONV_ISA_H
+#define NNFAST_DCONV_ISA_H
+
+#include "dconv.h"
+
+#define NNF_DCONV_DECLARE(T, SFX, ISA)                                                       \
+    int nnf_dconv_fwd_##SFX##_##ISA(const T *x, nnf_index N, nnf_index C, nnf_index H,      \
+                                    nnf_index W, const T *w, nnf_index F, nnf_index KH,      \
+                                    nnf_index KW, nnf_index ph, nnf_index pw, const T *bias, \
+                                    T *out, T *scratch, int n_threads);                      \
+    int nnf_dconv_dw_##SFX##_##ISA(const T *x, nnf_index N, nnf_index C, nnf_index H,       \
+                                   nnf_index W, const T *dout, nnf_index F, nnf_index KH,    \
+                                   nnf_index KW, nnf_index ph, nnf_index pw, T *dw,          \
+                                   T *scratch, int n_threads);
+
+NNF_DCONV_DECLARE(float, f32, base)
+NNF_DCONV_DECLARE(double, f64, base)
+#ifdef NNF_DCONV_X86
+NNF_DCONV_DECLARE(float, f32, avx2)
+NNF_DCONV_DECLARE(double, f64, avx2)
+NNF_DCONV_DECLARE(float, f32, avx512)
+NNF_DCONV_DECLARE(double, f64, avx512)
+#endif
+
+#endif

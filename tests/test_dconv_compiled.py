@@ -1,0 +1,181 @@
+"""The direct stride-1 convolution kernels (csrc/dconv*.c) against the reference.
+
+Every vector build this CPU can run (baseline, AVX2+FMA, AVX-512F) is checked directly,
+not only the one the layers pick: forward with and without bias, the filter gradient,
+and the input gradient as the layers compute it (a direct convolution of dout with the
+flipped filters), over filter sizes 1-5 (square and not), paddings 0 to beyond the
+filter, filter counts that leave every register-block tail, odd planes, batch 1 and 3,
+1 and 2 threads. float64 to ~1e-12, float32 to ~1e-5 (FMA and another summation order).
+Also: bit-identical results for 1 and 2 threads, the non-finite fallback, and argument
+checks at the entry points.
+"""
+import itertools
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import nnfast
+from nnfast import _dispatch
+from nnfast import layers as L
+from nnfast.reference import layers as R
+
+_K = _dispatch._kernels
+pytestmark = pytest.mark.skipif(_K is None, reason="compiled extension not loaded")
+
+ISAS = [] if _K is None else \
+    ["baseline", "avx2", "avx512"][:["baseline", "avx2", "avx512"].index(_K.dconv_isa()) + 1]
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def close(actual, expected, dtype):
+    scale = float(np.abs(expected).max()) if expected.size else 0.0
+    tol = TOL[dtype]
+    assert_allclose(actual, expected, rtol=tol, atol=tol * (1.0 + scale))
+
+
+def _grid():
+    """(N, C, H, W, F, KH, KW, pad) covering filter sizes, pads and filter-block tails."""
+    grid = []
+    sizes = [(1, 2, 7, 9), (3, 1, 6, 5), (1, 5, 11, 4), (3, 3, 9, 13)]
+    for k, ((kh, kw), pad, f) in enumerate(itertools.product(
+            [(1, 1), (3, 3), (2, 3), (5, 5), (3, 1)], [0, 1, 2, 4], [1, 2, 3, 5, 7, 13])):
+        n, c, h, w = sizes[k % len(sizes)]
+        if kh <= h + 2 * pad and kw <= w + 2 * pad:
+            grid.append((n, c, h, w, f, kh, kw, pad))
+    return grid[::3]  # every filter count, pad and filter shape still appears
+
+
+GRID = _grid()
+
+
+def _case(geom, dtype, seed=0):
+    n, c, h, w, f, kh, kw, pad = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    W = rng.standard_normal((f, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    ref = R.Convolution(W, b, 1, pad)
+    out = ref.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = ref.backward(dout)
+    return x, W, b, dout, out, dx, ref.dW
+
+
+def _scratch(c, h, w, f, kh, kw, ph, pw, dtype, threads):
+    return np.full(_K.dconv_scratch_size(c, h, w, f, kh, kw, ph, pw, threads), np.nan, dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("geom", GRID, ids=lambda g: "N{}C{}_{}x{}_F{}_{}x{}_p{}".format(*g))
+def test_kernels_match_reference(geom, isa, dtype, threads):
+    n, c, h, w, f, kh, kw, pad = geom
+    x, W, b, dout, out_ref, dx_ref, dW_ref = _case(geom, dtype)
+    x0, W0, dout0 = x.copy(), W.copy(), dout.copy()
+    scratch = _scratch(c, h, w, f, kh, kw, pad, pad, dtype, threads)  # NaN: all must be set
+
+    out = np.full(out_ref.shape, np.nan, dtype)
+    _K.dconv_forward(x, W, b, pad, pad, out, scratch, threads, isa)
+    close(out, out_ref, dtype)
+    no_bias = np.full(out_ref.shape, np.nan, dtype)
+    _K.dconv_forward(x, W, None, pad, pad, no_bias, scratch, threads, isa)
+    close(no_bias, out_ref - b.reshape(1, f, 1, 1), dtype)
+
+    dW = np.full(W.shape, np.nan, dtype)
+    assert _K.dconv_dw(x, dout, pad, pad, dW, scratch, threads, isa) is True
+    close(dW, dW_ref, dtype)
+
+    if pad <= min(kh, kw) - 1:  # dx as the layers compute it
+        flipped = np.ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        oh, ow = dout.shape[2:]
+        s2 = _scratch(f, oh, ow, c, kh, kw, kh - 1 - pad, kw - 1 - pad, dtype, threads)
+        dx = np.full(x.shape, np.nan, dtype)
+        _K.dconv_forward(dout, flipped, None, kh - 1 - pad, kw - 1 - pad, dx, s2, threads, isa)
+        close(dx, dx_ref, dtype)
+    for a, a0 in ((x, x0), (W, W0), (dout, dout0)):
+        assert_array_equal(a, a0)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_threads_give_identical_bits(isa, dtype):
+    geom = (9, 6, 20, 18, 11, 3, 3, 1)  # large enough for both kernels to go parallel
+    x, W, b, dout, *_ = _case(geom, dtype, seed=3)
+    results = []
+    for t in (1, 2):
+        scratch = _scratch(6, 20, 18, 11, 3, 3, 1, 1, dtype, t)
+        out = np.empty((9, 11, 20, 18), dtype)
+        dW = np.empty(W.shape, dtype)
+        _K.dconv_forward(x, W, b, 1, 1, out, scratch, t, isa)
+        _K.dconv_dw(x, dout, 1, 1, dW, scratch, t, isa)
+        results.append((out, dW))
+    for a, b_ in zip(*results):
+        assert_array_equal(a, b_)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the reference's inf - inf
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_input_falls_back_and_matches_reference(bad, monkeypatch):
+    """The filter-gradient kernel multiplies discarded columns by zero, so it refuses
+    non-finite inputs; the layer then takes the columns and matches the reference."""
+    monkeypatch.setattr(_dispatch, "_PLANAR_MIN_POSITIONS", 0)
+    geom = (2, 3, 6, 7, 4, 3, 3, 1)
+    x, W, b, dout, *_ = _case(geom, np.float64, seed=4)
+    x[1, 2, 3, 4] = bad
+    dW = np.empty(W.shape)
+    assert _K.dconv_dw(x, dout, 1, 1, dW, _scratch(3, 6, 7, 4, 3, 3, 1, 1, np.float64, 1), 1) \
+        is False
+    for Wbad in (W, np.where(np.arange(W.size).reshape(W.shape) == 5, bad, W)):
+        nat, ref = L.Convolution(Wbad, b, 1, 1), R.Convolution(Wbad, b, 1, 1)
+        assert_allclose(nat.forward(x), ref.forward(x), rtol=1e-12, atol=1e-12)
+        assert_allclose(nat.backward(dout), ref.backward(dout), rtol=1e-12, atol=1e-12)
+        assert_allclose(nat.dW, ref.dW, rtol=1e-12, atol=1e-12)
+
+
+def test_entry_points_check_their_arguments():
+    x = np.zeros((2, 3, 6, 6))
+    W = np.zeros((4, 3, 3, 3))
+    out = np.zeros((2, 4, 6, 6))
+    s = np.zeros(_K.dconv_scratch_size(3, 6, 6, 4, 3, 3, 1, 1, 2))
+    with pytest.raises(ValueError, match="out must have shape"):
+        _K.dconv_forward(x, W, None, 1, 1, np.zeros((2, 4, 6, 5)), s, 2)
+    with pytest.raises(ValueError, match="3 input channels"):
+        _K.dconv_forward(x, np.zeros((4, 2, 3, 3)), None, 1, 1, out, s, 2)
+    with pytest.raises(ValueError, match="scratch must hold"):
+        _K.dconv_forward(x, W, None, 1, 1, out, s[:-1], 2)
+    with pytest.raises(ValueError, match="bias must be"):
+        _K.dconv_forward(x, W, np.zeros(3), 1, 1, out, s, 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        _K.dconv_forward(x, np.zeros((4, 3, 9, 3)), None, 1, 1, out, s, 2)
+    with pytest.raises(ValueError, match="dout must have shape"):
+        _K.dconv_dw(x, np.zeros((2, 4, 5, 6)), 1, 1, np.zeros(W.shape), s, 2)
+    with pytest.raises(ValueError, match="isa must be"):
+        _K.dconv_forward(x, W, None, 1, 1, out, s, 2, "sse9")
+    with pytest.raises(ValueError, match="invalid geometry"):
+        _K.dconv_scratch_size(0, 6, 6, 4, 3, 3, 1, 1)
+    with pytest.raises(ValueError):  # dtype mismatch
+        _K.dconv_forward(x.astype(np.float32), W, None, 1, 1, out, s, 2)
+    if _K.dconv_isa() != "avx512":
+        with pytest.raises(ValueError, match="not supported"):
+            _K.dconv_forward(x, W, None, 1, 1, out, s, 2, "avx512")
+
+
+def test_layers_pick_the_direct_kernels_where_they_are_faster():
+    """Only where measured faster: stride 1 and 128+ output positions, a vector CPU."""
+    if _dispatch._DCONV_ISA not in ("avx2", "avx512"):
+        pytest.skip("no vector build of the direct kernels on this CPU")
+    rng = np.random.default_rng(5)
+    for (h, stride, direct) in ((14, 1, True), (8, 1, False), (28, 2, False)):
+        layer = L.Convolution(rng.standard_normal((4, 2, 3, 3)), np.zeros(4), stride, 1)
+        layer.forward(rng.standard_normal((2, 2, h, h)))
+        assert (layer._col is None) == direct
+
+
+def test_environment_switch_turns_the_direct_kernels_off():
+    import subprocess
+    import sys
+    code = ("import nnfast\nfrom nnfast import _dispatch\n"
+            "print(_dispatch._DIRECT_CONV)")
+    env = dict(__import__("os").environ, NNFAST_DIRECT_CONV="0")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr
