@@ -483,7 +483,8 @@ WORKLOADS = _build_registry()
 def select(only=None, kind=None, suite=None, long=True):
     """Workloads in registry order, filtered.
 
-    ``only``: names or glob patterns (a pattern without ``*?[`` matches as a substring);
+    ``only``: names or glob patterns (a workload's exact name selects that workload only;
+    another pattern without ``*?[`` matches as a substring);
     ``kind``: one kind or a tuple of kinds; ``suite``: True for `nnfast bench`'s suite;
     ``long=False`` leaves out the long-grid workloads.
     """
@@ -503,6 +504,8 @@ def select(only=None, kind=None, suite=None, long=True):
 
 
 def _matches(name, pattern):
+    if pattern in WORKLOADS:
+        return name == pattern
     if any(ch in pattern for ch in "*?["):
         return fnmatch.fnmatchcase(name, pattern)
     return pattern in name
