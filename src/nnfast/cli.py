@@ -172,7 +172,7 @@ def _add_bench_parser(sub):
                     help="thread count(s) for nnfast's kernels, NumPy's BLAS (through "
                          "threadpoolctl) and torch (default: nnfast's default, all CPUs)")
     be.add_argument("--quick", action="store_true",
-                    help="3-5 short rounds per workload instead of up to 25 (a smoke run)")
+                    help="3-5 short rounds per workload instead of 5-30 (a smoke run)")
     be.add_argument("--repeat", type=_positive_int, default=None, metavar="ROUNDS",
                     help="exactly this many rounds per workload")
     be.add_argument("--only", action="append", default=[], metavar="NAME[,NAME...]",

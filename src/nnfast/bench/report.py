@@ -3,8 +3,8 @@
 Ratios are speed-ups of nnfast, from medians measured in the same run:
 ``vs_reference = median(reference) / median(nnfast)`` and ``vs_torch = median(torch) /
 median(nnfast)``; above 1 nnfast is faster. GFLOP/s is ``flops / median(nnfast)``, and
-``of_gemm_peak`` divides it by the rate numpy.matmul reached on a large GEMM of the same dtype
-at the same thread count in the same run.
+``of_gemm_peak`` divides it by the best rate numpy.matmul reached on a large GEMM of the same
+dtype at the same thread count in the same run (measured before and after the workloads).
 """
 import json
 import math
@@ -34,12 +34,17 @@ def summarize(workload, dtype, threads, timings, peak_gflops=None):
         return impls[other]["median_s"] / mine
 
     gflops = workload.flops / mine / 1e9 if workload.flops and mine else None
+    return with_peak({"workload": workload.name, "kind": workload.kind, "shape": workload.shape,
+                      "dtype": str(dtype), "threads": int(threads), "flops": workload.flops,
+                      "impls": impls, "ratio_vs_reference": ratio("reference"),
+                      "ratio_vs_torch": ratio("torch"), "gflops": gflops}, peak_gflops)
+
+
+def with_peak(result, peak_gflops):
+    """``result`` with ``fraction_of_gemm_peak`` set from ``peak_gflops`` (None: unknown)."""
+    gflops = result["gflops"]
     fraction = gflops / peak_gflops if gflops is not None and peak_gflops else None
-    return {"workload": workload.name, "kind": workload.kind, "shape": workload.shape,
-            "dtype": str(dtype), "threads": int(threads), "flops": workload.flops,
-            "impls": impls, "ratio_vs_reference": ratio("reference"),
-            "ratio_vs_torch": ratio("torch"), "gflops": gflops,
-            "fraction_of_gemm_peak": fraction}
+    return {**result, "fraction_of_gemm_peak": fraction}
 
 
 # --------------------------------------------------------------------------- table
@@ -103,7 +108,8 @@ def format_table(results, markdown=False):
 def format_peaks(peaks):
     """One line per measured GEMM rate."""
     return "\n".join(f"numpy.matmul {p['dtype']} {'x'.join(map(str, p['shape'][:2]))} @ "
-                     f"{p['shape'][2]}, {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s"
+                     f"{p['shape'][2]}, {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
+                     f"(best sample; median {p['flops'] / p['median_s'] / 1e9:.1f})"
                      for p in peaks)
 
 

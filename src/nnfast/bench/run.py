@@ -20,22 +20,26 @@ def run_suite(workloads, dtypes, threads_list, impls, budget=timing.DEFAULT, log
             controlled = controlled and blas_ok
             for dtype in dtypes:
                 name = np.dtype(dtype).name
-                start = time.perf_counter()
-                peak = {"dtype": name, "threads": threads, **timing.gemm_rate(dtype, budget)}
-                peaks.append(peak)
-                log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s "
-                    f"({time.perf_counter() - start:.1f} s)")
+                peak = timing.gemm_rate(dtype, budget)
+                log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s")
+                block = []
                 for w in workloads:
                     start = time.perf_counter()
                     fns = {impl: w.build(impl, dtype) for impl in impls if impl in w.impls}
                     timings = timing.measure(fns, budget)
                     del fns  # free this workload's arrays before the next one is set up
-                    results.append(report.summarize(w, name, threads, timings,
-                                                    peak["gflops"]))
+                    block.append(report.summarize(w, name, threads, timings))
                     med = ", ".join(f"{impl} {t['median_s'] * 1e3:.3g} ms"
-                                    for impl, t in results[-1]["impls"].items())
+                                    for impl, t in block[-1]["impls"].items())
                     log(f"{w.name:20s} {name} t{threads}: {med} "
                         f"({time.perf_counter() - start:.1f} s)")
+                # the GEMM again after the block: the peak is the best of both measurements
+                peak = {"dtype": name, "threads": threads,
+                        **timing.gemm_rate(dtype, budget, earlier=peak)}
+                log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s "
+                    f"(best of before and after)")
+                peaks.append(peak)
+                results += [report.with_peak(r, peak["gflops"]) for r in block]
     return peaks, results, controlled
 
 
@@ -87,7 +91,7 @@ def main(args):
     print()
     print(report.format_peaks(peaks))
     print("vs ref / vs torch: speed-up of nnfast (the other's median / nnfast's), same run; "
-          "GFLOP/s: nnfast's GEMM FLOPs per second; of peak: of numpy.matmul's rate above")
+          "GFLOP/s: nnfast's GEMM FLOPs per second; of peak: of numpy.matmul's best rate above")
     if not controlled:
         print("note: threadpoolctl is not installed, so NumPy's BLAS threads were not limited "
               "(set OPENBLAS_NUM_THREADS before the run, or pip install threadpoolctl)")

@@ -24,9 +24,9 @@ from .workloads import torch_or_none
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """How long to sample one workload (all its implementations together)."""
-    target_s: float = 2.0      # stop adding rounds once the rounds would exceed this
+    target_s: float = 3.0      # stop adding rounds once the rounds would exceed this
     min_rounds: int = 5
-    max_rounds: int = 25
+    max_rounds: int = 30
     min_sample_s: float = 0.002
     rounds: int = None         # a fixed number of rounds (``--repeat``) instead of the target
 
@@ -103,18 +103,25 @@ def limit_threads(n):
 GEMM_SIZE = 1024  # square float32/float64 GEMM: large enough for OpenBLAS's best rate
 
 
-def gemm_rate(dtype, budget=DEFAULT, size=GEMM_SIZE):
+def gemm_rate(dtype, budget=DEFAULT, size=GEMM_SIZE, earlier=None):
     """numpy.matmul on (size, size) x (size, size) into a preallocated output:
-    ``{"shape", "flops", "samples_s", "number", "median_s", "gflops"}``."""
+    ``{"shape", "flops", "samples_s", "number", "median_s", "gflops"}``.
+
+    ``gflops`` is the best sample's rate (the peak this machine reached), not the median's:
+    on a shared machine a GEMM measured during a burst of noise would flatter every fraction
+    of it. ``earlier``: a previous result for the same dtype whose samples are pooled with
+    these (the suite measures before and after each block of workloads).
+    """
     rng = np.random.default_rng(1)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
     c = np.empty((size, size), dtype=dtype)
     timing = measure({"numpy": lambda: np.matmul(a, b, out=c)}, budget)["numpy"]
+    samples = (earlier["samples_s"] if earlier else []) + timing["samples_s"]
     flops = 2 * size ** 3
-    median = float(np.median(timing["samples_s"]))
-    return {"shape": [size, size, size], "flops": flops, **timing, "median_s": median,
-            "gflops": flops / median / 1e9}
+    return {"shape": [size, size, size], "flops": flops, "samples_s": samples,
+            "number": timing["number"], "median_s": float(np.median(samples)),
+            "best_s": min(samples), "gflops": flops / min(samples) / 1e9}
 
 
 def memory_bandwidth(budget=DEFAULT, megabytes=64):
