@@ -6,8 +6,9 @@ picks the kinds it times (its module-level ``KINDS``); ``--long`` adds the long 
 
 Run:  pytest benchmarks/ --benchmark-only --benchmark-json=bench.json
       python benchmarks/ratios.py bench.json
-Every group ("<workload> <dtype> t<threads>", e.g. "conv_deep2 float32 t2") holds the "reference", "nnfast" and
-(when ``import torch`` works; torch is never a dependency) "torch" rows of the same run.
+Every group ("<workload> <dtype> t<threads>", e.g. "conv_deep2 float32 t2") holds the
+"reference", "nnfast" and (when ``import torch`` works; torch is never a dependency) "torch"
+rows of the same run.
 
 Smoke run (CI, tests/test_bench.py): ``pytest benchmarks --benchmark-disable`` calls every
 body once; it then times only 1 thread (the 2-thread rows run the same code) to stay short.
