@@ -1,4 +1,4 @@
-"""``python -m nnfast train|gradcheck``: the same as the ``nnfast`` command."""
+"""``python -m nnfast train|gradcheck|bench``: the same as the ``nnfast`` command."""
 import sys
 
 from nnfast.cli import main

@@ -1,20 +1,20 @@
-"""Learning-curve PNG from a Trainer's ``history`` (matplotlib, imported only when called).
+"""Learning-curve and benchmark-ratio PNGs (matplotlib, imported only when called).
 
 The figure is drawn with matplotlib's object API on an Agg canvas: no pyplot, no display and no
 change to the user's global matplotlib backend.
 """
 import os
 
-__all__ = ["save_learning_curve"]
+__all__ = ["save_learning_curve", "save_ratio_chart"]
 
 
-def _require_matplotlib():
+def _require_matplotlib(what="saving a learning curve"):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(
-            "saving a learning curve needs matplotlib: pip install \"nnfast[examples]\" "
+            f"{what} needs matplotlib: pip install \"nnfast[examples]\" "
             "(or pip install matplotlib)"
         ) from None
     return Figure, FigureCanvasAgg
@@ -57,6 +57,51 @@ def save_learning_curve(history, path, title=None, dpi=100):
     ax_acc.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, format="png", dpi=dpi)
+    return path
+
+
+def save_ratio_chart(labels, series, path, title=None, dpi=100):
+    """Horizontal bars of speed-up ratios on a log axis, one group of bars per label.
+
+    ``series`` maps a legend entry (e.g. ``"vs reference"``) to one ratio per label (None:
+    not measured, no bar). Bars start at 1 (as fast), so a ratio below 1 points left.
+    Returns ``path``.
+    """
+    Figure, FigureCanvasAgg = _require_matplotlib("saving a benchmark chart")
+    from matplotlib.ticker import FuncFormatter
+    if not labels:
+        raise ValueError("save_ratio_chart: no ratios to plot")
+    for name, values in series.items():
+        if len(values) != len(labels):
+            raise ValueError(f"save_ratio_chart: series {name!r} has {len(values)} values "
+                             f"for {len(labels)} labels")
+    n, k = len(labels), max(1, len(series))
+    height = 0.8 / k
+    fig = Figure(figsize=(8, 1.2 + 0.28 * n * k), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for j, (name, values) in enumerate(series.items()):
+        ys = [i + (j - (k - 1) / 2) * height for i, v in enumerate(values) if v is not None]
+        xs = [v for v in values if v is not None]
+        bars = ax.barh(ys, [v - 1 for v in xs], left=1, height=height, label=name)
+        ax.bar_label(bars, labels=[f"{v:.2g}x" for v in xs], fontsize=7, padding=2)
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up of nnfast (median time of the other / nnfast's), log scale")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     folder = os.path.dirname(os.fspath(path))
     if folder:

@@ -1,0 +1,174 @@
+"""From samples to numbers: medians, ratios, GFLOP/s, the printed table, the JSON and the chart.
+
+Ratios are speed-ups of nnfast, from medians measured in the same run:
+``vs_reference = median(reference) / median(nnfast)`` and ``vs_torch = median(torch) /
+median(nnfast)``; above 1 nnfast is faster. GFLOP/s is ``flops / median(nnfast)``, and
+``of_gemm_peak`` divides it by the best rate numpy.matmul reached on a large GEMM of the same
+dtype at the same thread count in the same run (measured before and after the workloads).
+"""
+import json
+import math
+import statistics
+
+SCHEMA = "nnfast-bench/1"
+
+
+def median(samples):
+    if not samples:
+        raise ValueError("median: no samples")
+    return float(statistics.median(samples))
+
+
+def summarize(workload, dtype, threads, timings, peak_gflops=None):
+    """One result record from ``timings`` ({impl: {"samples_s": [...], "number": n}}).
+
+    ``workload`` needs ``name, kind, shape, flops``; ``peak_gflops`` is the GEMM rate of the
+    same dtype and thread count (None: no fraction). Ratios are None when a side is missing.
+    """
+    impls = {impl: {**t, "median_s": median(t["samples_s"])} for impl, t in timings.items()}
+    mine = impls.get("nnfast", {}).get("median_s")
+
+    def ratio(other):
+        if mine is None or other not in impls:
+            return None
+        return impls[other]["median_s"] / mine
+
+    gflops = workload.flops / mine / 1e9 if workload.flops and mine else None
+    return with_peak({"workload": workload.name, "kind": workload.kind, "shape": workload.shape,
+                      "dtype": str(dtype), "threads": int(threads), "flops": workload.flops,
+                      "impls": impls, "ratio_vs_reference": ratio("reference"),
+                      "ratio_vs_torch": ratio("torch"), "gflops": gflops}, peak_gflops)
+
+
+def with_peak(result, peak_gflops):
+    """``result`` with ``fraction_of_gemm_peak`` set from ``peak_gflops`` (None: unknown)."""
+    gflops = result["gflops"]
+    fraction = gflops / peak_gflops if gflops is not None and peak_gflops else None
+    return {**result, "fraction_of_gemm_peak": fraction}
+
+
+# --------------------------------------------------------------------------- table
+
+COLUMNS = ("workload", "dtype", "thr", "nnfast ms", "reference ms", "torch ms", "vs ref",
+           "vs torch", "GFLOP/s", "of peak")
+
+
+def _ms(seconds):
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
+
+
+def _ratio(value):
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+def table_rows(results):
+    """The table's cells (strings), one list per result."""
+    rows = []
+    for r in results:
+        med = {impl: t["median_s"] for impl, t in r["impls"].items()}
+        rows.append([
+            r["workload"], r["dtype"], str(r["threads"]),
+            _ms(med.get("nnfast")), _ms(med.get("reference")), _ms(med.get("torch")),
+            _ratio(r["ratio_vs_reference"]), _ratio(r["ratio_vs_torch"]),
+            "-" if r["gflops"] is None else f"{r['gflops']:.1f}",
+            "-" if r["fraction_of_gemm_peak"] is None
+            else f"{100 * r['fraction_of_gemm_peak']:.0f}%",
+        ])
+    return rows
+
+
+def format_table(results, markdown=False):
+    """The results as an aligned text table (or a Markdown table)."""
+    rows = table_rows(results)
+    if markdown:
+        lines = ["| " + " | ".join(COLUMNS) + " |",
+                 "|" + "|".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c)
+              for i, c in enumerate(COLUMNS)]
+
+    def line(cells):
+        return "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([line(COLUMNS), line(["-" * w for w in widths])]
+                     + [line(row) for row in rows])
+
+
+def format_peaks(peaks):
+    """One line per measured GEMM rate."""
+    return "\n".join(f"numpy.matmul {p['dtype']} {'x'.join(map(str, p['shape'][:2]))} @ "
+                     f"{p['shape'][2]}, {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
+                     f"(best sample; median {p['flops'] / p['median_s'] / 1e9:.1f})"
+                     for p in peaks)
+
+
+# --------------------------------------------------------------------------- JSON
+
+def report(machine, settings, peaks, results, command=None):
+    """The whole run as one JSON-serialisable dict (schema ``nnfast-bench/1``)."""
+    return {"schema": SCHEMA, "command": command, "machine": machine, "settings": settings,
+            "gemm_peak": peaks, "results": results}
+
+
+def write_json(data, path):
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, allow_nan=False)
+
+
+def check_report(data):
+    """Raise ValueError when ``data`` does not follow schema ``nnfast-bench/1``."""
+    def need(obj, key, kind, where):
+        if key not in obj or not isinstance(obj[key], kind):
+            raise ValueError(f"{where}: {key!r} missing or not {kind}")
+        return obj[key]
+
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"schema must be {SCHEMA!r}, got {data.get('schema')!r}")
+    for key in ("machine", "settings"):
+        need(data, key, dict, "report")
+    for p in need(data, "gemm_peak", list, "report"):
+        for key in ("dtype", "threads", "gflops", "median_s", "samples_s"):
+            if key not in p:
+                raise ValueError(f"gemm_peak entry: {key!r} missing")
+    for r in need(data, "results", list, "report"):
+        where = f"result {r.get('workload')!r}"
+        for key in ("workload", "kind", "dtype"):
+            need(r, key, str, where)
+        need(r, "threads", int, where)
+        impls = need(r, "impls", dict, where)
+        if "nnfast" not in impls:
+            raise ValueError(f"{where}: no nnfast timing")
+        for impl, t in impls.items():
+            samples = need(t, "samples_s", list, f"{where} {impl}")
+            if not samples or min(samples) <= 0:
+                raise ValueError(f"{where} {impl}: samples must be positive seconds")
+            if not math.isclose(t["median_s"], median(samples)):
+                raise ValueError(f"{where} {impl}: median_s is not the samples' median")
+    return data
+
+
+# --------------------------------------------------------------------------- chart
+
+def save_chart(results, path, title=None):
+    """Bar chart PNG of the ratios (see nnfast.plotting.save_ratio_chart)."""
+    from nnfast.plotting import save_ratio_chart
+
+    labels, series = [], {"vs reference": [], "vs torch": []}
+    for r in results:
+        labels.append(f"{r['workload']} {r['dtype'].replace('float', 'f')} t{r['threads']}")
+        series["vs reference"].append(r["ratio_vs_reference"])
+        series["vs torch"].append(r["ratio_vs_torch"])
+    if all(v is None for v in series["vs torch"]):
+        del series["vs torch"]
+    return save_ratio_chart(labels, series, path, title=title)

@@ -1,0 +1,140 @@
+"""`nnfast bench`: the fixed suite, interleaved, printed as a table (and JSON / PNG on request)."""
+import sys
+import time
+
+import numpy as np
+
+from . import report, roofline, timing
+from .workloads import WORKLOADS, available_impls, select, torch_or_none
+
+
+def run_suite(workloads, dtypes, threads_list, impls, budget=timing.DEFAULT, log=None):
+    """Time ``workloads`` for each thread count and dtype. Returns ``(peaks, results,
+    blas_controlled)``; ``log(text)`` receives one progress line per measurement."""
+    log = log or (lambda text: None)
+    if "torch" in impls:
+        torch_or_none()  # import before the thread limits, so they reach torch too
+    peaks, results, controlled = [], [], True
+    for threads in threads_list:
+        with timing.limit_threads(threads) as blas_ok:
+            controlled = controlled and blas_ok
+            for dtype in dtypes:
+                name = np.dtype(dtype).name
+                peak = timing.gemm_rate(dtype, budget)
+                log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s")
+                block = []
+                for w in workloads:
+                    start = time.perf_counter()
+                    fns = {impl: w.build(impl, dtype) for impl in impls if impl in w.impls}
+                    timings = timing.measure(fns, budget)
+                    del fns  # free this workload's arrays before the next one is set up
+                    block.append(report.summarize(w, name, threads, timings))
+                    med = ", ".join(f"{impl} {t['median_s'] * 1e3:.3g} ms"
+                                    for impl, t in block[-1]["impls"].items())
+                    log(f"{w.name:20s} {name} t{threads}: {med} "
+                        f"({time.perf_counter() - start:.1f} s)")
+                # the GEMM again after the block: the peak is the best of both measurements
+                peak = {"dtype": name, "threads": threads,
+                        **timing.gemm_rate(dtype, budget, earlier=peak)}
+                log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s "
+                    f"(best of before and after)")
+                peaks.append(peak)
+                results += [report.with_peak(r, peak["gflops"]) for r in block]
+    return peaks, results, controlled
+
+
+def _dtypes(text):
+    return (np.float32, np.float64) if text == "both" else (np.dtype(text).type,)
+
+
+def list_workloads(out=sys.stdout):
+    for w in WORKLOADS.values():
+        where = "suite" if w.suite else ("--all, long grid" if w.long else "--all")
+        flops = f"{w.flops / 1e6:.1f} MFLOP" if w.flops else "-"
+        print(f"{w.name:22s} {w.kind:13s} {w.shape:48s} {flops:>14s}  {where}", file=out)
+
+
+def main(args):
+    """Run `nnfast bench` with parsed ``args``; returns the exit status."""
+    import nnfast
+
+    if args.list:
+        list_workloads()
+        return 0
+    budget = timing.QUICK if args.quick else timing.DEFAULT
+    if args.repeat is not None:
+        budget = timing.Budget(**{**budget.__dict__, "rounds": args.repeat})
+    threads_list = args.threads or [nnfast.get_num_threads()]
+    if args.roofline:
+        return _roofline(args, budget, threads_list[0])
+
+    only = [p.strip() for text in args.only for p in text.split(",") if p.strip()]
+    workloads = select(only=only or None, suite=None if args.all else True)
+    if not workloads:
+        print(f"nnfast bench: --only {','.join(only)} matches no workload "
+              f"(nnfast bench --list shows them)", file=sys.stderr)
+        return 2
+    impls = [i for i in available_impls() if not (i == "torch" and args.no_torch)]
+    machine = timing.machine_info()
+    print(f"nnfast bench: {len(workloads)} workload(s) x {args.dtype} x threads "
+          f"{','.join(map(str, threads_list))}; {', '.join(impls)}"
+          f"{'' if 'torch' in impls else ' (torch not installed)' if not args.no_torch else ''}")
+    print(f"machine: {timing.describe(machine)}", flush=True)
+    log = None if args.no_progress else (lambda text: print("  " + text, file=sys.stderr,
+                                                            flush=True))
+    start = time.perf_counter()
+    peaks, results, controlled = run_suite(workloads, _dtypes(args.dtype), threads_list, impls,
+                                           budget, log)
+    wall = time.perf_counter() - start
+    print()
+    print(report.format_table(results, markdown=args.markdown))
+    print()
+    print(report.format_peaks(peaks))
+    print("vs ref / vs torch: speed-up of nnfast (the other's median / nnfast's), same run; "
+          "GFLOP/s: nnfast's GEMM FLOPs per second; of peak: of numpy.matmul's best rate above")
+    if not controlled:
+        print("note: threadpoolctl is not installed, so NumPy's BLAS threads were not limited "
+              "(set OPENBLAS_NUM_THREADS before the run, or pip install threadpoolctl)")
+    print(f"total {wall:.0f} s")
+    settings = {"dtypes": [np.dtype(d).name for d in _dtypes(args.dtype)],
+                "threads": threads_list, "impls": impls, "only": only, "all": args.all,
+                "budget": budget.__dict__, "blas_threads_controlled": controlled,
+                "wall_s": wall}
+    return _write_outputs(args, report.report(machine, settings, peaks, results,
+                                              command=_command(args)), results)
+
+
+def _command(args):
+    return " ".join(["nnfast", *getattr(args, "argv", ["bench"])])
+
+
+def _write_outputs(args, data, results):
+    status = 0
+    if args.json:
+        report.write_json(data, args.json)
+        print(f"saved {args.json}")
+    if args.plot and results:
+        try:
+            report.save_chart(results, args.plot,
+                              title="speed-up of nnfast over nnfast.reference and PyTorch CPU, "
+                                    "batch 100, one run")
+            print(f"saved {args.plot}")
+        except ImportError as exc:
+            print(f"nnfast bench: chart not saved: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _roofline(args, budget, threads):
+    dtype = np.float64 if args.dtype == "float64" else np.float32
+    with timing.limit_threads(threads):
+        data = roofline.run(dtype, budget)
+    data["threads"] = threads
+    data["machine"] = timing.machine_info()
+    print(f"machine: {timing.describe(data['machine'])}; {threads} thread(s)")
+    print(roofline.format_roofline(data))
+    if args.json:
+        report.write_json({"schema": "nnfast-roofline/1", "command": _command(args), **data},
+                          args.json)
+        print(f"saved {args.json}")
+    return 0

@@ -1,0 +1,511 @@
+"""Benchmark workloads: the one place that says what is timed, for `nnfast bench` and benchmarks/.
+
+A :class:`Workload` is a name, an op kind, a shape, and ``build(impl, dtype)``, which does all
+the setup (arrays, layers, networks, optimizer state) and returns the zero-argument callable that
+is timed: one forward + backward of a layer, one optimizer update, or one training step
+(gradient + Adam update). ``impl`` is ``"nnfast"`` (the native API), ``"reference"``
+(``nnfast.reference``, plain NumPy) or ``"torch"`` (the same computation in PyTorch CPU, only
+when ``import torch`` works: torch is never a dependency and is imported on first use).
+
+``flops`` counts the multiply-adds of the GEMM-shaped work only (2 per multiply-add: forward
+product, weight gradient and input gradient; not the input gradient a network's first layer
+never computes); element-wise work is left out, so GFLOP/s is only reported for GEMM-bound
+workloads. ``suite`` marks the fixed suite of `nnfast bench`; ``long`` the workloads only the
+long pytest-benchmark grids (``--long``) run.
+"""
+import dataclasses
+import fnmatch
+from typing import Callable, Optional
+
+import numpy as np
+
+IMPLS = ("nnfast", "reference", "torch")
+BATCH = 100
+
+_torch = None  # the torch module once imported; False when it cannot be
+
+
+def torch_or_none():
+    """The ``torch`` module, or None when it is not installed (the import is tried once)."""
+    global _torch
+    if _torch is None:
+        try:
+            import torch
+        except Exception:  # noqa: BLE001 - an optional peer: any failure means "not available"
+            _torch = False
+        else:
+            _torch = torch
+    return _torch or None
+
+
+def available_impls():
+    """The implementations this machine can run, nnfast first."""
+    return tuple(i for i in IMPLS if i != "torch" or torch_or_none() is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    name: str
+    kind: str
+    shape: str
+    make: Callable  # make(impl, dtype) -> zero-arg callable
+    flops: Optional[int] = None
+    suite: bool = True
+    long: bool = False
+    impls: tuple = IMPLS
+
+    @property
+    def gemm_bound(self):
+        return self.flops is not None
+
+    def build(self, impl, dtype):
+        """Set up and return the timed zero-argument callable for ``impl`` in ``dtype``."""
+        if impl not in self.impls:
+            raise ValueError(f"{self.name}: impl must be one of {self.impls}, got {impl!r}")
+        if impl == "torch" and torch_or_none() is None:
+            raise RuntimeError(f"{self.name}: torch is not installed")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {dtype}")
+        return self.make(impl, dtype.type)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _layers(impl):
+    if impl == "nnfast":
+        from nnfast import layers
+    else:
+        from nnfast.reference import layers
+    return layers
+
+
+def _torch_dtype(dtype):
+    torch = torch_or_none()
+    return torch.float32 if dtype == np.float32 else torch.float64
+
+
+def _torch_backward(fn, inputs, dout):
+    """Step: clear the grads of ``inputs``, then ``fn(*inputs).backward(dout)`` (autograd)."""
+    def step():
+        for t in inputs:
+            t.grad = None
+        fn(*inputs).backward(dout)
+    return step
+
+
+def _conv_out(size, f, stride, pad):
+    return (size + 2 * pad - f) // stride + 1
+
+
+def conv_flops(x_shape, w_shape, stride=1, pad=0, dx=True):
+    """GEMM FLOPs of one convolution forward + backward (weights, and input when ``dx``)."""
+    n, c, h, w = x_shape
+    fn, _, fh, fw = w_shape
+    per_product = 2 * n * _conv_out(h, fh, stride, pad) * _conv_out(w, fw, stride, pad) \
+        * c * fh * fw * fn
+    return per_product * (3 if dx else 2)
+
+
+def affine_flops(n, d, m, dx=True):
+    """GEMM FLOPs of one Affine forward + backward: x @ W, x.T @ dout (and dout @ W.T)."""
+    return 2 * n * d * m * (3 if dx else 2)
+
+
+# --------------------------------------------------------------------------- layers
+
+def _conv(xs, ws, stride, pad):
+    def make(impl, dtype):
+        rng = _rng()
+        x = rng.standard_normal(xs).astype(dtype)
+        W = (0.1 * rng.standard_normal(ws)).astype(dtype)
+        b = np.zeros(ws[0], dtype=dtype)
+        oh, ow = _conv_out(xs[2], ws[2], stride, pad), _conv_out(xs[3], ws[3], stride, pad)
+        dout = rng.standard_normal((xs[0], ws[0], oh, ow)).astype(dtype)
+        if impl == "torch":
+            torch = torch_or_none()
+            F = torch.nn.functional
+            tx, tW, tb = (torch.from_numpy(a).requires_grad_() for a in (x, W, b))
+            return _torch_backward(lambda x_, w_, b_: F.conv2d(x_, w_, b_, stride=stride,
+                                                                padding=pad),
+                                   (tx, tW, tb), torch.from_numpy(dout))
+        layer = _layers(impl).Convolution(W, b, stride, pad)
+
+        def step():
+            layer.forward(x)
+            layer.backward(dout)
+        return step
+    return make
+
+
+def _pool(kind, xs, pool, stride):
+    def make(impl, dtype):
+        rng = _rng()
+        x = rng.standard_normal(xs).astype(dtype)
+        oh, ow = _conv_out(xs[2], pool, stride, 0), _conv_out(xs[3], pool, stride, 0)
+        dout = rng.standard_normal((xs[0], xs[1], oh, ow)).astype(dtype)
+        if impl == "torch":
+            torch = torch_or_none()
+            F = torch.nn.functional
+            op = F.max_pool2d if kind == "max" else F.avg_pool2d
+            tx = torch.from_numpy(x).requires_grad_()
+            return _torch_backward(lambda x_: op(x_, pool, stride), (tx,),
+                                   torch.from_numpy(dout))
+        L = _layers(impl)
+        layer = (L.Pooling if kind == "max" else L.AvgPooling)(pool, pool, stride)
+
+        def step():
+            layer.forward(x)
+            layer.backward(dout)
+        return step
+    return make
+
+
+def _affine(n, d, m):
+    def make(impl, dtype):
+        rng = _rng()
+        x = rng.standard_normal((n, d)).astype(dtype)
+        W = (rng.standard_normal((d, m)) * 0.01).astype(dtype)
+        b = np.zeros(m, dtype=dtype)
+        dout = rng.standard_normal((n, m)).astype(dtype)
+        if impl == "torch":
+            torch = torch_or_none()
+            tx, tW, tb, td = (torch.from_numpy(a) for a in (x, W, b, dout))
+
+            def step():  # the same three GEMMs and bias sum, without autograd's bookkeeping
+                return tx @ tW + tb, td @ tW.T, tx.T @ td, td.sum(0)
+            return step
+        layer = _layers(impl).Affine(W, b)
+
+        def step():
+            layer.forward(x)
+            return layer.backward(dout)
+        return step
+    return make
+
+
+def _softmax_xent(n, c):
+    def make(impl, dtype):
+        rng = _rng()
+        x = rng.standard_normal((n, c)).astype(dtype)
+        t = rng.integers(0, c, n)
+        if impl == "torch":
+            torch = torch_or_none()
+            tt = torch.from_numpy(t)
+
+            def step():
+                tx = torch.from_numpy(x).requires_grad_()
+                torch.nn.functional.cross_entropy(tx, tt).backward()
+                return tx.grad
+            return step
+        layer = _layers(impl).SoftmaxWithLoss()
+
+        def step():
+            layer.forward(x, t)
+            return layer.backward()
+        return step
+    return make
+
+
+def _batchnorm(xshape):
+    def make(impl, dtype):
+        d = int(np.prod(xshape[1:]))
+        rng = _rng()
+        x = rng.standard_normal(xshape).astype(dtype)
+        dout = rng.standard_normal(xshape).astype(dtype)
+        gamma, beta = np.ones(d, dtype=dtype), np.zeros(d, dtype=dtype)
+        if impl == "torch":
+            torch = torch_or_none()
+            tg, tb = (torch.from_numpy(a).requires_grad_() for a in (gamma, beta))
+            rm, rv = torch.zeros(d, dtype=tg.dtype), torch.ones(d, dtype=tg.dtype)
+            td = torch.from_numpy(dout.reshape(xshape[0], d))
+
+            def step():  # per feature, as the reference: (N, C*H*W)
+                tx = torch.from_numpy(x.reshape(xshape[0], d)).requires_grad_()
+                out = torch.nn.functional.batch_norm(tx, rm, rv, tg, tb, training=True,
+                                                     momentum=0.1, eps=1e-6)
+                out.backward(td)
+                return tx.grad
+            return step
+        layer = _layers(impl).BatchNormalization(gamma, beta)
+
+        def step():
+            layer.forward(x, train_flg=True)
+            return layer.backward(dout)
+        return step
+    return make
+
+
+def _dropout(shape):
+    def make(impl, dtype):
+        rng = _rng()
+        x = rng.standard_normal(shape).astype(dtype)
+        dout = rng.standard_normal(shape).astype(dtype)
+        if impl == "torch":
+            torch = torch_or_none()
+            td = torch.from_numpy(dout)
+
+            def step():
+                tx = torch.from_numpy(x).requires_grad_()
+                torch.nn.functional.dropout(tx, 0.5, training=True).backward(td)
+                return tx.grad
+            return step
+        layer = _layers(impl).Dropout(0.5)
+
+        def step():
+            layer.forward(x, train_flg=True)
+            return layer.backward(dout)
+        return step
+    return make
+
+
+def _im2col(op, xs, f, stride, pad):
+    def make(impl, dtype):
+        if impl == "nnfast":
+            from nnfast import util
+        else:
+            from nnfast.reference import util
+        x = _rng().standard_normal(xs).astype(dtype)
+        if op == "im2col":
+            return lambda: util.im2col(x, f, f, stride, pad)
+        from nnfast.reference import util as ref_util
+        col = ref_util.im2col(x, f, f, stride, pad).astype(dtype, copy=False)
+        return lambda: util.col2im(col, xs, f, f, stride, pad)
+    return make
+
+
+# --------------------------------------------------------------------------- optimizers
+
+# SimpleConvNet's parameter set (batch-independent).
+SIMPLECONV_PARAMS = {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (4320, 100), "b2": (100,),
+                     "W3": (100, 10), "b3": (10,)}
+OPTIMIZERS = ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
+
+
+def _torch_optimizer(name, params):
+    optim = torch_or_none().optim
+    if name == "SGD":
+        return optim.SGD(params, lr=0.01)
+    if name in ("Momentum", "Nesterov"):
+        return optim.SGD(params, lr=0.01, momentum=0.9, nesterov=name == "Nesterov")
+    if name == "AdaGrad":
+        return optim.Adagrad(params, lr=0.01)
+    if name == "RMSprop":
+        return optim.RMSprop(params, lr=0.01, alpha=0.99, eps=1e-7)
+    return optim.Adam(params, lr=0.001, eps=1e-7)
+
+
+def _optimizer(name):
+    def make(impl, dtype):
+        rng = _rng()
+        params = {k: rng.standard_normal(s).astype(dtype) for k, s in SIMPLECONV_PARAMS.items()}
+        grads = {k: (rng.standard_normal(s) * 1e-3).astype(dtype)
+                 for k, s in SIMPLECONV_PARAMS.items()}
+        if impl == "torch":
+            torch = torch_or_none()
+            tparams = [torch.from_numpy(p).requires_grad_() for p in params.values()]
+            for tp, g in zip(tparams, grads.values()):
+                tp.grad = torch.from_numpy(g)
+            return _torch_optimizer(name, tparams).step
+        if impl == "nnfast":
+            from nnfast import optimizer
+        else:
+            from nnfast.reference import optimizer
+        opt = getattr(optimizer, name)()
+        return lambda: opt.update(params, grads)
+    return make
+
+
+# --------------------------------------------------------------------------- training steps
+
+# The networks' layer sizes (input 1x28x28 or 784, 10 classes, the reference's defaults).
+DEEPCONV_CONVS = ((1, 16, 1), (16, 16, 1), (16, 32, 1), (32, 32, 2), (32, 64, 1), (64, 64, 1))
+
+
+def make_net(impl, name, dtype):
+    """The nnfast or reference network ``name`` (seeded) and its training batch."""
+    if impl == "nnfast":
+        from nnfast import nets
+    else:
+        from nnfast.reference import nets
+    np.random.seed(0)
+    if name == "MultiLayerNetExtend":
+        net = nets.MultiLayerNetExtend(784, [100] * 5, 10, use_batchnorm=True, dtype=dtype)
+    else:
+        net = getattr(nets, name)(dtype=dtype)
+    return net, train_batch(name, dtype)
+
+
+def train_batch(name, dtype, batch=BATCH):
+    rng = _rng()
+    shape = (batch, 784) if name == "MultiLayerNetExtend" else (batch, 1, 28, 28)
+    return rng.random(shape).astype(dtype), rng.integers(0, 10, size=batch)
+
+
+def torch_model(name):
+    """A PyTorch model with the same layers and sizes as the network ``name``."""
+    nn = torch_or_none().nn
+    if name == "SimpleConvNet":
+        return nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
+                             nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
+    if name == "DeepConvNet":
+        layers = []
+        for i, (c_in, c, pad) in enumerate(DEEPCONV_CONVS):
+            layers += [nn.Conv2d(c_in, c, 3, padding=pad), nn.ReLU()]
+            if i % 2 == 1:
+                layers.append(nn.MaxPool2d(2, 2))
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(),
+                             nn.Dropout(0.5), nn.Linear(50, 10), nn.Dropout(0.5))
+    layers, n_in = [], 784
+    for _ in range(5):
+        layers += [nn.Linear(n_in, 100), nn.BatchNorm1d(100, eps=1e-6), nn.ReLU()]
+        n_in = 100
+    return nn.Sequential(*layers, nn.Linear(100, 10))
+
+
+def _train_step(name):
+    """One training step at batch 100: gradient + Adam(lr 0.001) update; for torch
+    ``zero_grad, forward, loss, backward, step`` of the equivalent model."""
+    def make(impl, dtype):
+        if impl == "torch":
+            torch = torch_or_none()
+            torch.manual_seed(0)
+            model = torch_model(name).to(_torch_dtype(dtype)).train()
+            opt = torch.optim.Adam(model.parameters(), lr=0.001)
+            x, t = (torch.from_numpy(a) for a in train_batch(name, dtype))
+            loss_fn = torch.nn.CrossEntropyLoss()
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x), t).backward()
+                opt.step()
+            return step
+        if impl == "nnfast":
+            from nnfast import optimizer
+        else:
+            from nnfast.reference import optimizer
+        net, (x, t) = make_net(impl, name, dtype)
+        opt = optimizer.Adam(lr=0.001)
+        return lambda: opt.update(net.params, net.gradient(x, t))
+    return make
+
+
+def _train_flops(name, n=BATCH):
+    """GEMM FLOPs of one training step (the first layer computes no input gradient)."""
+    if name == "SimpleConvNet":
+        return (conv_flops((n, 1, 28, 28), (30, 1, 5, 5), dx=False)
+                + affine_flops(n, 30 * 12 * 12, 100) + affine_flops(n, 100, 10))
+    if name == "DeepConvNet":
+        total, size = 0, 28
+        for i, (c_in, c, pad) in enumerate(DEEPCONV_CONVS):
+            total += conv_flops((n, c_in, size, size), (c, c_in, 3, 3), 1, pad, dx=i > 0)
+            size = _conv_out(size, 3, 1, pad)
+            if i % 2 == 1:
+                size //= 2
+        return total + affine_flops(n, 64 * 4 * 4, 50) + affine_flops(n, 50, 10)
+    return affine_flops(n, 784, 100, dx=False) + 4 * affine_flops(n, 100, 100) \
+        + affine_flops(n, 100, 10)
+
+
+# --------------------------------------------------------------------------- the registry
+
+def _conv_workload(name, xs, ws, stride, pad, suite=True, long=False):
+    c, h, w = xs[1:]
+    pad_text = f" pad {pad}" if pad else ""
+    return Workload(name, "conv", f"{c}x{h}x{w} -> {ws[0]}x{ws[2]}x{ws[3]}{pad_text}",
+                    _conv(xs, ws, stride, pad), conv_flops(xs, ws, stride, pad),
+                    suite=suite, long=long)
+
+
+def _pool_workload(name, kind, xs, suite=True, long=False):
+    c, h, w = xs[1:]
+    return Workload(name, f"{kind}pool", f"{c}x{h}x{w}, 2x2 stride 2", _pool(kind, xs, 2, 2),
+                    suite=suite, long=long)
+
+
+def _build_registry():
+    b = BATCH
+    w = [
+        # Convolution forward + backward (input gradient included), batch 100.
+        _conv_workload("conv_simple", (b, 1, 28, 28), (30, 1, 5, 5), 1, 0),
+        _conv_workload("conv_deep2", (b, 16, 28, 28), (16, 16, 3, 3), 1, 1),
+        _conv_workload("conv_deep4", (b, 32, 14, 14), (32, 32, 3, 3), 1, 2),
+        _conv_workload("conv_deep1", (b, 1, 28, 28), (16, 1, 3, 3), 1, 1, False, True),
+        _conv_workload("conv_deep3", (b, 16, 14, 14), (32, 16, 3, 3), 1, 1, False, True),
+        _conv_workload("conv_deep5", (b, 32, 8, 8), (64, 32, 3, 3), 1, 1, False, True),
+        _conv_workload("conv_deep6", (b, 64, 8, 8), (64, 64, 3, 3), 1, 1, False, True),
+        # 2x2 pooling after SimpleConvNet's and DeepConvNet's convolutions.
+        _pool_workload("maxpool_simple", "max", (b, 30, 24, 24)),
+        _pool_workload("maxpool_deep1", "max", (b, 16, 28, 28), suite=False),
+        _pool_workload("maxpool_deep2", "max", (b, 32, 16, 16), suite=False, long=True),
+        _pool_workload("maxpool_deep3", "max", (b, 64, 8, 8), suite=False, long=True),
+        _pool_workload("avgpool_simple", "avg", (b, 30, 24, 24), suite=False),
+        _pool_workload("avgpool_deep1", "avg", (b, 16, 28, 28), suite=False),
+        _pool_workload("avgpool_deep2", "avg", (b, 32, 16, 16), suite=False, long=True),
+        _pool_workload("avgpool_deep3", "avg", (b, 64, 8, 8), suite=False, long=True),
+        # Affine as in SimpleConvNet (4320 -> 100) and TwoLayerNet (784 -> 50).
+        Workload("affine_simple", "affine", "100x4320 -> 100", _affine(b, 4320, 100),
+                 affine_flops(b, 4320, 100)),
+        Workload("affine_twolayer", "affine", "100x784 -> 50", _affine(b, 784, 50),
+                 affine_flops(b, 784, 50), suite=False),
+        Workload("softmax_xent_10", "softmax_xent", "100x10", _softmax_xent(b, 10)),
+        Workload("softmax_xent_1000", "softmax_xent", "256x1000", _softmax_xent(256, 1000)),
+        Workload("batchnorm_100", "batchnorm", "100x100", _batchnorm((b, 100)), suite=False),
+        Workload("batchnorm_16x28x28", "batchnorm", "100x16x28x28 per feature",
+                 _batchnorm((b, 16, 28, 28))),
+        Workload("dropout_100", "dropout", "100x100", _dropout((b, 100)), suite=False),
+        *(Workload(f"optim_{name.lower()}", "optimizer", "SimpleConvNet params",
+                   _optimizer(name), suite=name == "Adam") for name in OPTIMIZERS),
+        Workload("train_simpleconv", "train_step", "SimpleConvNet b100 + Adam",
+                 _train_step("SimpleConvNet"), _train_flops("SimpleConvNet")),
+        Workload("train_deepconv", "train_step", "DeepConvNet b100 + Adam",
+                 _train_step("DeepConvNet"), _train_flops("DeepConvNet")),
+        Workload("train_mlp_bn", "train_step", "MultiLayerNetExtend 784-5x100-10 BN b100 + Adam",
+                 _train_step("MultiLayerNetExtend"), _train_flops("MultiLayerNetExtend")),
+    ]
+    for op in ("im2col", "col2im"):
+        w += [Workload(f"{op}_simple", op, "100x1x28x28, 5x5",
+                       _im2col(op, (b, 1, 28, 28), 5, 1, 0), suite=False,
+                       impls=("nnfast", "reference")),
+              Workload(f"{op}_deep3", op, "100x16x14x14, 3x3 pad 1",
+                       _im2col(op, (b, 16, 14, 14), 3, 1, 1), suite=False,
+                       impls=("nnfast", "reference"))]
+    return {wl.name: wl for wl in w}
+
+
+WORKLOADS = _build_registry()
+
+
+def select(only=None, kind=None, suite=None, long=True):
+    """Workloads in registry order, filtered.
+
+    ``only``: names or glob patterns (a workload's exact name selects that workload only;
+    another pattern without ``*?[`` matches as a substring);
+    ``kind``: one kind or a tuple of kinds; ``suite``: True for `nnfast bench`'s suite;
+    ``long=False`` leaves out the long-grid workloads.
+    """
+    kinds = (kind,) if isinstance(kind, str) else kind
+    chosen = []
+    for w in WORKLOADS.values():
+        if kinds is not None and w.kind not in kinds:
+            continue
+        if suite is not None and w.suite != suite:
+            continue
+        if not long and w.long:
+            continue
+        if only and not any(_matches(w.name, pattern) for pattern in only):
+            continue
+        chosen.append(w)
+    return chosen
+
+
+def _matches(name, pattern):
+    if pattern in WORKLOADS:
+        return name == pattern
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name

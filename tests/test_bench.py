@@ -1,0 +1,286 @@
+"""`nnfast bench` and the benchmark suite: the workload registry, the timing loop's interleaving,
+the ratios and the table, the JSON and the chart, the command end to end, and a smoke run of
+benchmarks/ (every pytest-benchmark body once). No assertion here depends on a time."""
+import importlib.util
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nnfast import cli
+from nnfast.bench import report, timing, workloads
+from nnfast.bench.workloads import WORKLOADS, Workload, conv_flops, select
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+HAVE_PYTEST_BENCHMARK = importlib.util.find_spec("pytest_benchmark") is not None
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+# --------------------------------------------------------------------------- registry
+
+def test_suite_is_the_fixed_list():
+    assert [w.name for w in select(suite=True)] == [
+        "conv_simple", "conv_deep2", "conv_deep4", "maxpool_simple", "affine_simple",
+        "softmax_xent_10", "softmax_xent_1000", "batchnorm_16x28x28", "optim_adam",
+        "train_simpleconv", "train_deepconv", "train_mlp_bn"]
+
+
+def test_select_filters():
+    assert [w.name for w in select(only=["conv_deep"], long=False)] == ["conv_deep2",
+                                                                       "conv_deep4"]
+    assert {w.name for w in select(only=["conv_deep?"])} == {f"conv_deep{i}"
+                                                             for i in range(1, 7)}
+    assert [w.name for w in select(only=["*_simple"], kind="maxpool")] == ["maxpool_simple"]
+    # an exact name is not also a prefix of the longer ones
+    assert [w.name for w in select(only=["softmax_xent_10"])] == ["softmax_xent_10"]
+    assert [w.name for w in select(only=["softmax"])] == ["softmax_xent_10",
+                                                          "softmax_xent_1000"]
+    assert all(not w.long for w in select(long=False))
+    assert select(only=["no_such_workload"]) == []
+
+
+def test_flop_counts():
+    # SimpleConvNet's conv: 24x24 outputs, 25 taps, 30 filters; 3 GEMMs with dx, 2 without.
+    assert conv_flops((100, 1, 28, 28), (30, 1, 5, 5)) == 3 * 2 * 100 * 576 * 25 * 30
+    assert conv_flops((100, 1, 28, 28), (30, 1, 5, 5), dx=False) == 2 * 2 * 100 * 576 * 25 * 30
+    # pad 2 on 14x14 with 3x3 filters: 16x16 outputs
+    assert conv_flops((2, 32, 14, 14), (32, 32, 3, 3), 1, 2) == 3 * 2 * 2 * 256 * 288 * 32
+    simple = 2 * 2 * 100 * 576 * 25 * 30 + 3 * 2 * 100 * 4320 * 100 + 3 * 2 * 100 * 100 * 10
+    assert WORKLOADS["train_simpleconv"].flops == simple
+    mlp = 2 * 2 * 100 * 784 * 100 + 4 * 3 * 2 * 100 * 100 * 100 + 3 * 2 * 100 * 100 * 10
+    assert WORKLOADS["train_mlp_bn"].flops == mlp
+    assert WORKLOADS["maxpool_simple"].flops is None  # not GEMM-bound: no GFLOP/s
+
+
+def test_build_checks_its_arguments(monkeypatch):
+    w = WORKLOADS["softmax_xent_10"]
+    with pytest.raises(ValueError, match="impl"):
+        w.build("numpy", np.float32)
+    with pytest.raises(TypeError, match="dtype"):
+        w.build("nnfast", np.int32)
+    with pytest.raises(ValueError, match="impl"):
+        WORKLOADS["im2col_simple"].build("torch", np.float32)
+    monkeypatch.setattr(workloads, "_torch", False)  # as if torch were not installed
+    assert workloads.available_impls() == ("nnfast", "reference")
+    with pytest.raises(RuntimeError, match="torch is not installed"):
+        w.build("torch", np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nnfast_and_reference_steps_agree(dtype):
+    """The two builders time the same computation: one step of each gives the same gradient."""
+    grads = {}
+    for impl in ("nnfast", "reference"):
+        net, (x, t) = workloads.make_net(impl, "MultiLayerNetExtend", dtype)
+        grads[impl] = net.gradient(x, t)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    for key, g in grads["reference"].items():
+        np.testing.assert_allclose(grads["nnfast"][key], g, rtol=rtol, atol=rtol * 1e-2)
+
+
+@pytest.mark.skipif(workloads.torch_or_none() is None, reason="torch is not installed")
+@pytest.mark.parametrize("name", ["SimpleConvNet", "DeepConvNet", "MultiLayerNetExtend"])
+def test_torch_models_have_the_networks_sizes(name):
+    net, _ = workloads.make_net("nnfast", name, np.float32)
+    model = workloads.torch_model(name)
+    # BatchNorm's gamma/beta are parameters on both sides.
+    assert sum(p.numel() for p in model.parameters()) == sum(p.size for p in net.params.values())
+
+
+# --------------------------------------------------------------------------- timing
+
+def test_measure_interleaves_and_rotates():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    budget = timing.Budget(rounds=4, min_sample_s=0.0)
+    out = timing.measure(fns, budget)
+    assert {k: len(v["samples_s"]) for k, v in out.items()} == {"a": 4, "b": 4, "c": 4}
+    assert all(v["number"] == 1 for v in out.values())
+    timed = calls[6:]  # after two calls each to calibrate
+    assert timed == list("abc" "bca" "cab" "abc")
+
+
+def test_measure_batches_fast_calls():
+    out = timing.measure({"noop": lambda: None}, timing.Budget(rounds=2, min_sample_s=0.001))
+    assert out["noop"]["number"] > 1 and len(out["noop"]["samples_s"]) == 2
+
+
+def test_limit_threads_restores():
+    import nnfast
+
+    before = nnfast.get_num_threads()
+    with timing.limit_threads(1):
+        assert nnfast.get_num_threads() == 1
+    assert nnfast.get_num_threads() == before
+
+
+def test_machine_description():
+    machine = timing.machine_info()
+    line = timing.describe(machine)
+    assert machine["cpu"] in line and f"numpy {np.__version__}" in line
+    assert machine["cpus_usable"] >= 1 and machine["nnfast_kernels"] > 0
+
+
+# --------------------------------------------------------------------------- report
+
+def _fake(name="conv_x", flops=None):
+    return Workload(name, "conv", "shape", make=None, flops=flops)
+
+
+def _timings(**medians):
+    return {impl: {"samples_s": [m * 2, m, m * 0.5], "number": 1} for impl, m in medians.items()}
+
+
+def test_summarize_ratios_and_rates():
+    r = report.summarize(_fake(flops=4e9), "float32", 2,
+                         _timings(nnfast=0.010, reference=0.040, torch=0.005), peak_gflops=800)
+    assert r["impls"]["nnfast"]["median_s"] == 0.010
+    assert r["ratio_vs_reference"] == pytest.approx(4.0)
+    assert r["ratio_vs_torch"] == pytest.approx(0.5)
+    assert r["gflops"] == pytest.approx(400.0)
+    assert r["fraction_of_gemm_peak"] == pytest.approx(0.5)
+
+
+def test_summarize_missing_sides():
+    r = report.summarize(_fake(), "float64", 1, _timings(nnfast=0.01, reference=0.02))
+    assert r["ratio_vs_torch"] is None and r["gflops"] is None
+    assert r["fraction_of_gemm_peak"] is None
+    assert report.median([3.0, 1.0, 2.0, 10.0]) == 2.5
+    with pytest.raises(ValueError):
+        report.median([])
+
+
+def test_table():
+    results = [report.summarize(_fake("conv_a", 2e9), "float32", 2,
+                                _timings(nnfast=0.0125, reference=0.05, torch=0.00625), 400),
+               report.summarize(_fake("softmax_b"), "float64", 1,
+                                _timings(nnfast=0.00002, reference=0.00003))]
+    text = report.format_table(results)
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["workload", "dtype", "thr"]
+    assert lines[2].split() == ["conv_a", "float32", "2", "12.5", "50.0", "6.25", "4.00x",
+                                "0.50x", "160.0", "40%"]
+    assert lines[3].split() == ["softmax_b", "float64", "1", "0.020", "0.030", "-", "1.50x",
+                                "-", "-", "-"]
+    assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
+    md = report.format_table(results, markdown=True).splitlines()
+    assert len(md) == 4 and md[2].startswith("| conv_a | float32 | 2 | 12.5 |")
+
+
+def test_check_report_rejects_inconsistent_data():
+    r = report.summarize(_fake(), "float32", 1, _timings(nnfast=0.01, reference=0.02))
+    good = report.report({"cpu": "x"}, {}, [], [r])
+    report.check_report(json.loads(json.dumps(good)))
+    bad = json.loads(json.dumps(good))
+    bad["results"][0]["impls"]["nnfast"]["median_s"] = 1.0
+    with pytest.raises(ValueError, match="median"):
+        report.check_report(bad)
+    bad = json.loads(json.dumps(good))
+    del bad["results"][0]["impls"]["nnfast"]
+    with pytest.raises(ValueError, match="nnfast"):
+        report.check_report(bad)
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="the chart needs matplotlib")
+def test_ratio_chart(tmp_path):
+    from nnfast.plotting import save_ratio_chart
+
+    path = save_ratio_chart(["a", "b"], {"vs reference": [2.0, 0.5], "vs torch": [None, 3.0]},
+                            str(tmp_path / "sub" / "c.png"))
+    width, height = _png_size(path)
+    assert width > 100 and height > 50
+    with pytest.raises(ValueError, match="2 labels"):
+        save_ratio_chart(["a", "b"], {"vs reference": [1.0]}, str(tmp_path / "d.png"))
+
+
+# --------------------------------------------------------------------------- the command
+
+def test_list_and_no_match(capsys):
+    assert cli.main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "train_deepconv" in out and "conv_deep6" in out
+    assert cli.main(["bench", "--only", "no_such_workload"]) == 2
+    assert "matches no workload" in capsys.readouterr().err
+
+
+def test_bad_arguments():
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--threads", "0"])
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--dtype", "float16"])
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="the chart needs matplotlib")
+def test_bench_end_to_end(tmp_path):
+    """`python -m nnfast bench --quick` on one small workload: exit code, table, JSON, PNG."""
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnfast", "bench", "--quick", "--only", "softmax_xent_10",
+         "--dtype", "both", "--threads", "1", "--json", str(out_json), "--plot", str(out_png)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("nnfast bench: 1 workload(s)")
+    assert "machine: " in proc.stdout and "numpy.matmul float32 1024x1024" in proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines()
+            if line.startswith("softmax_xent_10")]
+    assert [row[1:3] for row in rows] == [["float32", "1"], ["float64", "1"]]
+    data = report.check_report(json.loads(out_json.read_text()))
+    assert data["command"].startswith("nnfast bench --quick")
+    assert data["settings"]["threads"] == [1]
+    assert data["settings"]["dtypes"] == ["float32", "float64"]
+    assert [(p["dtype"], p["threads"]) for p in data["gemm_peak"]] == [("float32", 1),
+                                                                      ("float64", 1)]
+    assert all(p["gflops"] > 0 for p in data["gemm_peak"])
+    for r in data["results"]:
+        assert r["workload"] == "softmax_xent_10" and r["kind"] == "softmax_xent"
+        assert set(r["impls"]) == set(workloads.available_impls())
+        expected = r["impls"]["reference"]["median_s"] / r["impls"]["nnfast"]["median_s"]
+        assert r["ratio_vs_reference"] == pytest.approx(expected)
+        assert r["gflops"] is None
+    for key in ("cpu", "cpus", "numpy", "blas", "nnfast", "nnfast_openmp", "torch"):
+        assert key in data["machine"]
+    width, height = _png_size(out_png)
+    assert width > 100 and height > 50
+
+
+def test_roofline_json(tmp_path, capsys):
+    path = tmp_path / "roof.json"
+    assert cli.main(["bench", "--roofline", "--repeat", "1", "--threads", "1",
+                     "--json", str(path)]) == 0
+    assert "whole step (measured)" in capsys.readouterr().out
+    data = json.loads(path.read_text())
+    passes = {p["pass"]: p for p in data["passes"]}
+    assert passes["Conv1 forward"]["flops"] == 2 * 100 * 576 * 25 * 30
+    assert passes["Conv1 backward"]["flops"] == 2 * 100 * 576 * 25 * 30  # dW only: no dx
+    assert passes["Affine1 backward"]["flops"] == 2 * 2 * 100 * 4320 * 100
+    assert passes["Affine1 forward"]["bound"] == "compute"
+    assert passes["Relu1 forward"]["bound"] == "memory"
+    # x (100*784 floats) + W, b + out (100*30*24*24) + the columns written and read back
+    assert passes["Conv1 forward"]["bytes"] == 4 * (78400 + 780 + 1728000 + 2 * 1440000)
+    assert data["gemm_peak"]["gflops"] > 0 and data["bandwidth"]["gbs"] > 0
+
+
+# --------------------------------------------------------------------------- benchmarks/
+
+@pytest.mark.skipif(not HAVE_PYTEST_BENCHMARK, reason="needs pytest-benchmark")
+@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "benchmarks")),
+                    reason="benchmarks/ is not next to the tests (installed package)")
+def test_benchmarks_smoke():
+    """`pytest benchmarks --benchmark-disable`: every benchmark body runs once and passes."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-disable", "-x", "-q",
+         "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
