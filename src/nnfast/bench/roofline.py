@@ -6,8 +6,8 @@ Each forward and backward pass of each layer (and the Adam update) is timed in i
 state of one real step, batch 100 (all passes interleaved round by round). For each pass:
 FLOPs (2 per multiply-add of the GEMMs; 1 per element for element-wise work), bytes (every
 array the pass must read or write, each counted once: its compulsory traffic; for a
-convolution also the im2col matrix, written and read back once, which the current im2col + GEMM
-design adds) and the roofline bound ``max(FLOPs / GEMM peak, bytes / bandwidth)``. The roofs
+convolution run as im2col + GEMM also the column matrix, written and read back once, which
+that design adds) and the roofline bound ``max(FLOPs / GEMM peak, bytes / bandwidth)``. The roofs
 are measured in the same run: numpy.matmul's best rate on a large GEMM of the same dtype (the
 peak a GEMM-shaped pass can reach here) and the best rate of a streaming copy split over the
 same number of threads, on arrays as large as the step's largest activations and larger.
@@ -24,17 +24,28 @@ _ARGMAX_BYTES = 4    # max pooling keeps int32 window offsets
 
 
 def _conv_model(layer, x, dout, s):
+    """Compulsory traffic of the method the layer runs: the direct kernels build no columns;
+    im2col + GEMM writes the column matrix and reads it back (so does a direct layer's
+    backward when it computes dW from columns: one input channel)."""
+    from nnfast import _dispatch
+
     fn, c, fh, fw = layer.W.shape
     n, _, oh, ow = dout.shape
     rows, k = n * oh * ow, c * fh * fw
     product = 2 * rows * k * fn
     col = rows * k * s
     weights = (layer.W.size + layer.b.size) * s
-    fwd = {"flops": product, "bytes": x.nbytes + weights + dout.nbytes + 2 * col}
+    direct = _dispatch._direct(n, c, fn, layer.stride, oh * ow)
     dx = not layer.skip_dx
-    # dW and db from dout and the columns; with dx also the column gradient (written and read
-    # back by col2im) and dx itself.
-    bwd_bytes = dout.nbytes + col + weights + (weights + 2 * col + x.nbytes if dx else 0)
+    fwd = {"flops": product,
+           "bytes": x.nbytes + weights + dout.nbytes + (0 if direct else 2 * col)}
+    if direct:
+        dw_bytes = x.nbytes + dout.nbytes + (0 if _dispatch._direct_dw(c, 0, 0) else 2 * col)
+        bwd_bytes = dw_bytes + weights + (weights + x.nbytes if dx else 0)
+    else:
+        # dW and db from dout and the columns; with dx also the column gradient (written and
+        # read back by col2im) and dx itself.
+        bwd_bytes = dout.nbytes + col + weights + (weights + 2 * col + x.nbytes if dx else 0)
     bwd = {"flops": product * (2 if dx else 1), "bytes": bwd_bytes}
     return fwd, bwd
 
