@@ -309,8 +309,30 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
             nnf_index f0 = f_lo;
             for (; f0 + DFB <= f_hi; f0 += DFB)
                 DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, DFB, Qv, dw);
-            for (; f0 < f_hi; ++f0)
-                DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, 1, Qv, dw);
+#define DC_DTAIL(k) case k: DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, k, Qv, dw); break;
+            switch (f_hi - f0) { /* the filters left, fewer than DFB */
+            DC_DTAIL(1)
+#if DFB > 2
+            DC_DTAIL(2)
+#endif
+#if DFB > 3
+            DC_DTAIL(3)
+#endif
+#if DFB > 4
+            DC_DTAIL(4)
+#endif
+#if DFB > 5
+            DC_DTAIL(5)
+#endif
+#if DFB > 6
+            DC_DTAIL(6)
+#endif
+#if DFB > 7
+            DC_DTAIL(7)
+#endif
+            default: break;
+            }
+#undef DC_DTAIL
         }
     }
     return bad ? NNF_ENONFINITE : NNF_OK;
