@@ -16,6 +16,11 @@ static nnf_index add_or_neg(nnf_index a, nnf_index b)
     return a + b;
 }
 
+static nnf_index round_or_neg(nnf_index n)
+{
+    return n < 0 || n > INT64_MAX - NNF_DCONV_ALIGN ? -1 : nnf_dconv_round(n);
+}
+
 nnf_index nnf_dconv_group(nnf_index C, nnf_index F, nnf_index plane)
 {
     const nnf_index per_image = (C + F) * plane; /* callers checked it does not overflow */
@@ -33,17 +38,19 @@ nnf_index nnf_dconv_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
     const nnf_index plane = mul_or_neg(Hp, Wp);
     const nnf_index Q = mul_or_neg(Hp - KH + 1, Wp);
     /* forward: one padded image + slack, then F output runs of Q + QPAD */
-    const nnf_index fwd = add_or_neg(add_or_neg(mul_or_neg(C, plane), NNF_DCONV_QPAD + KW),
-                                     mul_or_neg(F, add_or_neg(Q, NNF_DCONV_QPAD)));
+    const nnf_index fwd = add_or_neg(round_or_neg(add_or_neg(mul_or_neg(C, plane),
+                                                             NNF_DCONV_QPAD + KW)),
+                                     mul_or_neg(F, round_or_neg(add_or_neg(Q, NNF_DCONV_QPAD))));
     /* filter gradient: a group of G images' planes + (plane + QPAD) slack, then F dout runs
      * of G*plane + QPAD */
     const nnf_index cf = add_or_neg(C, F);
     if (fwd < 0 || cf < 0 || mul_or_neg(cf, plane) < 0) return -1;
     const nnf_index run = mul_or_neg(nnf_dconv_group(C, F, plane), plane);
-    const nnf_index dw = add_or_neg(add_or_neg(mul_or_neg(C, run), add_or_neg(plane, NNF_DCONV_QPAD)),
-                                    mul_or_neg(F, add_or_neg(run, NNF_DCONV_QPAD)));
+    const nnf_index dw = add_or_neg(
+        round_or_neg(add_or_neg(mul_or_neg(C, run), add_or_neg(plane, NNF_DCONV_QPAD))),
+        mul_or_neg(F, round_or_neg(add_or_neg(run, NNF_DCONV_QPAD))));
     if (dw < 0) return -1;
-    return fwd > dw ? fwd : dw;
+    return add_or_neg(fwd > dw ? fwd : dw, NNF_DCONV_ALIGN); /* both multiples of ALIGN */
 }
 
 int nnf_dconv_isa(void)

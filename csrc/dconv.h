@@ -13,6 +13,15 @@
  * block, VB vectors: the blocks run past the end of a plane and throw those results away). */
 #define NNF_DCONV_QPAD 128
 
+/* Scratch regions start on 64-byte boundaries (the filter gradient's dout loads are then
+ * aligned): sizes are rounded up to NNF_DCONV_ALIGN elements, and each thread's scratch
+ * counts one NNF_DCONV_ALIGN more for aligning the caller's pointer. */
+#define NNF_DCONV_ALIGN 16
+static inline nnf_index nnf_dconv_round(nnf_index n)
+{
+    return (n + NNF_DCONV_ALIGN - 1) / NNF_DCONV_ALIGN * NNF_DCONV_ALIGN;
+}
+
 /* Images per group in the filter-gradient kernel: as many as keep a group's padded
  * planes (C + F of them each) within about 128K elements, between 1 and 64. */
 nnf_index nnf_dconv_group(nnf_index C, nnf_index F, nnf_index plane);

@@ -7,6 +7,7 @@
  * q = oh*Wp + ow and its tap (i, j) at q + i*Wp + j of the padded plane, so a whole plane is
  * one run of q with a constant offset per tap. Columns ow >= OW of that run are computed
  * and thrown away (forward) or multiplied by zeros (dw). */
+#include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -27,6 +28,14 @@ typedef T DC_FN(dc_vec) __attribute__((vector_size(VBYTES)));
 #else
 #define DC_KEEP(v) ((void)0)
 #endif
+
+/* The first 64-byte boundary in the caller's scratch; thread tid's region after it. */
+static inline T *DC_FN(dc_region)(T *scratch, nnf_index per_thread, nnf_index tid)
+{
+    const uintptr_t mis = (uintptr_t)scratch % (NNF_DCONV_ALIGN * sizeof(T));
+    T *base = mis ? scratch + (NNF_DCONV_ALIGN * sizeof(T) - mis) / sizeof(T) : scratch;
+    return base + tid * (per_thread - NNF_DCONV_ALIGN);
+}
 
 static inline VEC DC_FN(dc_load)(const T *p)
 {
@@ -147,7 +156,7 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
     if (N < 0 || per_thread < 0) return NNF_EINVAL;
     const nnf_index Hp = H + 2 * ph, Wp = W + 2 * pw, plane = Hp * Wp;
     const nnf_index OH = Hp - KH + 1, OW = Wp - KW + 1;
-    const nnf_index Q = OH * Wp, Qs = Q + NNF_DCONV_QPAD;
+    const nnf_index Q = OH * Wp, Qs = nnf_dconv_round(Q + NNF_DCONV_QPAD);
     const nnf_index slack = NNF_DCONV_QPAD + KW;
     const int parallel = n_threads > 1 && N > 1 && N * F * Q * C * KH * KW >= NNF_PARALLEL_MIN_WORK;
     (void)parallel;
@@ -159,8 +168,8 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
 #else
         const nnf_index tid = 0;
 #endif
-        T *xp = scratch + tid * per_thread;
-        T *tmp = xp + C * plane + slack;
+        T *xp = DC_FN(dc_region)(scratch, per_thread, tid);
+        T *tmp = xp + nnf_dconv_round(C * plane + slack);
         DC_FN(dc_pad)(x + n * C * H * W, C, H, W, ph, pw, slack, xp, 0);
         nnf_index f0 = 0;
         for (; f0 + FB <= F; f0 += FB)
@@ -278,13 +287,13 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
 #endif
         const nnf_index b_lo = blocks * tid / nth, b_hi = blocks * (tid + 1) / nth;
         const nnf_index f_lo = b_lo * DFB, f_hi = b_hi * DFB < F ? b_hi * DFB : F;
-        T *xg = scratch + tid * per_thread;
+        T *xg = DC_FN(dc_region)(scratch, per_thread, tid);
         for (nnf_index n0 = 0; n0 < N && f_lo < f_hi; n0 += G) {
             const nnf_index gn = N - n0 < G ? N - n0 : G;
             const nnf_index run = gn * plane;        /* one channel's flat run */
-            const nnf_index dstride = run + NNF_DCONV_QPAD;
+            const nnf_index dstride = nnf_dconv_round(run + NNF_DCONV_QPAD);
             const nnf_index Qv = (run + VL - 1) / VL * VL;
-            T *dg = xg + C * run + plane + NNF_DCONV_QPAD;
+            T *dg = xg + nnf_dconv_round(C * run + plane + NNF_DCONV_QPAD);
             for (nnf_index g = 0; g < gn; ++g) {
                 /* image g's channels go to xg[c*run + g*plane]: pad it plane by plane */
                 const T *xn = x + (n0 + g) * C * H * W;
