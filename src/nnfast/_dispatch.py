@@ -291,13 +291,15 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
 _DIRECT_DW = "auto"
 
 
-def _direct_dw(c, hp, wp):
-    """Whether the direct filter-gradient kernel beats im2col + GEMM for this geometry."""
+def _direct_dw(c, nt):
+    """Whether the direct filter-gradient kernel beats im2col + GEMM for this layer."""
     if _DIRECT_DW != "auto":
         return _DIRECT_DW
     # measured per layer (batch 100, AVX-512 and AVX2): 1.2-2x faster than the columns for
-    # 2 to 64 channels; with one input channel the kernel has too little to reuse
-    return c >= 2
+    # 2 to 64 channels; with one input channel it has little to reuse and loses by ~15% on
+    # one thread, but still wins on two (its threads split the filters; OpenBLAS gets
+    # little out of 100 per-image GEMMs of 25 x 576 x 30)
+    return c >= 2 or nt >= 2
 
 
 def _direct_backward(dout, x, W, pad, need_dx, nt):
@@ -316,7 +318,7 @@ def _direct_backward(dout, x, W, pad, need_dx, nt):
     x = x.astype(dt, copy=False)
     size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
     dW = np.empty(W.shape, dtype=dt)
-    if not (_direct_dw(c, h + 2 * pad, w + 2 * pad) and _kernels.dconv_dw(
+    if not (_direct_dw(c, nt) and _kernels.dconv_dw(
             x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt), nt)):
         cols = _transient_buffer("dconv_cols", (n, k, p), dt)
         _kernels.im2col_planar(x, fh, fw, 1, pad, cols, nt)

@@ -27,7 +27,7 @@ def _conv_model(layer, x, dout, s):
     """Compulsory traffic of the method the layer runs: the direct kernels build no columns;
     im2col + GEMM writes the column matrix and reads it back (so does a direct layer's
     backward when it computes dW from columns: one input channel)."""
-    from nnfast import _dispatch
+    from nnfast import _dispatch, _threads
 
     fn, c, fh, fw = layer.W.shape
     n, _, oh, ow = dout.shape
@@ -40,7 +40,7 @@ def _conv_model(layer, x, dout, s):
     fwd = {"flops": product,
            "bytes": x.nbytes + weights + dout.nbytes + (0 if direct else 2 * col)}
     if direct:
-        dw_bytes = x.nbytes + dout.nbytes + (0 if _dispatch._direct_dw(c, 0, 0) else 2 * col)
+        dw_bytes = x.nbytes + dout.nbytes + (0 if _dispatch._direct_dw(c, _threads.get_num_threads()) else 2 * col)
         bwd_bytes = dw_bytes + weights + (weights + x.nbytes if dx else 0)
     else:
         # dW and db from dout and the columns; with dx also the column gradient (written and
