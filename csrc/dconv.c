@@ -73,14 +73,14 @@ static int pick(int isa)
 #define DEFINE_ENTRIES(T, SFX)                                                              \
     int nnf_dconv_fwd_##SFX(const T *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W, \
                             const T *w, nnf_index F, nnf_index KH, nnf_index KW,             \
-                            nnf_index ph, nnf_index pw, const T *bias, T *out, T *scratch,   \
-                            int n_threads, int isa)                                          \
+                            nnf_index ph, nnf_index pw, const T *bias, T *out,               \
+                            uint8_t *relu_mask, T *scratch, int n_threads, int isa)          \
     {                                                                                        \
         if (N < 0 || n_threads < 1) return NNF_EINVAL;                                       \
         switch (pick(isa)) {                                                                 \
         case NNF_ISA_BASE:                                                                   \
             return nnf_dconv_fwd_##SFX##_base(x, N, C, H, W, w, F, KH, KW, ph, pw, bias, out, \
-                                              scratch, n_threads);                          \
+                                              relu_mask, scratch, n_threads);               \
         NNF_DCONV_CASES_FWD(SFX)                                                             \
         default: return NNF_EINVAL;                                                          \
         }                                                                                    \
@@ -104,10 +104,10 @@ static int pick(int isa)
 #define NNF_DCONV_CASES_FWD(SFX)                                                             \
     case NNF_ISA_AVX2:                                                                       \
         return nnf_dconv_fwd_##SFX##_avx2(x, N, C, H, W, w, F, KH, KW, ph, pw, bias, out,   \
-                                          scratch, n_threads);                              \
+                                          relu_mask, scratch, n_threads);                   \
     case NNF_ISA_AVX512:                                                                     \
         return nnf_dconv_fwd_##SFX##_avx512(x, N, C, H, W, w, F, KH, KW, ph, pw, bias, out, \
-                                            scratch, n_threads);
+                                            relu_mask, scratch, n_threads);
 #define NNF_DCONV_CASES_DW(SFX)                                                              \
     case NNF_ISA_AVX2:                                                                       \
         return nnf_dconv_dw_##SFX##_avx2(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw,        \

@@ -38,16 +38,18 @@ nnf_index nnf_dconv_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
                             nnf_index KH, nnf_index KW, nnf_index ph, nnf_index pw);
 
 /* out[n, f, oh, ow] = sum over (c, i, j) of w[f, c, i, j] * xpad[n, c, oh + i, ow + j]
- * (+ bias[f] when bias is not NULL). isa: -1 for the best, or a level (NNF_EINVAL if the
- * CPU lacks it). Parallel over images; results do not depend on n_threads. */
+ * (+ bias[f] when bias is not NULL). With relu_mask (same shape as out) not NULL, a ReLU
+ * follows in the same pass: relu_mask = (v <= 0), out = 0 there (NaN passes through).
+ * isa: -1 for the best, or a level (NNF_EINVAL if the CPU lacks it). Parallel over images;
+ * results do not depend on n_threads. */
 int nnf_dconv_fwd_f32(const float *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
                       const float *w, nnf_index F, nnf_index KH, nnf_index KW, nnf_index ph,
-                      nnf_index pw, const float *bias, float *out, float *scratch,
-                      int n_threads, int isa);
+                      nnf_index pw, const float *bias, float *out, uint8_t *relu_mask,
+                      float *scratch, int n_threads, int isa);
 int nnf_dconv_fwd_f64(const double *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
                       const double *w, nnf_index F, nnf_index KH, nnf_index KW, nnf_index ph,
-                      nnf_index pw, const double *bias, double *out, double *scratch,
-                      int n_threads, int isa);
+                      nnf_index pw, const double *bias, double *out, uint8_t *relu_mask,
+                      double *scratch, int n_threads, int isa);
 
 /* dw[f, c, i, j] = sum over n, then (oh, ow), of dout[n, f, oh, ow] * xpad[n, c, oh + i, ow + j].
  * Parallel over filters, images summed in order: results do not depend on n_threads. */

@@ -150,7 +150,8 @@ NNF_ALWAYS_INLINE void DC_FN(dc_fwd_filters)(const T *xp, nnf_index C, nnf_index
 int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index H,
                          nnf_index W, const T *NNF_RESTRICT w, nnf_index F, nnf_index KH,
                          nnf_index KW, nnf_index ph, nnf_index pw, const T *NNF_RESTRICT bias,
-                         T *NNF_RESTRICT out, T *NNF_RESTRICT scratch, int n_threads)
+                         T *NNF_RESTRICT out, uint8_t *NNF_RESTRICT relu_mask,
+                         T *NNF_RESTRICT scratch, int n_threads)
 {
     const nnf_index per_thread = nnf_dconv_scratch(C, H, W, F, KH, KW, ph, pw);
     if (N < 0 || per_thread < 0) return NNF_EINVAL;
@@ -196,7 +197,17 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
         for (nnf_index f = 0; f < F; ++f) {
             const T *t = tmp + f * Qs;
             T *of = o + f * OH * OW;
-            if (bias != NULL) {
+            if (relu_mask != NULL) { /* the Relu layer's forward, as in eltwise.c */
+                uint8_t *mf = relu_mask + (n * F + f) * OH * OW;
+                const T b = bias != NULL ? bias[f] : (T)0;
+                for (nnf_index oh = 0; oh < OH; ++oh)
+                    for (nnf_index ow = 0; ow < OW; ++ow) {
+                        const T v = bias != NULL ? t[oh * Wp + ow] + b : t[oh * Wp + ow];
+                        const int m = v <= (T)0;
+                        mf[oh * OW + ow] = (uint8_t)m;
+                        of[oh * OW + ow] = m ? (T)0 : v;
+                    }
+            } else if (bias != NULL) {
                 const T b = bias[f];
                 for (nnf_index oh = 0; oh < OH; ++oh)
                     for (nnf_index ow = 0; ow < OW; ++ow) of[oh * OW + ow] = t[oh * Wp + ow] + b;

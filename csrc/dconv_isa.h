@@ -8,7 +8,7 @@
     int nnf_dconv_fwd_##SFX##_##ISA(const T *x, nnf_index N, nnf_index C, nnf_index H,      \
                                     nnf_index W, const T *w, nnf_index F, nnf_index KH,      \
                                     nnf_index KW, nnf_index ph, nnf_index pw, const T *bias, \
-                                    T *out, T *scratch, int n_threads);                      \
+                                    T *out, uint8_t *relu_mask, T *scratch, int n_threads);                      \
     int nnf_dconv_dw_##SFX##_##ISA(const T *x, nnf_index N, nnf_index C, nnf_index H,       \
                                    nnf_index W, const T *dout, nnf_index F, nnf_index KH,    \
                                    nnf_index KW, nnf_index ph, nnf_index pw, T *dw,          \

@@ -156,6 +156,8 @@ static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, n
     T *x = SW(buf_)(N * C * H * W, 1), *w = SW(buf_)(F * C * KH * KW, 2), *b = SW(buf_)(F, 3);
     T *dout = SW(buf_)(N * F * OH * OW, 4), *out = SW(buf_)(N * F * OH * OW, 5);
     T *dw = SW(buf_)(F * C * KH * KW, 6), *scratch = SW(buf_)(per * threads, 7);
+    T *relu = SW(buf_)(N * F * OH * OW, 8);
+    uint8_t *mask = malloc((size_t)(N * F * OH * OW));
     double *ref = malloc(sizeof(double) * (size_t)(N * F * OH * OW));
     double *ref_dw = calloc((size_t)(F * C * KH * KW), sizeof(double));
     double scale = 1.0;
@@ -178,8 +180,13 @@ static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, n
         ref[((n * F + f) * OH + oh) * OW + ow] = acc;
     }
     for (int isa = 0; isa <= nnf_dconv_isa(); ++isa) {
-        CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, scratch, threads,
-                                 isa) == NNF_OK, "dconv_fwd isa %d", isa);
+        CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, NULL, scratch,
+                                 threads, isa) == NNF_OK, "dconv_fwd isa %d", isa);
+        CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, relu, mask, scratch,
+                                 threads, isa) == NNF_OK, "dconv_fwd + relu isa %d", isa);
+        for (nnf_index k = 0; k < N * F * OH * OW; ++k)
+            CHECK(mask[k] == (out[k] <= 0) && relu[k] == (mask[k] ? (T)0 : out[k]),
+                  "dconv_fwd + relu isa %d at %lld", isa, (long long)k);
         CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, scratch, threads,
                                 isa) == NNF_OK, "dconv_dw isa %d", isa);
         for (nnf_index k = 0; k < N * F * OH * OW; ++k)
@@ -189,13 +196,13 @@ static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, n
             CHECK(fabs((double)dw[k] - ref_dw[k]) <= 1e-4 * scale, "dconv_dw isa %d at %lld",
                   isa, (long long)k);
     }
-    CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, scratch, threads, 3)
+    CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, NULL, scratch, threads, 3)
           == NNF_EINVAL, "dconv_fwd accepted an unknown isa");
     x[0] = (T)INFINITY; /* the filter gradient refuses a non-finite input */
     CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, scratch, threads, -1)
           == NNF_ENONFINITE, "dconv_dw accepted inf");
     free(x); free(w); free(b); free(dout); free(out); free(dw); free(scratch); free(ref);
-    free(ref_dw);
+    free(ref_dw); free(relu); free(mask);
     ++cases;
 }
 

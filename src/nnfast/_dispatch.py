@@ -302,6 +302,28 @@ def _direct_dw(c, nt):
     return c >= 2 or nt >= 2
 
 
+def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
+    """conv2d_forward then a ReLU in the same pass, when the direct kernels run it:
+    (out, mask) as Relu.forward would leave them, writing the (N, FN, OH, OW) bool
+    ``mask``; None when this convolution does not take the direct path."""
+    n, c, h, w = x.shape
+    fn, _, fh, fw = W.shape
+    oh, ow = _out_hw(h, w, fh, fw, stride, pad)
+    if not _direct(n, c, fn, stride, oh * ow) or (fh == fw == 1 and pad == 0):
+        return None
+    x = kernel_input(x, "Convolution.forward", "x")
+    W = kernel_input(W, "Convolution.forward", "W")
+    dt = np.result_type(x.dtype, W.dtype, b.dtype)
+    x, W = x.astype(dt, copy=False), W.astype(dt, copy=False)
+    bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
+    nt = get_num_threads()
+    out = np.empty((n, fn, oh, ow), dtype=dt)
+    scratch = _transient_buffer(
+        "dconv", (_kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt),), dt)
+    _kernels.dconv_forward(x, W, bias, pad, pad, out, scratch, nt, None, mask.view(np.uint8))
+    return out
+
+
 def _direct_backward(dout, x, W, pad, need_dx, nt):
     """(dW, dx or None) of a stride-1 convolution run directly, all arrays in one dtype.
 
@@ -393,6 +415,7 @@ col2im = _choose("col2im")
 # The compiled Convolution, Pooling and AvgPooling layers call these directly; without
 # the kernels, ``nnfast.layers`` registers the reference classes instead (``register``).
 conv2d_forward = _compiled_conv2d_forward
+conv2d_forward_relu = _compiled_conv2d_forward_relu
 conv2d_backward = _compiled_conv2d_backward
 maxpool_forward = _compiled_maxpool_forward
 maxpool_backward = _compiled_maxpool_backward

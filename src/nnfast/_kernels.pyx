@@ -9,7 +9,7 @@ layer is the last line of defence. One function per op family; the C side
 lives in ``csrc/<family>.c`` with a header each.
 """
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t, INT32_MAX
+from libc.stdint cimport int32_t, int64_t, uint8_t, INT32_MAX
 
 cdef extern from "threads.h":
     int nnf_have_openmp() nogil
@@ -48,12 +48,12 @@ cdef extern from "dconv.h":
                               int64_t KW, int64_t ph, int64_t pw) nogil
     int nnf_dconv_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                           const float *w, int64_t F, int64_t KH, int64_t KW, int64_t ph,
-                          int64_t pw, const float *bias, float *out, float *scratch,
-                          int n_threads, int isa) nogil
+                          int64_t pw, const float *bias, float *out, uint8_t *relu_mask,
+                          float *scratch, int n_threads, int isa) nogil
     int nnf_dconv_fwd_f64(const double *x, int64_t N, int64_t C, int64_t H, int64_t W,
                           const double *w, int64_t F, int64_t KH, int64_t KW, int64_t ph,
-                          int64_t pw, const double *bias, double *out, double *scratch,
-                          int n_threads, int isa) nogil
+                          int64_t pw, const double *bias, double *out, uint8_t *relu_mask,
+                          double *scratch, int n_threads, int isa) nogil
     int nnf_dconv_dw_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                          const float *dout, int64_t F, int64_t KH, int64_t KW, int64_t ph,
                          int64_t pw, float *dw, float *scratch, int n_threads, int isa) nogil
@@ -295,16 +295,26 @@ cdef inline int _dconv_check(object x, object w, object big, int64_t ph, int64_t
 def dconv_forward(const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::1] w not None,
                   const floating[::1] bias, int64_t ph, int64_t pw,
                   floating[:, :, :, ::1] out not None, floating[::1] scratch not None,
-                  int n_threads=1, isa=None):
+                  int n_threads=1, isa=None, uint8_t[:, :, :, ::1] relu_mask=None):
     """out = the stride-1 convolution of x (N, C, H, W) by w (F, C, KH, KW), zero padding
-    (ph, pw), + bias (F,) unless bias is None. scratch: dconv_scratch_size(...) elements."""
+    (ph, pw), + bias (F,) unless bias is None. scratch: dconv_scratch_size(...) elements.
+    With relu_mask (out's shape, uint8): a ReLU in the same pass, mask = (value <= 0)."""
     cdef int nt = _threads(n_threads)
     cdef int level = _isa_level(isa)
     if bias is not None and bias.shape[0] != w.shape[0]:
         raise ValueError(f"dconv_forward: bias must be ({w.shape[0]},), got ({bias.shape[0]},)")
+    cdef uint8_t *m = NULL
+    if relu_mask is not None:
+        want = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
+        got = (relu_mask.shape[0], relu_mask.shape[1], relu_mask.shape[2], relu_mask.shape[3])
+        if got != want:
+            raise ValueError(f"dconv_forward: relu_mask must have out's shape {want}, "
+                             f"got {got}")
     _dconv_check(x, w, out, ph, pw, scratch, nt, "dconv_forward", "out")
     if x.shape[0] == 0 or w.shape[0] == 0:
         return
+    if relu_mask is not None:
+        m = &relu_mask[0, 0, 0, 0]
     cdef const floating *b = NULL
     if bias is not None:
         b = &bias[0]
@@ -313,11 +323,11 @@ def dconv_forward(const floating[:, :, :, ::1] x not None, const floating[:, :, 
         if floating is float:
             rc = nnf_dconv_fwd_f32(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                    &w[0, 0, 0, 0], w.shape[0], w.shape[2], w.shape[3], ph, pw,
-                                   b, &out[0, 0, 0, 0], &scratch[0], nt, level)
+                                   b, &out[0, 0, 0, 0], m, &scratch[0], nt, level)
         else:
             rc = nnf_dconv_fwd_f64(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                    &w[0, 0, 0, 0], w.shape[0], w.shape[2], w.shape[3], ph, pw,
-                                   b, &out[0, 0, 0, 0], &scratch[0], nt, level)
+                                   b, &out[0, 0, 0, 0], m, &scratch[0], nt, level)
     if rc != 0:
         raise ValueError("dconv_forward: invalid arguments")
 
@@ -561,7 +571,6 @@ def conv_db(const floating[:, :, ::1] dout not None, floating[::1] db not None,
 # ---- dense ops: element-wise, affine bias, softmax + cross-entropy, batchnorm, optimizers ----
 # Arrays arrive flattened (1-D) or as (rows, cols); masks as uint8 views of NumPy bool arrays.
 
-from libc.stdint cimport uint8_t
 
 import numpy as np
 

@@ -105,6 +105,25 @@ class Convolution:
         self._geometry = (W.shape, stride, pad, out_h, out_w)
         return out
 
+    def _forward_relu(self, x, relu):
+        """``relu.forward(self.forward(x))`` in one pass where the direct kernels run this
+        layer (the networks call it for each Convolution followed by a Relu): both layers
+        end in the same state, the convolution's output is never stored."""
+        x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
+            self, x, "Convolution.forward")
+        shape = (x.shape[0], W.shape[0], out_h, out_w)
+        mask = relu._buf.get("mask", shape, np.bool_, holder=relu.mask)
+        self.x = None
+        out = _dispatch.conv2d_forward_relu(x, W, b, stride, pad, mask)
+        if out is None:  # not a direct layer: the two layers one after the other
+            return relu.forward(self.forward(x))
+        self.x = x
+        self._col = None
+        self.col_W = W.reshape(W.shape[0], -1).T
+        self._geometry = (W.shape, stride, pad, out_h, out_w)
+        relu.mask = mask
+        return out
+
     def backward(self, dout):
         dout, (w_shape, stride, pad, _, _) = _ref._conv_backward_args(
             self, dout, "Convolution.backward")

@@ -9,6 +9,37 @@ from .reference import nets as _ref
 from .reference.nets import init_scale
 
 
+def _fusable(conv, relu):
+    """A native Convolution followed by a native Relu, neither with its forward replaced
+    (by a subclass or on the instance): then the pair may run as one pass."""
+    return (isinstance(conv, _native_layers.Convolution)
+            and isinstance(relu, _native_layers.Relu)
+            and type(conv).forward is _native_layers.Convolution.forward
+            and type(relu).forward is _native_layers.Relu.forward
+            and "forward" not in vars(conv) and "forward" not in vars(relu))
+
+
+def _fused_predict(self, x, train_flg=False):
+    """Forward through ``layers``; ``train_flg`` reaches Dropout and BatchNormalization only.
+
+    Each Convolution + Relu pair runs as one pass (``Convolution._forward_relu``): the
+    same numbers and the same layer state as the reference's loop, without storing the
+    convolution's output and reading it back.
+    """
+    flagged = (self._L.Dropout, self._L.BatchNormalization)
+    seq = list(self._layer_sequence())
+    i = 0
+    while i < len(seq):
+        layer = seq[i]
+        if i + 1 < len(seq) and _fusable(layer, seq[i + 1]):
+            x = layer._forward_relu(x, seq[i + 1])
+            i += 2
+            continue
+        x = layer.forward(x, train_flg) if isinstance(layer, flagged) else layer.forward(x)
+        i += 1
+    return x
+
+
 class TwoLayerNet(_ref.TwoLayerNet):
     __doc__ = _ref.TwoLayerNet.__doc__
     _L = _native_layers
@@ -27,16 +58,19 @@ class MultiLayerNetExtend(_ref.MultiLayerNetExtend):
 class SimpleConvNet(_ref.SimpleConvNet):
     __doc__ = _ref.SimpleConvNet.__doc__
     _L = _native_layers
+    predict = _fused_predict
 
 
 class DeepConvNet(_ref.DeepConvNet):
     __doc__ = _ref.DeepConvNet.__doc__
     _L = _native_layers
+    predict = _fused_predict
 
 
 class SmallAlexNet(_ref.SmallAlexNet):
     __doc__ = _ref.SmallAlexNet.__doc__
     _L = _native_layers
+    predict = _fused_predict
 
 
 __all__ = ["init_scale", "TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend",
