@@ -171,7 +171,8 @@ int NNF_FN(nnf_maxpool_fwd_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, 
  * in the order the reference's col2im adds them (ascending window offset): bit-equal. */
 int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_RESTRICT argmax,
                              nnf_index N, nnf_index C, nnf_index H, nnf_index W, nnf_index PH,
-                             nnf_index PW, nnf_index stride, nnf_index pad, T *NNF_RESTRICT dx,
+                             nnf_index PW, nnf_index stride, nnf_index pad,
+                             const uint8_t *NNF_RESTRICT relu_mask, T *NNF_RESTRICT dx,
                              int n_threads)
 {
     nnf_index OH, OW;
@@ -185,6 +186,7 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
         const T *dp = dout + p * OH * OW;
         const int32_t *ap = argmax + p * OH * OW;
         T *xp = dx + p * H * W;
+        const uint8_t *mp = relu_mask != NULL ? relu_mask + p * H * W : NULL;
         if (PH == 2 && PW == 2 && stride == 2 && pad == 0) {
             /* windows tile the plane without overlap: every dx element gets at most one
              * term, written directly ((T)0 + g, as the reference adds it to a zero); only
@@ -201,6 +203,10 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
                     r1[2 * ow] = NNF_FN(nnf_pick_)(k == 2, g, (T)0);
                     r1[2 * ow + 1] = NNF_FN(nnf_pick_)(k == 3, g, (T)0);
                 }
+                if (mp != NULL) { /* the two rows are still in L1: mask them now */
+                    const uint8_t *m0 = mp + 2 * oh * W;
+                    for (nnf_index j = 0; j < 2 * W; ++j) r0[j] = m0[j] ? (T)0 : r0[j];
+                }
             }
             continue;
         }
@@ -215,6 +221,8 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
                     xp[h * W + w] += dp[oh * OW + ow];
             }
         }
+        if (mp != NULL)
+            for (nnf_index k = 0; k < H * W; ++k) xp[k] = mp[k] ? (T)0 : xp[k];
     }
     return NNF_OK;
 }

@@ -269,6 +269,20 @@ def _pid(g):
     return "N{}C{}_{}x{}_P{}x{}_s{}_p{}".format(*g)
 
 
+@pytest.mark.parametrize("geom", POOL_GRID, ids=_pid)
+def test_max_pooling_backward_with_relu_mask(geom, dtype):
+    """Pooling._backward_relu: bit-equal to Relu.backward(Pooling.backward(dout))."""
+    n, c, h, w, ph, pw, s, p = geom
+    rng = np.random.default_rng(hash(geom) % 2**31)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    relu, pool = L.Relu(), L.Pooling(ph, pw, s, p)
+    out = pool.forward(relu.forward(x))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dout.flat[::5] = np.nan  # a masked NaN gradient still gives 0, as Relu.backward
+    expect = relu.backward(pool.backward(dout))
+    assert_array_equal(pool._backward_relu(dout, relu), expect)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("geom", POOL_GRID, ids=_pid)
 def test_pooling_matches_reference(geom, dtype, threads):

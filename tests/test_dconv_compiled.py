@@ -206,8 +206,9 @@ def test_fused_relu_epilogue(isa, dtype):
 
 @pytest.mark.parametrize("name", ["SimpleConvNet", "DeepConvNet", "SmallAlexNet"])
 def test_networks_fuse_conv_relu_without_changing_anything(name, dtype):
-    """The native networks run Convolution + Relu as one pass: same loss, gradients and
-    layer state (masks, the convolution's x and col) as the reference's layer loop."""
+    """The native networks run Convolution + Relu (forward) and Pooling + Relu (backward)
+    as one pass each: same loss, gradients and layer state (masks, the convolution's x
+    and col) as the reference's layer loops."""
     from nnfast import nets
     from nnfast.reference import nets as ref_nets
     shape = (3, 3, 32, 32) if name == "SmallAlexNet" else (4, 1, 28, 28)
@@ -218,8 +219,9 @@ def test_networks_fuse_conv_relu_without_changing_anything(name, dtype):
     for fused in (True, False):
         np.random.seed(8)
         net = getattr(nets, name)(dtype=dtype, **({"input_dim": shape[1:]} if name != "SimpleConvNet" else {}))
-        if not fused:  # the reference's loop over the same native layers
+        if not fused:  # the reference's loops over the same native layers
             net.predict = ref_nets._Network.predict.__get__(net)
+            net._backprop = ref_nets._Network._backprop.__get__(net)
         np.random.seed(9)
         grads = net.gradient(x, t)
         nets_.append((net, grads))

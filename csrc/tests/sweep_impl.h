@@ -75,11 +75,22 @@ static void SW(one_geometry_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W
               "maxpool_fwd");
         for (nnf_index k = 0; k < small; ++k)
             CHECK(am[k] >= 0 && am[k] < FH * FW, "argmax %d outside the window", (int)am[k]);
-        CHECK(SW(nnf_maxpool_bwd_)(dout, am, N, C, H, W, FH, FW, s, pad, back, threads)
+        CHECK(SW(nnf_maxpool_bwd_)(dout, am, N, C, H, W, FH, FW, s, pad, NULL, back, threads)
               == NNF_OK, "maxpool_bwd");
+        {   /* with a ReLU mask: the same, zeroed where the mask is set */
+            uint8_t *rm = malloc((size_t)(N * C * H * W > 0 ? N * C * H * W : 1));
+            T *masked = SW(buf_)(N * C * H * W, 9);
+            for (nnf_index k = 0; k < N * C * H * W; ++k) rm[k] = (uint8_t)(k % 3 == 0);
+            CHECK(SW(nnf_maxpool_bwd_)(dout, am, N, C, H, W, FH, FW, s, pad, rm, masked,
+                                       threads) == NNF_OK, "maxpool_bwd + relu");
+            for (nnf_index k = 0; k < N * C * H * W; ++k)
+                CHECK(masked[k] == (rm[k] ? (T)0 : back[k]), "maxpool_bwd + relu at %lld",
+                      (long long)k);
+            free(rm); free(masked);
+        }
         for (nnf_index k = 0; k < small; ++k) /* before the window, after it, far out */
             am[k] = (int32_t)(k % 3 == 0 ? -7 : (k % 3 == 1 ? FH * FW : INT32_MAX));
-        CHECK(SW(nnf_maxpool_bwd_)(dout, am, N, C, H, W, FH, FW, s, pad, back, threads)
+        CHECK(SW(nnf_maxpool_bwd_)(dout, am, N, C, H, W, FH, FW, s, pad, NULL, back, threads)
               == NNF_OK, "maxpool_bwd with corrupted argmax");
         for (nnf_index k = 0; k < N * C * H * W; ++k)
             CHECK(back[k] == (T)0, "a corrupted argmax reached dx");

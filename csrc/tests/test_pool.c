@@ -73,7 +73,7 @@ static void check(nnf_index N, nnf_index C, nnf_index H, nnf_index W, nnf_index 
                                     dout[o] / (double)(PH * PW);
                         }
                 }
-    nnf_maxpool_bwd_f64(dout, arg, N, C, H, W, PH, PW, s, p, dx, threads);
+    nnf_maxpool_bwd_f64(dout, arg, N, C, H, W, PH, PW, s, p, NULL, dx, threads);
     for (nnf_index k = 0; k < X; ++k)
         if (fabs(dx[k] - want_dx[k]) > 1e-12 * (1.0 + fabs(want_dx[k]))) fail("maxpool backward", k);
     nnf_avgpool_bwd_f64(dout, N, C, H, W, PH, PW, s, p, dx, threads);

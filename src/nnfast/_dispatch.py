@@ -374,11 +374,17 @@ def _compiled_maxpool_forward(x, pool_h, pool_w, stride, pad):
     return out, argmax
 
 
-def _compiled_maxpool_backward(dout, argmax, x_shape, pool_h, pool_w, stride, pad):
+def _compiled_maxpool_backward(dout, argmax, x_shape, pool_h, pool_w, stride, pad,
+                               relu_mask=None):
+    """dx; with relu_mask (a bool array of x's shape), the backward of a ReLU before the
+    pooling too: 0 where the mask is set."""
     dout = kernel_input(dout, "Pooling.backward", "dout")
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
     dx = np.empty(x_shape, dtype=dout.dtype)
-    _kernels.maxpool_backward(dout, argmax, dx, pool_h, pool_w, stride, pad, get_num_threads())
+    if relu_mask is not None:
+        relu_mask = np.ascontiguousarray(relu_mask, dtype=np.bool_).view(np.uint8)
+    _kernels.maxpool_backward(dout, argmax, dx, pool_h, pool_w, stride, pad, get_num_threads(),
+                              relu_mask)
     return dx
 
 

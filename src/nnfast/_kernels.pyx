@@ -70,10 +70,12 @@ cdef extern from "pool.h":
                             double *out, int32_t *argmax, int n_threads) nogil
     int nnf_maxpool_bwd_f32(const float *dout, const int32_t *argmax, int64_t N, int64_t C,
                             int64_t H, int64_t W, int64_t PH, int64_t PW, int64_t stride,
-                            int64_t pad, float *dx, int n_threads) nogil
+                            int64_t pad, const uint8_t *relu_mask, float *dx,
+                            int n_threads) nogil
     int nnf_maxpool_bwd_f64(const double *dout, const int32_t *argmax, int64_t N, int64_t C,
                             int64_t H, int64_t W, int64_t PH, int64_t PW, int64_t stride,
-                            int64_t pad, double *dx, int n_threads) nogil
+                            int64_t pad, const uint8_t *relu_mask, double *dx,
+                            int n_threads) nogil
     int nnf_avgpool_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                             int64_t PH, int64_t PW, int64_t stride, int64_t pad,
                             float *out, int n_threads) nogil
@@ -401,11 +403,19 @@ def maxpool_forward(const floating[:, :, :, ::1] x not None, int64_t pool_h, int
 def maxpool_backward(const floating[:, :, :, ::1] dout not None,
                      const int32_t[:, :, :, ::1] argmax not None,
                      floating[:, :, :, ::1] dx not None, int64_t pool_h, int64_t pool_w,
-                     int64_t stride, int64_t pad, int n_threads=1):
-    """dx = dout scattered to the argmax of each window (overlaps add up)."""
+                     int64_t stride, int64_t pad, int n_threads=1,
+                     const uint8_t[:, :, :, ::1] relu_mask=None):
+    """dx = dout scattered to the argmax of each window (overlaps add up); with relu_mask
+    (dx's shape, uint8), then 0 where it is set (the backward of a ReLU before the pooling)."""
     cdef int64_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     _pool_check(N, C, H, W, pool_h, pool_w, stride, pad, dout, "maxpool_backward")
     _pool_check(N, C, H, W, pool_h, pool_w, stride, pad, argmax, "maxpool_backward")
+    cdef const uint8_t *m = NULL
+    if relu_mask is not None:
+        got = (relu_mask.shape[0], relu_mask.shape[1], relu_mask.shape[2], relu_mask.shape[3])
+        if got != (N, C, H, W):
+            raise ValueError(f"maxpool_backward: relu_mask must have dx's shape "
+                             f"{(N, C, H, W)}, got {got}")
     cdef int nt = _threads(n_threads)
     cdef int rc
     if N * C * H * W == 0:
@@ -413,13 +423,15 @@ def maxpool_backward(const floating[:, :, :, ::1] dout not None,
     if dout.shape[2] * dout.shape[3] == 0:
         dx[...] = 0
         return
+    if relu_mask is not None:
+        m = &relu_mask[0, 0, 0, 0]
     with nogil:
         if floating is float:
             rc = nnf_maxpool_bwd_f32(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], N, C, H, W,
-                                     pool_h, pool_w, stride, pad, &dx[0, 0, 0, 0], nt)
+                                     pool_h, pool_w, stride, pad, m, &dx[0, 0, 0, 0], nt)
         else:
             rc = nnf_maxpool_bwd_f64(&dout[0, 0, 0, 0], &argmax[0, 0, 0, 0], N, C, H, W,
-                                     pool_h, pool_w, stride, pad, &dx[0, 0, 0, 0], nt)
+                                     pool_h, pool_w, stride, pad, m, &dx[0, 0, 0, 0], nt)
     if rc != 0:
         raise ValueError("maxpool_backward: invalid arguments")
 

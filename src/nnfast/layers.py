@@ -197,6 +197,17 @@ class Pooling(_ref._Pool2d):
         return _dispatch.maxpool_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
                                           stride, pad)
 
+    def _backward_relu(self, dout, relu):
+        """``relu.backward(self.backward(dout))`` in one pass, for a Relu right before this
+        layer (the networks call it): the pooling's dx is zeroed where the ReLU's mask is
+        set as it is written, instead of in a second pass over it."""
+        if relu.mask is None or relu.mask.shape != getattr(self.x, "shape", None):
+            return relu.backward(self.backward(dout))
+        dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
+            dout, "Pooling.backward")
+        return _dispatch.maxpool_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
+                                          stride, pad, relu.mask)
+
 
 class AvgPooling(_ref._Pool2d):
     """Average pooling over (pool_h, pool_w) windows, compiled (no im2col).

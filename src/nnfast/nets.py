@@ -9,14 +9,32 @@ from .reference import nets as _ref
 from .reference.nets import init_scale
 
 
+def _native(layer, cls, method):
+    """``layer`` is a ``cls`` whose ``method`` is the native one (not replaced by a subclass
+    or on the instance): only then may a fused pass stand in for it."""
+    return (isinstance(layer, cls) and getattr(type(layer), method) is getattr(cls, method)
+            and method not in vars(layer))
+
+
 def _fusable(conv, relu):
-    """A native Convolution followed by a native Relu, neither with its forward replaced
-    (by a subclass or on the instance): then the pair may run as one pass."""
-    return (isinstance(conv, _native_layers.Convolution)
-            and isinstance(relu, _native_layers.Relu)
-            and type(conv).forward is _native_layers.Convolution.forward
-            and type(relu).forward is _native_layers.Relu.forward
-            and "forward" not in vars(conv) and "forward" not in vars(relu))
+    return _native(conv, _native_layers.Convolution, "forward") and \
+        _native(relu, _native_layers.Relu, "forward")
+
+
+def _fused_backprop(self, dout):
+    """Backward through ``layers`` in reverse order; each max Pooling that follows a Relu
+    runs with the Relu's backward as one pass (``Pooling._backward_relu``)."""
+    seq = list(self._layer_sequence())
+    i = len(seq) - 1
+    while i >= 0:
+        layer = seq[i]
+        if i >= 1 and _native(layer, _native_layers.Pooling, "backward") and \
+                _native(seq[i - 1], _native_layers.Relu, "backward"):
+            dout = layer._backward_relu(dout, seq[i - 1])
+            i -= 2
+            continue
+        dout = layer.backward(dout)
+        i -= 1
 
 
 def _fused_predict(self, x, train_flg=False):
@@ -59,18 +77,21 @@ class SimpleConvNet(_ref.SimpleConvNet):
     __doc__ = _ref.SimpleConvNet.__doc__
     _L = _native_layers
     predict = _fused_predict
+    _backprop = _fused_backprop
 
 
 class DeepConvNet(_ref.DeepConvNet):
     __doc__ = _ref.DeepConvNet.__doc__
     _L = _native_layers
     predict = _fused_predict
+    _backprop = _fused_backprop
 
 
 class SmallAlexNet(_ref.SmallAlexNet):
     __doc__ = _ref.SmallAlexNet.__doc__
     _L = _native_layers
     predict = _fused_predict
+    _backprop = _fused_backprop
 
 
 __all__ = ["init_scale", "TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend",

@@ -215,10 +215,7 @@ class _Network:
     def gradient(self, x, t):
         """Backpropagation: forward via ``loss``, ``last_layer.backward(1)``, layers reversed."""
         self.last_loss = self.loss(x, t, train_flg=True)
-        dout = self.last_layer.backward(1)
-        # The first layer has skip_dx set: its backward returns None, and nothing reads it.
-        for layer in reversed(list(self._layer_sequence())):
-            dout = layer.backward(dout)
+        self._backprop(self.last_layer.backward(1))
         grads = {}
         for name, (key, attr) in self._slots.items():
             layer = self.layers[key]
@@ -227,6 +224,12 @@ class _Network:
                 g = g + self._decay_grad(layer.W)
             grads[name] = g
         return grads
+
+    def _backprop(self, dout):
+        """Backward through ``layers`` in reverse order."""
+        # The first layer has skip_dx set: its backward returns None, and nothing reads it.
+        for layer in reversed(list(self._layer_sequence())):
+            dout = layer.backward(dout)
 
     def numerical_gradient(self, x, t):
         """Central-difference gradient of ``loss(x, t, train_flg=True)`` for every parameter."""
