@@ -7,6 +7,7 @@
 #define FB 6
 #define VB 4
 #define DFB 4
+#define DJ 5
 #define ISA avx512
 #define DC_REG(v) "v"(v) /* the register class of a vector */
 

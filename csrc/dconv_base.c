@@ -7,6 +7,7 @@
 #define FB 4
 #define VB 2
 #define DFB 4
+#define DJ 3
 #define ISA base
 #define DC_REG(v) "x"(v) /* the register class of a vector */
 

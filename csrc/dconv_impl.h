@@ -1,7 +1,7 @@
 /* dconv_impl.h - the body of dconv.h's kernels for one (type, instruction set), included by
  * dconv_base.c / dconv_avx2.c / dconv_avx512.c with T, SFX (f32/f64), ISA (base/avx2/avx512),
  * VBYTES (vector bytes), the forward's register block FB (filters) x VB (vectors) and the
- * filter gradient's DFB (filters) x 3 (taps).
+ * filter gradient's DFB (filters) x DJ (taps).
  *
  * Both kernels work on the flat padded image: with Wp = W + 2*pw, output (oh, ow) sits at
  * q = oh*Wp + ow and its tap (i, j) at q + i*Wp + j of the padded plane, so a whole plane is
@@ -231,12 +231,12 @@ NNF_ALWAYS_INLINE void DC_FN(dc_dw_block)(const T *NNF_RESTRICT xg, const T *NNF
     const nnf_index KK = KH * KW, CKK = C * KK;
     for (nnf_index c = 0; c < C; ++c) {
         for (nnf_index i = 0; i < KH; ++i) {
-            VEC acc[DFB][3];
+            VEC acc[DFB][DJ];
             for (int fb = 0; fb < FBN; ++fb)
                 for (int jj = 0; jj < JN; ++jj) acc[fb][jj] = (VEC){0};
             const T *xs = xg + c * xstride + i * Wp + j0;
             for (nnf_index q = 0; q < Qv; q += VL) {
-                VEC xv[3];
+                VEC xv[DJ];
                 for (int jj = 0; jj < JN; ++jj) xv[jj] = DC_FN(dc_load)(xs + q + jj);
                 for (int fb = 0; fb < FBN; ++fb) {
                     VEC d = DC_FN(dc_load)(dg + (f0 + fb) * dstride + q);
@@ -251,19 +251,31 @@ NNF_ALWAYS_INLINE void DC_FN(dc_dw_block)(const T *NNF_RESTRICT xg, const T *NNF
     }
 }
 
-/* All taps of filters [f0, f0 + FBN) for one group, in chunks of up to 3 columns j. */
+/* All taps of filters [f0, f0 + FBN) for one group, in chunks of up to DJ columns j (the
+ * register tile is FBN x chunk accumulators). */
 NNF_ALWAYS_INLINE void DC_FN(dc_dw_filters)(const T *xg, const T *dg, nnf_index C,
                                             nnf_index xstride, nnf_index dstride, nnf_index Wp,
                                             nnf_index KH, nnf_index KW, nnf_index f0,
                                             const int FBN, nnf_index Qv, T *dw)
 {
     nnf_index j0 = 0;
-    for (; j0 + 3 <= KW; j0 += 3)
-        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, 3, Qv, dw);
-    if (KW - j0 == 2)
-        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, 2, Qv, dw);
-    else if (KW - j0 == 1)
-        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, 1, Qv, dw);
+    for (; j0 + DJ <= KW; j0 += DJ)
+        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, DJ, Qv, dw);
+#define DC_JTAIL(k) case k: DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, k, Qv, dw); break;
+    switch (KW - j0) {
+    DC_JTAIL(1)
+#if DJ > 2
+    DC_JTAIL(2)
+#endif
+#if DJ > 3
+    DC_JTAIL(3)
+#endif
+#if DJ > 4
+    DC_JTAIL(4)
+#endif
+    default: break;
+    }
+#undef DC_JTAIL
 }
 
 /* Images are taken in groups of G (sized to stay in L2): a group's padded planes of one
