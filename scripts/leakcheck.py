@@ -63,6 +63,10 @@ def entry_points():
     p, g, st1, st2 = f64(50), f64(50), np.zeros(50), np.zeros(50)
     x32 = x4.astype(np.float32)
     col32 = np.empty((2 * 4 * 4, 3 * 9), np.float32)
+    colp = f64(2, 3 * 9, 4 * 4)
+    w4, dout4 = f64(4, 3, 3, 3), np.empty((2, 4, 6, 6))
+    dsc = np.empty(K.dconv_scratch_size(3, 6, 6, 4, 3, 3, 1, 1, 2))
+    rmask, img_mask = np.zeros((2, 4, 6, 6), np.uint8), np.ones((2, 3, 6, 6), np.uint8)
 
     calls = {
         "im2col": lambda: K.im2col(x4, 3, 3, 1, 0, col, 1),
@@ -75,6 +79,15 @@ def entry_points():
         "conv_bias_nchw": lambda: K.conv_bias_nchw(rows, b, out3, 1),
         "conv_bwd_rows_db": lambda: K.conv_bwd_rows_db(out3, rows, db, part, 1),
         "conv_db": lambda: K.conv_db(out3, db, part, 1),
+        "im2col_planar": lambda: K.im2col_planar(x4, 3, 3, 1, 0, colp, 1),
+        "col2im_planar": lambda: K.col2im_planar(colp, img, 3, 3, 1, 0, 1),
+        "conv_bias_planar": lambda: K.conv_bias_planar(out3, b, 1),
+        "dconv_forward": lambda: K.dconv_forward(x4, w4, b, 1, 1, dout4, dsc, 2),
+        "dconv_forward + relu": lambda: K.dconv_forward(x4, w4, b, 1, 1, dout4, dsc, 2, None,
+                                                        rmask),
+        "dconv_dw": lambda: K.dconv_dw(x4, dout4, 1, 1, w4, dsc, 2),
+        "maxpool_backward + relu": lambda: K.maxpool_backward(pooled, argmax, img, 2, 2, 2, 0, 1,
+                                                              img_mask),
         "relu": lambda: K.relu(v, o, 1),
         "relu_forward": lambda: K.relu_forward(v, o, mask, 1),
         "relu_backward": lambda: K.relu_backward(v, mask, o, 1),
@@ -135,6 +148,11 @@ def entry_points():
         conv.backward(ones_conv)
 
     calls["layers forward+backward"] = layer_stack
+    # a network step: the fused Convolution + Relu and Pooling + Relu passes, direct kernels
+    np.random.seed(0)
+    net = nnfast.nets.SimpleConvNet(dtype=np.float32)
+    xnet = rng.random((2, 1, 28, 28)).astype(np.float32)
+    calls["SimpleConvNet gradient (fused)"] = lambda: net.gradient(xnet, t4[:2])
     params = {"W": f64(20, 5), "b": f64(5)}
     grads = {"W": f64(20, 5), "b": f64(5)}
     for name in ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"):
