@@ -11,17 +11,7 @@
 #define ISA avx512
 #define DC_REG(v) "v"(v) /* the register class of a vector */
 
-#define T float
-#define SFX f32
-#include "dconv_impl.h"
-#undef T
-#undef SFX
-
-#define T double
-#define SFX f64
-#include "dconv_impl.h"
-#undef T
-#undef SFX
+#include "dconv_build.h"
 #else
 typedef int nnf_dconv_avx512_unused; /* this compiler/target does not build the avx512 path */
 #endif
