@@ -263,16 +263,19 @@ def test_roofline_json(tmp_path, capsys):
     assert "whole step (measured)" in capsys.readouterr().out
     data = json.loads(path.read_text())
     passes = {p["pass"]: p for p in data["passes"]}
-    assert passes["Conv1 forward"]["flops"] == 2 * 100 * 576 * 25 * 30
+    # the network's fused passes: Conv1 + Relu1 forward, Pool1 + Relu1 backward
+    conv_relu = passes["Conv1 + Relu1 forward"]
+    assert conv_relu["flops"] == 2 * 100 * 576 * 25 * 30 + 1728000
     assert passes["Conv1 backward"]["flops"] == 2 * 100 * 576 * 25 * 30  # dW only: no dx
+    assert "Pool1 + Relu1 backward" in passes and "Relu1 forward" not in passes
     assert passes["Affine1 backward"]["flops"] == 2 * 2 * 100 * 4320 * 100
     assert passes["Affine1 forward"]["bound"] == "compute"
-    assert passes["Relu1 forward"]["bound"] == "memory"
+    assert passes["Relu2 forward"]["bound"] == "memory"
     # x (100*784 floats) + W, b + out (100*30*24*24) + the columns written and read back,
-    # unless the direct kernels run it (they build none)
+    # unless the direct kernels run it (they build none), + the ReLU's 1-byte mask
     from nnfast import _dispatch
     cols = 0 if _dispatch._direct(100, 1, 30, 1, 576) else 2 * 1440000
-    assert passes["Conv1 forward"]["bytes"] == 4 * (78400 + 780 + 1728000 + cols)
+    assert conv_relu["bytes"] == 4 * (78400 + 780 + 1728000 + cols) + 1728000
     assert data["gemm_peak"]["gflops"] > 0 and data["bandwidth"]["gbs"] > 0
 
 

@@ -99,17 +99,50 @@ def simpleconv_passes(dtype=np.float32):
     grads = {name: getattr(net.layers[key], "d" + attr)
              for name, (key, attr) in net._slots.items()}
 
-    passes = []
-    for i, (name, layer) in enumerate(layers):
-        fwd, bwd = _layer_model(name, layer, inputs[i], outputs[i], s)
-        passes.append((f"{name} forward", (lambda l=layer, a=inputs[i]: l.forward(a)),
-                       fwd["flops"], fwd["bytes"]))
-        passes.append((f"{name} backward", (lambda l=layer, g=douts[i]: l.backward(g)),
-                       bwd["flops"], bwd["bytes"]))
+    from nnfast import nets as native_nets
+    from nnfast import layers as native_layers
+
+    # The passes as the network runs them: a Convolution + Relu forward and a Pooling +
+    # Relu backward are one pass each (nnfast.nets), the 1-byte mask their only extra array.
+    models = [_layer_model(name, layer, inputs[i], outputs[i], s)
+              for i, (name, layer) in enumerate(layers)]
+    forward, backward = [], []
+    i = 0
+    while i < len(layers):
+        name, layer = layers[i]
+        fwd = models[i][0]
+        if i + 1 < len(layers) and native_nets._fusable(layer, layers[i + 1][1]):
+            relu_name, relu = layers[i + 1]
+            forward.append((f"{name} + {relu_name} forward",
+                            (lambda l=layer, r=relu, a=inputs[i]: l._forward_relu(a, r)),
+                            fwd["flops"] + models[i + 1][0]["flops"],
+                            fwd["bytes"] + outputs[i].size * _MASK_BYTES))
+            i += 2
+            continue
+        forward.append((f"{name} forward", (lambda l=layer, a=inputs[i]: l.forward(a)),
+                        fwd["flops"], fwd["bytes"]))
+        i += 1
+    i = len(layers) - 1
+    while i >= 0:
+        name, layer = layers[i]
+        bwd = models[i][1]
+        if i >= 1 and native_nets._native(layer, native_layers.Pooling, "backward") and \
+                native_nets._native(layers[i - 1][1], native_layers.Relu, "backward"):
+            relu_name, relu = layers[i - 1]
+            backward.append((f"{name} + {relu_name} backward",
+                             (lambda l=layer, r=relu, g=douts[i]: l._backward_relu(g, r)),
+                             bwd["flops"] + models[i - 1][1]["flops"],
+                             bwd["bytes"] + inputs[i].size * _MASK_BYTES))
+            i -= 2
+            continue
+        backward.append((f"{name} backward", (lambda l=layer, g=douts[i]: l.backward(g)),
+                         bwd["flops"], bwd["bytes"]))
+        i -= 1
     softmax_bytes = 2 * h.nbytes + t.nbytes
-    passes.append(("SoftmaxWithLoss forward", lambda: last.forward(h, t), 4 * h.size,
-                   softmax_bytes))
-    passes.append(("SoftmaxWithLoss backward", lambda: last.backward(1), h.size, 2 * h.nbytes))
+    passes = forward + [
+        ("SoftmaxWithLoss forward", lambda: last.forward(h, t), 4 * h.size, softmax_bytes),
+        ("SoftmaxWithLoss backward", lambda: last.backward(1), h.size, 2 * h.nbytes),
+    ] + backward
     params = {k: v.copy() for k, v in net.params.items()}
     adam = Adam(lr=0.001)
     n_params = sum(p.size for p in params.values())
