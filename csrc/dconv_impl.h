@@ -83,16 +83,59 @@ static int DC_FN(dc_pad)(const T *NNF_RESTRICT x, nnf_index C, nnf_index H, nnf_
     return bad;
 }
 
-/* tmp[f0 + fb, q0 + q] for q < VBN*VL, fb < FBN: one register tile. For each (c, i, j) it
- * loads VBN vectors of the plane once and multiplies them by FBN broadcast weights. */
-NNF_ALWAYS_INLINE void DC_FN(dc_fwd_tile)(const T *NNF_RESTRICT xp, nnf_index C,
-                                          nnf_index plane, nnf_index Wp,
-                                          const T *NNF_RESTRICT w, nnf_index KH,
-                                          nnf_index KW, nnf_index f0, const int FBN,
-                                          nnf_index q0, const int VBN, nnf_index Qs,
-                                          T *NNF_RESTRICT tmp)
+/* Where a forward tile's values go: image n's output planes, its ReLU mask planes (or
+ * NULL), the bias (or NULL), and the geometry of the flat run. */
+typedef struct {
+    T *out;
+    uint8_t *mask;
+    const T *bias;
+    nnf_index OH, OW, Wp, Q;
+} DC_FN(dc_epi_t);
+
+/* vals[q - q0] for q in [q0, q1) of filter f go to their outputs: the columns ow < OW of each
+ * padded row they cover (the others are discarded), + bias, then the ReLU when asked (as
+ * Relu.forward: mask = v <= 0, 0 there). Done per tile, while the values are in L1. */
+NNF_ALWAYS_INLINE void DC_FN(dc_emit)(const DC_FN(dc_epi_t) *e, nnf_index f,
+                                      const T *NNF_RESTRICT vals, nnf_index q0, nnf_index q1)
 {
-    const nnf_index KK = KH * KW, CKK = C * KK;
+    const nnf_index Wp = e->Wp, OW = e->OW;
+    T *of = e->out + f * e->OH * OW;
+    uint8_t *mf = e->mask != NULL ? e->mask + f * e->OH * OW : NULL;
+    const T b = e->bias != NULL ? e->bias[f] : (T)0;
+    for (nnf_index q = q0; q < q1;) {
+        const nnf_index oh = q / Wp, ow = q - oh * Wp;
+        const nnf_index row_end = oh * Wp + Wp < q1 ? oh * Wp + Wp : q1;
+        if (ow < OW) {
+            const nnf_index n = (oh * Wp + OW < row_end ? oh * Wp + OW : row_end) - q;
+            const T *src = vals + (q - q0);
+            T *dst = of + oh * OW + ow;
+            if (mf != NULL) {
+                uint8_t *m = mf + oh * OW + ow;
+                for (nnf_index k = 0; k < n; ++k) {
+                    const T v = e->bias != NULL ? src[k] + b : src[k];
+                    m[k] = (uint8_t)(v <= (T)0);
+                    dst[k] = v <= (T)0 ? (T)0 : v;
+                }
+            } else if (e->bias != NULL) {
+                for (nnf_index k = 0; k < n; ++k) dst[k] = src[k] + b;
+            } else {
+                memcpy(dst, src, sizeof(T) * (size_t)n);
+            }
+        }
+        q = row_end;
+    }
+}
+
+/* Outputs q in [q0, q0 + VBN*VL) (those below Q) of filters f0 .. f0 + FBN - 1: one register
+ * tile. For each (c, i, j) it loads VBN vectors of the plane once and multiplies them by FBN
+ * broadcast weights. */
+NNF_ALWAYS_INLINE void DC_FN(dc_fwd_tile)(const T *NNF_RESTRICT xp, nnf_index C,
+                                          nnf_index plane, const T *NNF_RESTRICT w,
+                                          nnf_index KH, nnf_index KW, nnf_index f0,
+                                          const int FBN, nnf_index q0, const int VBN,
+                                          const DC_FN(dc_epi_t) *e)
+{
+    const nnf_index KK = KH * KW, CKK = C * KK, Wp = e->Wp;
     VEC acc[FB][VB];
     for (int fb = 0; fb < FBN; ++fb)
         for (int v = 0; v < VBN; ++v) acc[fb][v] = (VEC){0};
@@ -111,23 +154,27 @@ NNF_ALWAYS_INLINE void DC_FN(dc_fwd_tile)(const T *NNF_RESTRICT xp, nnf_index C,
             }
         }
     }
-    for (int fb = 0; fb < FBN; ++fb)
-        for (int v = 0; v < VBN; ++v)
-            DC_FN(dc_store)(tmp + (f0 + fb) * Qs + q0 + v * VL, acc[fb][v]);
+    const nnf_index q1 = q0 + VBN * VL < e->Q ? q0 + VBN * VL : e->Q;
+    for (int fb = 0; fb < FBN; ++fb) {
+        T vals[VB * VL];
+        for (int v = 0; v < VBN; ++v) DC_FN(dc_store)(vals + v * VL, acc[fb][v]);
+        DC_FN(dc_emit)(e, f0 + fb, vals, q0, q1);
+    }
 }
 
 /* Filters [f0, f0 + FBN) over the run q < Q: tiles of VB vectors while more than VB - 1
  * vectors are left, then one tile of just the vectors left. */
 NNF_ALWAYS_INLINE void DC_FN(dc_fwd_filters)(const T *xp, nnf_index C, nnf_index plane,
-                                             nnf_index Wp, const T *w, nnf_index KH,
-                                             nnf_index KW, nnf_index f0, const int FBN,
-                                             nnf_index Q, nnf_index Qs, T *tmp)
+                                             const T *w, nnf_index KH, nnf_index KW,
+                                             nnf_index f0, const int FBN,
+                                             const DC_FN(dc_epi_t) *e)
 {
+    const nnf_index Q = e->Q;
     nnf_index q0 = 0;
-    for (; Q - q0 > (VB - 1) * VL; q0 += VB * VL) /* (the last may run past Q: into Qs) */
-        DC_FN(dc_fwd_tile)(xp, C, plane, Wp, w, KH, KW, f0, FBN, q0, VB, Qs, tmp);
+    for (; Q - q0 > (VB - 1) * VL; q0 += VB * VL) /* (the last may run past Q) */
+        DC_FN(dc_fwd_tile)(xp, C, plane, w, KH, KW, f0, FBN, q0, VB, e);
     const nnf_index left = (Q - q0 + VL - 1) / VL; /* vectors, < VB */
-#define DC_TAIL(k) case k: DC_FN(dc_fwd_tile)(xp, C, plane, Wp, w, KH, KW, f0, FBN, q0, k, Qs, tmp); break;
+#define DC_TAIL(k) case k: DC_FN(dc_fwd_tile)(xp, C, plane, w, KH, KW, f0, FBN, q0, k, e); break;
     switch (left) {
     DC_TAIL(1)
 #if VB > 2
@@ -157,7 +204,7 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
     if (N < 0 || per_thread < 0) return NNF_EINVAL;
     const nnf_index Hp = H + 2 * ph, Wp = W + 2 * pw, plane = Hp * Wp;
     const nnf_index OH = Hp - KH + 1, OW = Wp - KW + 1;
-    const nnf_index Q = OH * Wp, Qs = nnf_dconv_round(Q + NNF_DCONV_QPAD);
+    const nnf_index Q = OH * Wp;
     const nnf_index slack = NNF_DCONV_QPAD + KW;
     const int parallel = n_threads > 1 && N > 1 && N * F * Q * C * KH * KW >= NNF_PARALLEL_MIN_WORK;
     (void)parallel;
@@ -170,12 +217,14 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
         const nnf_index tid = 0;
 #endif
         T *xp = DC_FN(dc_region)(scratch, per_thread, tid);
-        T *tmp = xp + nnf_dconv_round(C * plane + slack);
+        const DC_FN(dc_epi_t) e = {out + n * F * OH * OW,
+                                   relu_mask != NULL ? relu_mask + n * F * OH * OW : NULL,
+                                   bias, OH, OW, Wp, Q};
         DC_FN(dc_pad)(x + n * C * H * W, C, H, W, ph, pw, slack, xp, 0);
         nnf_index f0 = 0;
         for (; f0 + FB <= F; f0 += FB)
-            DC_FN(dc_fwd_filters)(xp, C, plane, Wp, w, KH, KW, f0, FB, Q, Qs, tmp);
-#define DC_FTAIL(k) case k: DC_FN(dc_fwd_filters)(xp, C, plane, Wp, w, KH, KW, f0, k, Q, Qs, tmp); break;
+            DC_FN(dc_fwd_filters)(xp, C, plane, w, KH, KW, f0, FB, &e);
+#define DC_FTAIL(k) case k: DC_FN(dc_fwd_filters)(xp, C, plane, w, KH, KW, f0, k, &e); break;
         switch (F - f0) { /* the filters left, fewer than FB */
         DC_FTAIL(1)
 #if FB > 2
@@ -193,29 +242,6 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
         default: break;
         }
 #undef DC_FTAIL
-        T *o = out + n * F * OH * OW;
-        for (nnf_index f = 0; f < F; ++f) {
-            const T *t = tmp + f * Qs;
-            T *of = o + f * OH * OW;
-            if (relu_mask != NULL) { /* the Relu layer's forward, as in eltwise.c */
-                uint8_t *mf = relu_mask + (n * F + f) * OH * OW;
-                const T b = bias != NULL ? bias[f] : (T)0;
-                for (nnf_index oh = 0; oh < OH; ++oh)
-                    for (nnf_index ow = 0; ow < OW; ++ow) {
-                        const T v = bias != NULL ? t[oh * Wp + ow] + b : t[oh * Wp + ow];
-                        const int m = v <= (T)0;
-                        mf[oh * OW + ow] = (uint8_t)m;
-                        of[oh * OW + ow] = m ? (T)0 : v;
-                    }
-            } else if (bias != NULL) {
-                const T b = bias[f];
-                for (nnf_index oh = 0; oh < OH; ++oh)
-                    for (nnf_index ow = 0; ow < OW; ++ow) of[oh * OW + ow] = t[oh * Wp + ow] + b;
-            } else {
-                for (nnf_index oh = 0; oh < OH; ++oh)
-                    memcpy(of + oh * OW, t + oh * Wp, sizeof(T) * (size_t)OW);
-            }
-        }
     }
     return NNF_OK;
 }

@@ -269,8 +269,12 @@ def test_roofline_json(tmp_path, capsys):
     assert passes["Conv1 backward"]["flops"] == 2 * 100 * 576 * 25 * 30  # dW only: no dx
     assert "Pool1 + Relu1 backward" in passes and "Relu1 forward" not in passes
     assert passes["Affine1 backward"]["flops"] == 2 * 2 * 100 * 4320 * 100
-    assert passes["Affine1 forward"]["bound"] == "compute"
-    assert passes["Relu2 forward"]["bound"] == "memory"
+    # which roof bounds a pass depends on the roofs measured in this run (a loaded machine
+    # measures a low bandwidth); what is fixed is the intensity, and the rule
+    assert passes["Affine1 forward"]["intensity"] > 20 > 1 > passes["Relu2 forward"]["intensity"]
+    peak, bw = data["gemm_peak"]["gflops"] * 1e9, data["bandwidth"]["gbs"] * 1e9
+    for p in passes.values():
+        assert p["bound"] == ("compute" if p["flops"] / peak >= p["bytes"] / bw else "memory")
     # x (100*784 floats) + W, b + out (100*30*24*24) + the columns written and read back,
     # unless the direct kernels run it (they build none), + the ReLU's 1-byte mask
     from nnfast import _dispatch
