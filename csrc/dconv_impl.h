@@ -206,7 +206,9 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
     const nnf_index OH = Hp - KH + 1, OW = Wp - KW + 1;
     const nnf_index Q = OH * Wp;
     const nnf_index slack = NNF_DCONV_QPAD + KW;
-    const int parallel = n_threads > 1 && N > 1 && N * F * Q * C * KH * KW >= NNF_PARALLEL_MIN_WORK;
+    /* (work in double: the product of sizes can exceed int64 where no array does) */
+    const int parallel = n_threads > 1 && N > 1 &&
+                         (double)N * F * Q * C * KH * KW >= (double)NNF_PARALLEL_MIN_WORK;
     (void)parallel;
 
 #pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
@@ -320,7 +322,7 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
     const nnf_index CKK = C * KH * KW;
     const nnf_index blocks = (F + DFB - 1) / DFB;
     const int parallel = n_threads > 1 && blocks > 1 &&
-                         N * F * OH * Wp * CKK >= NNF_PARALLEL_MIN_WORK;
+                         (double)N * F * OH * Wp * CKK >= (double)NNF_PARALLEL_MIN_WORK;
     int bad = 0;
     (void)parallel;
     for (nnf_index k = 0; k < F * CKK; ++k) dw[k] = (T)0;

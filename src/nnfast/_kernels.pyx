@@ -275,9 +275,10 @@ def dconv_scratch_size(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH, i
     return per * _threads(n_threads)
 
 
-cdef inline int _dconv_check(object x, object w, object big, int64_t ph, int64_t pw,
+cdef inline int _dconv_check(object x, object w, object big, object ph, object pw,
                              object scratch, int nt, str what, str big_name) except -1:
-    """x (N, C, H, W), w (F, C, KH, KW) and the (N, F, OH, OW) array big must agree."""
+    """x (N, C, H, W), w (F, C, KH, KW) and the (N, F, OH, OW) array big must agree.
+    Sizes are compared as Python ints: int64 arithmetic on a huge pad would wrap around."""
     N, C, H, W = x.shape[:4]
     F, Cw, KH, KW = w.shape[:4]
     if Cw != C:
