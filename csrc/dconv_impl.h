@@ -20,6 +20,11 @@
 #define VL ((nnf_index)(VBYTES / sizeof(T)))
 typedef T DC_FN(dc_vec) __attribute__((vector_size(VBYTES)));
 #define VEC DC_FN(dc_vec)
+/* the integer vector of a comparison's result (lanes of T's width), and VL bytes */
+typedef IT DC_FN(dc_ivec) __attribute__((vector_size(VBYTES)));
+#define IVEC DC_FN(dc_ivec)
+typedef int8_t DC_FN(dc_bvec) __attribute__((vector_size(VBYTES / sizeof(T))));
+#define BVEC DC_FN(dc_bvec)
 
 /* Keep v in a register: without it GCC folds the load into each of its JN multiply-adds,
  * and the loop becomes load-bound (measured ~1.5x slower with AVX-512). */
@@ -92,35 +97,24 @@ typedef struct {
     nnf_index OH, OW, Wp, Q;
 } DC_FN(dc_epi_t);
 
-/* vals[q - q0] for q in [q0, q1) of filter f go to their outputs: the columns ow < OW of each
- * padded row they cover (the others are discarded), + bias, then the ReLU when asked (as
- * Relu.forward: mask = v <= 0, 0 there). Done per tile, while the values are in L1. */
+/* vals[q - q0] (and the ReLU mask bytes mbytes[q - q0], when asked) for q in [q0, q1) of
+ * filter f go to their outputs: the columns ow < OW of each padded row they cover (the
+ * others are discarded), as plain copies. */
 NNF_ALWAYS_INLINE void DC_FN(dc_emit)(const DC_FN(dc_epi_t) *e, nnf_index f,
-                                      const T *NNF_RESTRICT vals, nnf_index q0, nnf_index q1)
+                                      const T *NNF_RESTRICT vals,
+                                      const uint8_t *NNF_RESTRICT mbytes, nnf_index q0,
+                                      nnf_index q1)
 {
     const nnf_index Wp = e->Wp, OW = e->OW;
     T *of = e->out + f * e->OH * OW;
     uint8_t *mf = e->mask != NULL ? e->mask + f * e->OH * OW : NULL;
-    const T b = e->bias != NULL ? e->bias[f] : (T)0;
     for (nnf_index q = q0; q < q1;) {
         const nnf_index oh = q / Wp, ow = q - oh * Wp;
         const nnf_index row_end = oh * Wp + Wp < q1 ? oh * Wp + Wp : q1;
         if (ow < OW) {
             const nnf_index n = (oh * Wp + OW < row_end ? oh * Wp + OW : row_end) - q;
-            const T *src = vals + (q - q0);
-            T *dst = of + oh * OW + ow;
-            if (mf != NULL) {
-                uint8_t *m = mf + oh * OW + ow;
-                for (nnf_index k = 0; k < n; ++k) {
-                    const T v = e->bias != NULL ? src[k] + b : src[k];
-                    m[k] = (uint8_t)(v <= (T)0);
-                    dst[k] = v <= (T)0 ? (T)0 : v;
-                }
-            } else if (e->bias != NULL) {
-                for (nnf_index k = 0; k < n; ++k) dst[k] = src[k] + b;
-            } else {
-                memcpy(dst, src, sizeof(T) * (size_t)n);
-            }
+            memcpy(of + oh * OW + ow, vals + (q - q0), sizeof(T) * (size_t)n);
+            if (mf != NULL) memcpy(mf + oh * OW + ow, mbytes + (q - q0), (size_t)n);
         }
         q = row_end;
     }
@@ -154,11 +148,25 @@ NNF_ALWAYS_INLINE void DC_FN(dc_fwd_tile)(const T *NNF_RESTRICT xp, nnf_index C,
             }
         }
     }
+    /* the epilogue on whole vectors (bias; the ReLU as Relu.forward: mask = v <= 0, where
+     * v is set to +0; NaN compares false and passes), then row segments copied out */
     const nnf_index q1 = q0 + VBN * VL < e->Q ? q0 + VBN * VL : e->Q;
+    const VEC zero = (VEC){0};
     for (int fb = 0; fb < FBN; ++fb) {
         T vals[VB * VL];
-        for (int v = 0; v < VBN; ++v) DC_FN(dc_store)(vals + v * VL, acc[fb][v]);
-        DC_FN(dc_emit)(e, f0 + fb, vals, q0, q1);
+        uint8_t mbytes[VB * VL];
+        for (int v = 0; v < VBN; ++v) {
+            VEC z = acc[fb][v];
+            if (e->bias != NULL) z += e->bias[f0 + fb];
+            if (e->mask != NULL) {
+                const IVEC m = z <= zero; /* all ones where v <= 0 */
+                z = (VEC)((IVEC)z & ~m);
+                const BVEC mb = __builtin_convertvector(-m, BVEC); /* 1 where set */
+                memcpy(mbytes + v * VL, &mb, sizeof mb);
+            }
+            DC_FN(dc_store)(vals + v * VL, z);
+        }
+        DC_FN(dc_emit)(e, f0 + fb, vals, mbytes, q0, q1);
     }
 }
 
@@ -399,6 +407,8 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
 }
 
 #undef VEC
+#undef IVEC
+#undef BVEC
 #undef VL
 #undef DC_FN
 #undef DC_CAT3
