@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "conv.h"
+#include "sum.h"
 
 /* Positions per transposition tile: a tile of rows (TILE*FN values) stays in L1. */
 #define NNF_CONV_TILE 64

@@ -50,18 +50,6 @@ int NNF_FN(nnf_conv_bias_planar_)(T *NNF_RESTRICT out, const T *NNF_RESTRICT b, 
     return NNF_OK;
 }
 
-/* sum of a[0..n) in double, in 8 interleaved partial sums (independent dependency chains:
- * a single running sum is bound by the add latency, ~4x slower), then added in order. */
-static inline double NNF_FN(nnf_sum_)(const T *NNF_RESTRICT a, nnf_index n)
-{
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    nnf_index p = 0;
-    for (; p + 8 <= n; p += 8)
-        for (int l = 0; l < 8; ++l) s[l] += (double)a[p + l];
-    for (int l = 0; p < n; ++p, ++l) s[l] += (double)a[p];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
 /* One task per image: it owns rows[n*P : (n+1)*P] and partial[n*FN : (n+1)*FN]. */
 int NNF_FN(nnf_conv_bwd_rows_db_)(const T *NNF_RESTRICT dout, nnf_index N, nnf_index FN,
                                   nnf_index P, T *NNF_RESTRICT rows, T *NNF_RESTRICT db,

@@ -42,13 +42,15 @@ nnf_index nnf_dconv_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
                                                              NNF_DCONV_QPAD + KW)),
                                      mul_or_neg(F, round_or_neg(add_or_neg(Q, NNF_DCONV_QPAD))));
     /* filter gradient: a group of G images' planes + (plane + QPAD) slack, then F dout runs
-     * of G*plane + QPAD */
+     * of G*plane + QPAD ... */
     const nnf_index cf = add_or_neg(C, F);
     if (fwd < 0 || cf < 0 || mul_or_neg(cf, plane) < 0) return -1;
     const nnf_index run = mul_or_neg(nnf_dconv_group(C, F, plane), plane);
-    const nnf_index dw = add_or_neg(
+    /* ... then F doubles for db (2F elements: at least 8 bytes each) */
+    const nnf_index dw = add_or_neg(add_or_neg(
         round_or_neg(add_or_neg(mul_or_neg(C, run), add_or_neg(plane, NNF_DCONV_QPAD))),
-        mul_or_neg(F, round_or_neg(add_or_neg(run, NNF_DCONV_QPAD))));
+        mul_or_neg(F, round_or_neg(add_or_neg(run, NNF_DCONV_QPAD)))),
+        round_or_neg(mul_or_neg(F, 2)));
     if (dw < 0) return -1;
     return add_or_neg(fwd > dw ? fwd : dw, NNF_DCONV_ALIGN); /* both multiples of ALIGN */
 }
@@ -87,13 +89,13 @@ static int pick(int isa)
     }                                                                                        \
     int nnf_dconv_dw_##SFX(const T *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,  \
                            const T *dout, nnf_index F, nnf_index KH, nnf_index KW,           \
-                           nnf_index ph, nnf_index pw, T *dw, T *scratch, int n_threads,     \
-                           int isa)                                                          \
+                           nnf_index ph, nnf_index pw, T *dw, T *db, T *scratch,             \
+                           int n_threads, int isa)                                           \
     {                                                                                        \
         if (N < 0 || n_threads < 1) return NNF_EINVAL;                                       \
         switch (pick(isa)) {                                                                 \
         case NNF_ISA_BASE:                                                                   \
-            return nnf_dconv_dw_##SFX##_base(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw,    \
+            return nnf_dconv_dw_##SFX##_base(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db, \
                                              scratch, n_threads);                           \
         NNF_DCONV_CASES_DW(SFX)                                                              \
         default: return NNF_EINVAL;                                                          \
@@ -110,10 +112,10 @@ static int pick(int isa)
                                             relu_mask, scratch, n_threads);
 #define NNF_DCONV_CASES_DW(SFX)                                                              \
     case NNF_ISA_AVX2:                                                                       \
-        return nnf_dconv_dw_##SFX##_avx2(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw,        \
+        return nnf_dconv_dw_##SFX##_avx2(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db,    \
                                          scratch, n_threads);                               \
     case NNF_ISA_AVX512:                                                                     \
-        return nnf_dconv_dw_##SFX##_avx512(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw,      \
+        return nnf_dconv_dw_##SFX##_avx512(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db,  \
                                            scratch, n_threads);
 #else
 #define NNF_DCONV_CASES_FWD(SFX)

@@ -52,12 +52,15 @@ int nnf_dconv_fwd_f64(const double *x, nnf_index N, nnf_index C, nnf_index H, nn
                       double *scratch, int n_threads, int isa);
 
 /* dw[f, c, i, j] = sum over n, then (oh, ow), of dout[n, f, oh, ow] * xpad[n, c, oh + i, ow + j].
- * Parallel over filters, images summed in order: results do not depend on n_threads. */
+ * With db not NULL also db[f] = sum of dout[:, f], summed exactly as conv.h's db (the same
+ * bits), while dout is read anyway. Parallel over filters, images summed in order: results
+ * do not depend on n_threads. NNF_ENONFINITE (dw, db undefined) if x holds inf or NaN. */
 int nnf_dconv_dw_f32(const float *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
                      const float *dout, nnf_index F, nnf_index KH, nnf_index KW, nnf_index ph,
-                     nnf_index pw, float *dw, float *scratch, int n_threads, int isa);
+                     nnf_index pw, float *dw, float *db, float *scratch, int n_threads, int isa);
 int nnf_dconv_dw_f64(const double *x, nnf_index N, nnf_index C, nnf_index H, nnf_index W,
                      const double *dout, nnf_index F, nnf_index KH, nnf_index KW, nnf_index ph,
-                     nnf_index pw, double *dw, double *scratch, int n_threads, int isa);
+                     nnf_index pw, double *dw, double *db, double *scratch, int n_threads,
+                     int isa);
 
 #endif

@@ -9,6 +9,8 @@
  * and thrown away (forward) or multiplied by zeros (dw). */
 #include <stdint.h>
 #include <string.h>
+
+#include "sum.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -16,6 +18,9 @@
 #define DC_CAT3_(a, b, c) a##_##b##_##c
 #define DC_CAT3(a, b, c) DC_CAT3_(a, b, c)
 #define DC_FN(name) DC_CAT3(name, SFX, ISA)
+#define DC_SUM_(a) nnf_sum_##a
+#define DC_SUM_X(a) DC_SUM_(a)
+#define DC_SUM DC_SUM_X(SFX)
 
 #define VL ((nnf_index)(VBYTES / sizeof(T)))
 typedef T DC_FN(dc_vec) __attribute__((vector_size(VBYTES)));
@@ -320,7 +325,7 @@ NNF_ALWAYS_INLINE void DC_FN(dc_dw_filters)(const T *xg, const T *dg, nnf_index 
 int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index H,
                         nnf_index W, const T *NNF_RESTRICT dout, nnf_index F, nnf_index KH,
                         nnf_index KW, nnf_index ph, nnf_index pw, T *NNF_RESTRICT dw,
-                        T *NNF_RESTRICT scratch, int n_threads)
+                        T *NNF_RESTRICT db, T *NNF_RESTRICT scratch, int n_threads)
 {
     const nnf_index per_thread = nnf_dconv_scratch(C, H, W, F, KH, KW, ph, pw);
     if (N < 0 || per_thread < 0) return NNF_EINVAL;
@@ -347,6 +352,10 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
         const nnf_index b_lo = blocks * tid / nth, b_hi = blocks * (tid + 1) / nth;
         const nnf_index f_lo = b_lo * DFB, f_hi = b_hi * DFB < F ? b_hi * DFB : F;
         T *xg = DC_FN(dc_region)(scratch, per_thread, tid);
+        /* db's per-filter sums (double), after the largest group's dout runs */
+        double *db_acc = (double *)(xg + nnf_dconv_round(C * G * plane + plane + NNF_DCONV_QPAD) +
+                                    F * nnf_dconv_round(G * plane + NNF_DCONV_QPAD));
+        for (nnf_index f = f_lo; f < f_hi; ++f) db_acc[f] = 0.0;
         for (nnf_index n0 = 0; n0 < N && f_lo < f_hi; n0 += G) {
             const nnf_index gn = N - n0 < G ? N - n0 : G;
             const nnf_index run = gn * plane;        /* one channel's flat run */
@@ -362,6 +371,7 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
                 for (nnf_index f = f_lo; f < f_hi; ++f) {
                     const T *src = dout + ((n0 + g) * F + f) * OH * OW;
                     T *d = dg + f * dstride + g * plane;
+                    if (db != NULL) db_acc[f] += DC_SUM(src, OH * OW); /* as conv.h's db */
                     for (nnf_index oh = 0; oh < OH; ++oh) {
                         memcpy(d + oh * Wp, src + oh * OW, sizeof(T) * (size_t)OW);
                         for (nnf_index k = OW; k < Wp; ++k) d[oh * Wp + k] = (T)0;
@@ -402,6 +412,8 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
             }
 #undef DC_DTAIL
         }
+        if (db != NULL)
+            for (nnf_index f = f_lo; f < f_hi; ++f) db[f] = (T)db_acc[f];
     }
     return bad ? NNF_ENONFINITE : NNF_OK;
 }
@@ -411,5 +423,8 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
 #undef BVEC
 #undef VL
 #undef DC_FN
+#undef DC_SUM
+#undef DC_SUM_X
+#undef DC_SUM_
 #undef DC_CAT3
 #undef DC_CAT3_

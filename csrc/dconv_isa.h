@@ -12,7 +12,7 @@
     int nnf_dconv_dw_##SFX##_##ISA(const T *x, nnf_index N, nnf_index C, nnf_index H,       \
                                    nnf_index W, const T *dout, nnf_index F, nnf_index KH,    \
                                    nnf_index KW, nnf_index ph, nnf_index pw, T *dw,          \
-                                   T *scratch, int n_threads);
+                                   T *db, T *scratch, int n_threads);
 
 NNF_DCONV_DECLARE(float, f32, base)
 NNF_DCONV_DECLARE(double, f64, base)

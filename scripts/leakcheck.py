@@ -86,6 +86,7 @@ def entry_points():
         "dconv_forward + relu": lambda: K.dconv_forward(x4, w4, b, 1, 1, dout4, dsc, 2, None,
                                                         rmask),
         "dconv_dw": lambda: K.dconv_dw(x4, dout4, 1, 1, w4, dsc, 2),
+        "dconv_dw + db": lambda: K.dconv_dw(x4, dout4, 1, 1, w4, dsc, 2, None, b),
         "maxpool_backward + relu": lambda: K.maxpool_backward(pooled, argmax, img, 2, 2, 2, 0, 1,
                                                               img_mask),
         "relu": lambda: K.relu(v, o, 1),

@@ -72,7 +72,8 @@ def build(rng, name, dt):
         if name == "dconv_forward":
             bias = arr(f) if rng.integers(2) else None
             return [arr(n, c, h, w), arr(f, c, kh, kw), bias, ph, pw, arr(n, f, oh, ow), scratch, nt]
-        return [arr(n, c, h, w), arr(n, f, oh, ow), ph, pw, arr(f, c, kh, kw), scratch, nt]
+        args = [arr(n, c, h, w), arr(n, f, oh, ow), ph, pw, arr(f, c, kh, kw), scratch, nt]
+        return args + [None, arr(f)] if rng.integers(2) else args  # with db
     if name == "conv_bias_planar":
         return [arr(n, c, oh * ow), arr(c), nt]
     if name in ("maxpool_forward", "avgpool_forward", "maxpool_backward", "avgpool_backward"):

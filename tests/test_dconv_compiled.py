@@ -85,6 +85,12 @@ def test_kernels_match_reference(geom, isa, dtype, threads):
     dW = np.full(W.shape, np.nan, dtype)
     assert _K.dconv_dw(x, dout, pad, pad, dW, scratch, threads, isa) is True
     close(dW, dW_ref, dtype)
+    dW2, db = np.full(W.shape, np.nan, dtype), np.full(f, np.nan, dtype)
+    assert _K.dconv_dw(x, dout, pad, pad, dW2, scratch, threads, isa, db) is True
+    assert_array_equal(dW2, dW)
+    db_ref = np.empty(f, dtype)  # conv_db's sum: the same bits
+    _K.conv_db(dout.reshape(n, f, -1), db_ref, np.empty((n, f)), threads)
+    assert_array_equal(db, db_ref)
 
     if pad <= min(kh, kw) - 1:  # dx as the layers compute it
         flipped = np.ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])

@@ -167,7 +167,8 @@ static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, n
     T *x = SW(buf_)(N * C * H * W, 1), *w = SW(buf_)(F * C * KH * KW, 2), *b = SW(buf_)(F, 3);
     T *dout = SW(buf_)(N * F * OH * OW, 4), *out = SW(buf_)(N * F * OH * OW, 5);
     T *dw = SW(buf_)(F * C * KH * KW, 6), *scratch = SW(buf_)(per * threads, 7);
-    T *relu = SW(buf_)(N * F * OH * OW, 8);
+    T *relu = SW(buf_)(N * F * OH * OW, 8), *db = SW(buf_)(F, 9), *db_ref = SW(buf_)(F, 10);
+    double *partial = malloc(sizeof(double) * (size_t)(N * F));
     uint8_t *mask = malloc((size_t)(N * F * OH * OW));
     double *ref = malloc(sizeof(double) * (size_t)(N * F * OH * OW));
     double *ref_dw = calloc((size_t)(F * C * KH * KW), sizeof(double));
@@ -198,8 +199,14 @@ static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, n
         for (nnf_index k = 0; k < N * F * OH * OW; ++k)
             CHECK(mask[k] == (out[k] <= 0) && relu[k] == (mask[k] ? (T)0 : out[k]),
                   "dconv_fwd + relu isa %d at %lld", isa, (long long)k);
-        CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, scratch, threads,
-                                isa) == NNF_OK, "dconv_dw isa %d", isa);
+        CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, NULL, scratch,
+                                threads, isa) == NNF_OK, "dconv_dw isa %d", isa);
+        CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db, scratch,
+                                threads, isa) == NNF_OK, "dconv_dw + db isa %d", isa);
+        CHECK(SW(nnf_conv_bwd_rows_db_)(dout, N, F, OH * OW, NULL, db_ref, partial, threads)
+              == NNF_OK, "conv_db");
+        for (nnf_index f = 0; f < F; ++f)
+            CHECK(db[f] == db_ref[f], "dconv_dw's db differs from conv_db's, isa %d", isa);
         for (nnf_index k = 0; k < N * F * OH * OW; ++k)
             CHECK(fabs((double)out[k] - ref[k]) <= 1e-4 * scale, "dconv_fwd isa %d at %lld",
                   isa, (long long)k);
@@ -210,10 +217,10 @@ static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, n
     CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, NULL, scratch, threads, 3)
           == NNF_EINVAL, "dconv_fwd accepted an unknown isa");
     x[0] = (T)INFINITY; /* the filter gradient refuses a non-finite input */
-    CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, scratch, threads, -1)
+    CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db, scratch, threads, -1)
           == NNF_ENONFINITE, "dconv_dw accepted inf");
     free(x); free(w); free(b); free(dout); free(out); free(dw); free(scratch); free(ref);
-    free(ref_dw); free(relu); free(mask);
+    free(ref_dw); free(relu); free(mask); free(db); free(db_ref); free(partial);
     ++cases;
 }
 

@@ -225,9 +225,8 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
     dx = None
     if col is None and not (fh == fw == 1 and stride == 1 and pad == 0):
         # the forward ran the direct convolution and kept no columns
-        _kernels.conv_db(dout3, db, partial, nt)
         dW, dx = _direct_backward(dout.astype(dt, copy=False), kernel_input(x, where, "x"),
-                                  W.astype(dt, copy=False), pad, need_dx, nt)
+                                  W.astype(dt, copy=False), pad, need_dx, nt, db, partial)
     elif col is None:  # the direct 1x1 path: dW = sum_n dout[n] @ x[n].T, dx[n] = W2.T @ dout[n]
         _kernels.conv_db(dout3, db, partial, nt)
         x = kernel_input(x, where, "x")
@@ -324,8 +323,9 @@ def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
     return out
 
 
-def _direct_backward(dout, x, W, pad, need_dx, nt):
-    """(dW, dx or None) of a stride-1 convolution run directly, all arrays in one dtype.
+def _direct_backward(dout, x, W, pad, need_dx, nt, db, partial):
+    """(dW, dx or None) of a stride-1 convolution run directly, all arrays in one dtype;
+    db is written (by the filter-gradient kernel, or conv_db, the same bits).
 
     dW by the direct filter-gradient kernel; dx as the direct convolution of dout with
     the flipped, transposed filters and padding (FH-1-pad, FW-1-pad). Where those do not
@@ -341,7 +341,8 @@ def _direct_backward(dout, x, W, pad, need_dx, nt):
     size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
     dW = np.empty(W.shape, dtype=dt)
     if not (_direct_dw(c, nt) and _kernels.dconv_dw(
-            x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt), nt)):
+            x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt), nt, None, db)):
+        _kernels.conv_db(dout.reshape(n, fn, p), db, partial, nt)
         cols = _transient_buffer("dconv_cols", (n, k, p), dt)
         _kernels.im2col_planar(x, fh, fw, 1, pad, cols, nt)
         per_image = _transient_buffer("dW_images", (n, fn, k), dt)

@@ -56,10 +56,12 @@ cdef extern from "dconv.h":
                           double *scratch, int n_threads, int isa) nogil
     int nnf_dconv_dw_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                          const float *dout, int64_t F, int64_t KH, int64_t KW, int64_t ph,
-                         int64_t pw, float *dw, float *scratch, int n_threads, int isa) nogil
+                         int64_t pw, float *dw, float *db, float *scratch, int n_threads,
+                         int isa) nogil
     int nnf_dconv_dw_f64(const double *x, int64_t N, int64_t C, int64_t H, int64_t W,
                          const double *dout, int64_t F, int64_t KH, int64_t KW, int64_t ph,
-                         int64_t pw, double *dw, double *scratch, int n_threads, int isa) nogil
+                         int64_t pw, double *dw, double *db, double *scratch, int n_threads,
+                         int isa) nogil
 
 cdef extern from "pool.h":
     int nnf_maxpool_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
@@ -337,25 +339,35 @@ def dconv_forward(const floating[:, :, :, ::1] x not None, const floating[:, :, 
 
 def dconv_dw(const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::1] dout not None,
              int64_t ph, int64_t pw, floating[:, :, :, ::1] dw not None,
-             floating[::1] scratch not None, int n_threads=1, isa=None):
-    """dw (F, C, KH, KW) = the filter gradient of the stride-1 convolution for dout (N, F, OH, OW).
-    Returns False (dw undefined) when x holds inf or NaN: the caller must use another method."""
+             floating[::1] scratch not None, int n_threads=1, isa=None,
+             floating[::1] db=None):
+    """dw (F, C, KH, KW) = the filter gradient of the stride-1 convolution for dout (N, F, OH, OW),
+    and db (F,) = dout summed per filter, exactly as conv_db, unless db is None.
+    Returns False (dw, db undefined) when x holds inf or NaN: the caller must use another
+    method."""
     cdef int nt = _threads(n_threads)
     cdef int level = _isa_level(isa)
     _dconv_check(x, dw, dout, ph, pw, scratch, nt, "dconv_dw", "dout")
+    cdef floating *b = NULL
+    if db is not None:
+        if db.shape[0] != dw.shape[0]:
+            raise ValueError(f"dconv_dw: db must be ({dw.shape[0]},), got ({db.shape[0]},)")
+        b = &db[0]
     if x.shape[0] == 0:
         dw[...] = 0
+        if db is not None:
+            db[...] = 0
         return True
     cdef int rc
     with nogil:
         if floating is float:
             rc = nnf_dconv_dw_f32(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                   &dout[0, 0, 0, 0], dw.shape[0], dw.shape[2], dw.shape[3], ph, pw,
-                                  &dw[0, 0, 0, 0], &scratch[0], nt, level)
+                                  &dw[0, 0, 0, 0], b, &scratch[0], nt, level)
         else:
             rc = nnf_dconv_dw_f64(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                   &dout[0, 0, 0, 0], dw.shape[0], dw.shape[2], dw.shape[3], ph, pw,
-                                  &dw[0, 0, 0, 0], &scratch[0], nt, level)
+                                  &dw[0, 0, 0, 0], b, &scratch[0], nt, level)
     if rc == 2:
         return False
     if rc != 0:

@@ -1,0 +1,24 @@
+/* sum.h - the reduction the bias gradients share: sum of a[0..n) in double, in 8 interleaved
+ * partial sums (independent dependency chains: a single running sum is bound by the add
+ * latency, ~4x slower), then added in a fixed order. The same order everywhere, so a db
+ * computed by any kernel is the same to the last bit. */
+#ifndef NNFAST_SUM_H
+#define NNFAST_SUM_H
+
+#include "common.h"
+
+#define NNF_DEFINE_SUM(T, SFX)                                                     \
+    static inline double nnf_sum_##SFX(const T *NNF_RESTRICT a, nnf_index n)       \
+    {                                                                              \
+        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                    \
+        nnf_index p = 0;                                                           \
+        for (; p + 8 <= n; p += 8)                                                 \
+            for (int l = 0; l < 8; ++l) s[l] += (double)a[p + l];                  \
+        for (int l = 0; p < n; ++p, ++l) s[l] += (double)a[p];                     \
+        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); \
+    }
+NNF_DEFINE_SUM(float, f32)
+NNF_DEFINE_SUM(double, f64)
+#undef NNF_DEFINE_SUM
+
+#endif
