@@ -46,11 +46,12 @@ nnf_index nnf_dconv_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
     const nnf_index cf = add_or_neg(C, F);
     if (fwd < 0 || cf < 0 || mul_or_neg(cf, plane) < 0) return -1;
     const nnf_index run = mul_or_neg(nnf_dconv_group(C, F, plane), plane);
-    /* ... then F doubles for db (2F elements: at least 8 bytes each) */
-    const nnf_index dw = add_or_neg(add_or_neg(
+    /* ... then F doubles for db (2F elements: at least 8 bytes each), then the tiles'
+     * accumulators for one channel, KH*KW*DFB vectors (DFB <= 8, VL <= 16 elements) */
+    const nnf_index dw = add_or_neg(add_or_neg(add_or_neg(
         round_or_neg(add_or_neg(mul_or_neg(C, run), add_or_neg(plane, NNF_DCONV_QPAD))),
         mul_or_neg(F, round_or_neg(add_or_neg(run, NNF_DCONV_QPAD)))),
-        round_or_neg(mul_or_neg(F, 2)));
+        round_or_neg(mul_or_neg(F, 2))), round_or_neg(mul_or_neg(mul_or_neg(KH, KW), 8 * 16)));
     if (dw < 0) return -1;
     return add_or_neg(fwd > dw ? fwd : dw, NNF_DCONV_ALIGN); /* both multiples of ALIGN */
 }

@@ -261,62 +261,75 @@ int DC_FN(nnf_dconv_fwd)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_
     return NNF_OK;
 }
 
-/* dw[f0 + fb, c, i, j0 + jj] += sum over q < Qv of dg[f0 + fb, q] * xg[c, q + i*Wp + j0 + jj]
- * for fb < FBN, jj < JN: FBN*JN vector accumulators over a group's flat run. */
-NNF_ALWAYS_INLINE void DC_FN(dc_dw_block)(const T *NNF_RESTRICT xg, const T *NNF_RESTRICT dg,
-                                          nnf_index C, nnf_index xstride, nnf_index dstride,
-                                          nnf_index Wp, nnf_index KH, nnf_index KW,
-                                          nnf_index f0, const int FBN, nnf_index j0,
-                                          const int JN, nnf_index Qv, T *NNF_RESTRICT dw)
+/* pacc[(i*KW + j0 + jj)*DFB + fb] += sum over q in [qa, qb) of dg[f0 + fb, q] *
+ * xc[q + i*Wp + j0 + jj] for fb < FBN, jj < JN: FBN*JN vector accumulators (kept in pacc
+ * between the chunks of q, so each one sums its terms in the same order as in one go). */
+NNF_ALWAYS_INLINE void DC_FN(dc_dw_block)(const T *NNF_RESTRICT xc, const T *NNF_RESTRICT dg,
+                                          nnf_index dstride, nnf_index Wp, nnf_index KW,
+                                          nnf_index i, nnf_index f0, const int FBN,
+                                          nnf_index j0, const int JN, nnf_index qa,
+                                          nnf_index qb, T *NNF_RESTRICT pacc)
 {
-    const nnf_index KK = KH * KW, CKK = C * KK;
-    for (nnf_index c = 0; c < C; ++c) {
-        for (nnf_index i = 0; i < KH; ++i) {
-            VEC acc[DFB][DJ];
-            for (int fb = 0; fb < FBN; ++fb)
-                for (int jj = 0; jj < JN; ++jj) acc[fb][jj] = (VEC){0};
-            const T *xs = xg + c * xstride + i * Wp + j0;
-            for (nnf_index q = 0; q < Qv; q += VL) {
-                VEC xv[DJ];
-                for (int jj = 0; jj < JN; ++jj) xv[jj] = DC_FN(dc_load)(xs + q + jj);
-                for (int fb = 0; fb < FBN; ++fb) {
-                    VEC d = DC_FN(dc_load)(dg + (f0 + fb) * dstride + q);
-                    DC_KEEP(d);
-                    for (int jj = 0; jj < JN; ++jj) acc[fb][jj] += d * xv[jj];
-                }
-            }
-            for (int fb = 0; fb < FBN; ++fb)
-                for (int jj = 0; jj < JN; ++jj)
-                    dw[(f0 + fb) * CKK + c * KK + i * KW + j0 + jj] += DC_FN(dc_hsum)(acc[fb][jj]);
+    VEC acc[DFB][DJ];
+    T *pa = pacc + (i * KW + j0) * DFB * VL;
+    for (int jj = 0; jj < JN; ++jj)
+        for (int fb = 0; fb < FBN; ++fb) acc[fb][jj] = DC_FN(dc_load)(pa + (jj * DFB + fb) * VL);
+    const T *xs = xc + i * Wp + j0;
+    for (nnf_index q = qa; q < qb; q += VL) {
+        VEC xv[DJ];
+        for (int jj = 0; jj < JN; ++jj) xv[jj] = DC_FN(dc_load)(xs + q + jj);
+        for (int fb = 0; fb < FBN; ++fb) {
+            VEC d = DC_FN(dc_load)(dg + (f0 + fb) * dstride + q);
+            DC_KEEP(d);
+            for (int jj = 0; jj < JN; ++jj) acc[fb][jj] += d * xv[jj];
         }
     }
+    for (int jj = 0; jj < JN; ++jj)
+        for (int fb = 0; fb < FBN; ++fb) DC_FN(dc_store)(pa + (jj * DFB + fb) * VL, acc[fb][jj]);
 }
 
-/* All taps of filters [f0, f0 + FBN) for one group, in chunks of up to DJ columns j (the
- * register tile is FBN x chunk accumulators). */
+/* All taps of filters [f0, f0 + FBN) for one group. Per channel, q runs in chunks of
+ * DC_QCHUNK (a few KB of x and of each dout run: they stay in L1 while every (i, j) tile
+ * passes over them; one pass per tile over the whole run streamed them from L2), taps in
+ * chunks of up to DJ columns j; then the accumulators are summed into dw. */
+#define DC_QCHUNK ((nnf_index)(4096 / sizeof(T)))
 NNF_ALWAYS_INLINE void DC_FN(dc_dw_filters)(const T *xg, const T *dg, nnf_index C,
                                             nnf_index xstride, nnf_index dstride, nnf_index Wp,
                                             nnf_index KH, nnf_index KW, nnf_index f0,
-                                            const int FBN, nnf_index Qv, T *dw)
+                                            const int FBN, nnf_index Qv, T *pacc, T *dw)
 {
-    nnf_index j0 = 0;
-    for (; j0 + DJ <= KW; j0 += DJ)
-        DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, DJ, Qv, dw);
-#define DC_JTAIL(k) case k: DC_FN(dc_dw_block)(xg, dg, C, xstride, dstride, Wp, KH, KW, f0, FBN, j0, k, Qv, dw); break;
-    switch (KW - j0) {
-    DC_JTAIL(1)
+    const nnf_index KK = KH * KW, CKK = C * KK;
+    for (nnf_index c = 0; c < C; ++c) {
+        const T *xc = xg + c * xstride;
+        for (nnf_index k = 0; k < KK * DFB * VL; ++k) pacc[k] = (T)0;
+        for (nnf_index qa = 0; qa < Qv; qa += DC_QCHUNK) {
+            const nnf_index qb = qa + DC_QCHUNK < Qv ? qa + DC_QCHUNK : Qv;
+            for (nnf_index i = 0; i < KH; ++i) {
+                nnf_index j0 = 0;
+                for (; j0 + DJ <= KW; j0 += DJ)
+                    DC_FN(dc_dw_block)(xc, dg, dstride, Wp, KW, i, f0, FBN, j0, DJ, qa, qb, pacc);
+#define DC_JTAIL(k) case k: DC_FN(dc_dw_block)(xc, dg, dstride, Wp, KW, i, f0, FBN, j0, k, qa, qb, pacc); break;
+                switch (KW - j0) {
+                DC_JTAIL(1)
 #if DJ > 2
-    DC_JTAIL(2)
+                DC_JTAIL(2)
 #endif
 #if DJ > 3
-    DC_JTAIL(3)
+                DC_JTAIL(3)
 #endif
 #if DJ > 4
-    DC_JTAIL(4)
+                DC_JTAIL(4)
 #endif
-    default: break;
-    }
+                default: break;
+                }
 #undef DC_JTAIL
+            }
+        }
+        for (nnf_index t = 0; t < KK; ++t)
+            for (int fb = 0; fb < FBN; ++fb)
+                dw[(f0 + fb) * CKK + c * KK + t] +=
+                    DC_FN(dc_hsum)(DC_FN(dc_load)(pacc + (t * DFB + fb) * VL));
+    }
 }
 
 /* Images are taken in groups of G (sized to stay in L2): a group's padded planes of one
@@ -356,6 +369,8 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
         double *db_acc = (double *)(xg + nnf_dconv_round(C * G * plane + plane + NNF_DCONV_QPAD) +
                                     F * nnf_dconv_round(G * plane + NNF_DCONV_QPAD));
         for (nnf_index f = f_lo; f < f_hi; ++f) db_acc[f] = 0.0;
+        /* the filter tiles' accumulators for one channel: KH*KW*DFB vectors */
+        T *pacc = (T *)(db_acc) + nnf_dconv_round(2 * F);
         for (nnf_index n0 = 0; n0 < N && f_lo < f_hi; n0 += G) {
             const nnf_index gn = N - n0 < G ? N - n0 : G;
             const nnf_index run = gn * plane;        /* one channel's flat run */
@@ -386,8 +401,8 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
                 for (nnf_index k = run; k < dstride; ++k) dg[f * dstride + k] = (T)0;
             nnf_index f0 = f_lo;
             for (; f0 + DFB <= f_hi; f0 += DFB)
-                DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, DFB, Qv, dw);
-#define DC_DTAIL(k) case k: DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, k, Qv, dw); break;
+                DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, DFB, Qv, pacc, dw);
+#define DC_DTAIL(k) case k: DC_FN(dc_dw_filters)(xg, dg, C, run, dstride, Wp, KH, KW, f0, k, Qv, pacc, dw); break;
             switch (f_hi - f0) { /* the filters left, fewer than DFB */
             DC_DTAIL(1)
 #if DFB > 2
@@ -418,6 +433,7 @@ int DC_FN(nnf_dconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
     return bad ? NNF_ENONFINITE : NNF_OK;
 }
 
+#undef DC_QCHUNK
 #undef VEC
 #undef IVEC
 #undef BVEC
