@@ -165,7 +165,7 @@ def _add_bench_parser(sub):
                     "nnfast.reference and on PyTorch CPU when installed, interleaved round by "
                     "round in one run, and print median times, speed-ups and, for GEMM-bound "
                     "work, GFLOP/s against numpy.matmul's rate measured in the same run. The "
-                    "default run takes about 1 minute on 2 cores (--quick: about 40 s).")
+                    "default run takes about 70 s on 2 cores (--quick: about 25 s).")
     be.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
                     help="dtype(s) to time (default both)")
     be.add_argument("--threads", type=_thread_list, default=None, metavar="N[,N...]",
