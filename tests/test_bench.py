@@ -4,7 +4,6 @@ benchmarks/ (every pytest-benchmark body once). No assertion here depends on a t
 import importlib.util
 import json
 import os
-import struct
 import subprocess
 import sys
 
@@ -14,18 +13,11 @@ import pytest
 from nnfast import cli
 from nnfast.bench import report, timing, workloads
 from nnfast.bench.workloads import WORKLOADS, Workload, conv_flops, select
+from test_trainer_extras import _png_size  # tests/ is on sys.path (as for test_trainer)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 HAVE_PYTEST_BENCHMARK = importlib.util.find_spec("pytest_benchmark") is not None
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _png_size(path):
-    with open(path, "rb") as f:
-        head = f.read(24)
-    assert head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR"
-    return struct.unpack(">II", head[16:24])
 
 
 # --------------------------------------------------------------------------- registry

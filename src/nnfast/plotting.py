@@ -57,6 +57,11 @@ def save_learning_curve(history, path, title=None, dpi=100):
     ax_acc.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
+    return _save(fig, path, dpi)
+
+
+def _save(fig, path, dpi):
+    """Lay out ``fig`` and write it to ``path`` as PNG (creating its folder); returns path."""
     fig.tight_layout()
     folder = os.path.dirname(os.fspath(path))
     if folder:
@@ -102,9 +107,4 @@ def save_ratio_chart(labels, series, path, title=None, dpi=100):
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    folder = os.path.dirname(os.fspath(path))
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
-    return path
+    return _save(fig, path, dpi)
