@@ -254,3 +254,38 @@ def test_fusion_steps_aside_for_a_replaced_forward():
     relu.forward = lambda x: calls.append(x.shape) or inner(x)
     net.predict(np.zeros((2, 1, 28, 28), np.float32))
     assert calls == [(2, 30, 24, 24)]
+
+
+@pytest.mark.parametrize("cls, method", [("Convolution", "forward"), ("Relu", "forward"),
+                                         ("Relu", "backward"), ("Pooling", "backward")])
+def test_fusion_steps_aside_for_a_method_replaced_on_the_class(cls, method, monkeypatch):
+    """A method patched on the layer class (a profiler, a hook) is called by predict() and
+    gradient() as by the reference's loops, not bypassed by a fused pass."""
+    from nnfast import nets
+    klass = getattr(L, cls)
+    original = getattr(klass, method)
+    calls = []
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(klass, method, spy)
+    np.random.seed(1)
+    net = nets.SimpleConvNet(dtype=np.float32)
+    x = np.random.rand(2, 1, 28, 28).astype(np.float32)
+    net.gradient(x, np.array([1, 2]))
+    assert len(calls) == {"Relu": 2, "Convolution": 1, "Pooling": 1}[cls]
+
+
+def test_mixed_dtypes_take_the_columns_like_the_reference():
+    """float32 x and W with a float64 bias: multiplied in float32 and the bias added in
+    float64, as the reference does (the direct kernels compute in one dtype)."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 14, 14)).astype(np.float32)
+    W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4)
+    nat, ref = L.Convolution(W, b, 1, 1), R.Convolution(W, b, 1, 1)
+    out, expect = nat.forward(x), ref.forward(x)
+    assert out.dtype == expect.dtype == np.float64
+    assert_allclose(out, expect, rtol=1e-12, atol=1e-12)

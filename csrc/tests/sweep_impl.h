@@ -214,6 +214,14 @@ static void SW(one_dconv_)(nnf_index N, nnf_index C, nnf_index H, nnf_index W, n
             CHECK(fabs((double)dw[k] - ref_dw[k]) <= 1e-4 * scale, "dconv_dw isa %d at %lld",
                   isa, (long long)k);
     }
+    { /* a scratch pointer off every alignment, ending exactly at its allocation */
+        T *odd = malloc(sizeof(T) * (size_t)(per * threads + 1));
+        CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, NULL, odd + 1,
+                                 threads, -1) == NNF_OK, "dconv_fwd, misaligned scratch");
+        CHECK(SW(nnf_dconv_dw_)(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db, odd + 1,
+                                threads, -1) == NNF_OK, "dconv_dw, misaligned scratch");
+        free(odd);
+    }
     CHECK(SW(nnf_dconv_fwd_)(x, N, C, H, W, w, F, KH, KW, ph, pw, b, out, NULL, scratch, threads, 3)
           == NNF_EINVAL, "dconv_fwd accepted an unknown isa");
     x[0] = (T)INFINITY; /* the filter gradient refuses a non-finite input */

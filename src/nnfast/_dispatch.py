@@ -181,8 +181,9 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
         return out, None
     nt = get_num_threads()
     bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
-    if _direct(n, c, fn, stride, p):
-        x, W = x.astype(dt, copy=False), W.astype(dt, copy=False)
+    if _direct(n, c, fn, stride, p) and x.dtype == W.dtype == dt:
+        # (mixed dtypes take the columns: their GEMM multiplies in x's and W's dtype and
+        # adds a wider bias after, as the reference does)
         scratch = _transient_buffer(
             "dconv", (_kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt),), dt)
         _kernels.dconv_forward(x, W, bias, pad, pad, out, scratch, nt)
@@ -312,7 +313,8 @@ def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
     x = kernel_input(x, "Convolution.forward", "x")
     W = kernel_input(W, "Convolution.forward", "W")
     dt = np.result_type(x.dtype, W.dtype, b.dtype)
-    x, W = x.astype(dt, copy=False), W.astype(dt, copy=False)
+    if not x.dtype == W.dtype == dt:  # mixed dtypes: as conv2d_forward, the columns
+        return None
     bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
     nt = get_num_threads()
     out = np.empty((n, fn, oh, ow), dtype=dt)

@@ -9,10 +9,18 @@ from .reference import nets as _ref
 from .reference.nets import init_scale
 
 
+# The methods a fused pass stands in for, as defined: a later replacement (on the class, a
+# subclass or an instance: a hook, a profiler) must be called, so it turns the fusion off.
+_FUSABLE = {(cls, method): getattr(cls, method) for cls, method in (
+    (_native_layers.Convolution, "forward"), (_native_layers.Relu, "forward"),
+    (_native_layers.Relu, "backward"), (_native_layers.Pooling, "forward"),
+    (_native_layers.Pooling, "backward"))}
+
+
 def _native(layer, cls, method):
-    """``layer`` is a ``cls`` whose ``method`` is the native one (not replaced by a subclass
-    or on the instance): only then may a fused pass stand in for it."""
-    return (isinstance(layer, cls) and getattr(type(layer), method) is getattr(cls, method)
+    """``layer`` is a ``cls`` whose ``method`` is the native one as defined (not replaced
+    on the class, by a subclass or on the instance): only then may a fused pass stand in."""
+    return (isinstance(layer, cls) and getattr(type(layer), method) is _FUSABLE[cls, method]
             and method not in vars(layer))
 
 
