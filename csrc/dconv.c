@@ -36,11 +36,8 @@ nnf_index nnf_dconv_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
     const nnf_index Hp = H + 2 * ph, Wp = W + 2 * pw;
     if (KH > Hp || KW > Wp) return -1;
     const nnf_index plane = mul_or_neg(Hp, Wp);
-    const nnf_index Q = mul_or_neg(Hp - KH + 1, Wp);
-    /* forward: one padded image + slack, then F output runs of Q + QPAD */
-    const nnf_index fwd = add_or_neg(round_or_neg(add_or_neg(mul_or_neg(C, plane),
-                                                             NNF_DCONV_QPAD + KW)),
-                                     mul_or_neg(F, round_or_neg(add_or_neg(Q, NNF_DCONV_QPAD))));
+    /* forward: one padded image + slack (each tile writes its outputs itself) */
+    const nnf_index fwd = round_or_neg(add_or_neg(mul_or_neg(C, plane), NNF_DCONV_QPAD + KW));
     /* filter gradient: a group of G images' planes + (plane + QPAD) slack, then F dout runs
      * of G*plane + QPAD ... */
     const nnf_index cf = add_or_neg(C, F);

@@ -288,19 +288,6 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         db.astype(dout.dtype, copy=False)
 
 
-_DIRECT_DW = "auto"
-
-
-def _direct_dw(c, nt):
-    """Whether the direct filter-gradient kernel computes dW (else im2col + GEMM)."""
-    if _DIRECT_DW != "auto":
-        return _DIRECT_DW
-    # measured per layer (batch 100, AVX-512 and AVX2, 1 and 2 threads): faster than the
-    # columns for 1 to 64 channels (SimpleConvNet's 1-channel layer on 1 thread: 1.8
-    # against 2.2 ms in float32, 3.0 against 4.5 ms in float64)
-    return True
-
-
 def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
     """conv2d_forward then a ReLU in the same pass, when the direct kernels run it:
     (out, mask) as Relu.forward would leave them, writing the (N, FN, OH, OW) bool
@@ -341,8 +328,10 @@ def _direct_backward(dout, x, W, pad, need_dx, nt, db, partial):
     x = x.astype(dt, copy=False)
     size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
     dW = np.empty(W.shape, dtype=dt)
-    if not (_direct_dw(c, nt) and _kernels.dconv_dw(
-            x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt), nt, None, db)):
+    # (faster than columns + GEMM for every layer measured, 1 to 64 channels, 1 and 2 threads:
+    # SimpleConvNet's 1-channel layer on 1 thread 1.8 against 2.2 ms in float32)
+    if not _kernels.dconv_dw(x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt),
+                             nt, None, db):
         _kernels.conv_db(dout.reshape(n, fn, p), db, partial, nt)
         cols = _transient_buffer("dconv_cols", (n, k, p), dt)
         _kernels.im2col_planar(x, fh, fw, 1, pad, cols, nt)

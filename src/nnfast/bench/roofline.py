@@ -25,9 +25,8 @@ _ARGMAX_BYTES = 4    # max pooling keeps int32 window offsets
 
 def _conv_model(layer, x, dout, s):
     """Compulsory traffic of the method the layer runs: the direct kernels build no columns;
-    im2col + GEMM writes the column matrix and reads it back (so does a direct layer's
-    backward when it computes dW from columns: one input channel)."""
-    from nnfast import _dispatch, _threads
+    im2col + GEMM writes the column matrix and reads it back."""
+    from nnfast import _dispatch
 
     fn, c, fh, fw = layer.W.shape
     n, _, oh, ow = dout.shape
@@ -40,8 +39,7 @@ def _conv_model(layer, x, dout, s):
     fwd = {"flops": product,
            "bytes": x.nbytes + weights + dout.nbytes + (0 if direct else 2 * col)}
     if direct:
-        dw_bytes = x.nbytes + dout.nbytes + (0 if _dispatch._direct_dw(c, _threads.get_num_threads()) else 2 * col)
-        bwd_bytes = dw_bytes + weights + (weights + x.nbytes if dx else 0)
+        bwd_bytes = x.nbytes + dout.nbytes + weights + (weights + x.nbytes if dx else 0)
     else:
         # dW and db from dout and the columns; with dx also the column gradient (written and
         # read back by col2im) and dx itself.
