@@ -167,14 +167,18 @@ def test_entry_points_check_their_arguments():
 
 
 def test_layers_pick_the_direct_kernels_where_they_are_faster():
-    """Only where measured faster: stride 1 and 128+ output positions, a vector CPU."""
+    """On a vector CPU: the channel-lane kernels from 32 products per output (any stride),
+    the plane kernels below that for stride 1 and 128+ output positions, else columns."""
     if _dispatch._DCONV_ISA not in ("avx2", "avx512"):
         pytest.skip("no vector build of the direct kernels on this CPU")
     rng = np.random.default_rng(5)
-    for (h, stride, direct) in ((14, 1, True), (8, 1, False), (28, 2, False)):
-        layer = L.Convolution(rng.standard_normal((4, 2, 3, 3)), np.zeros(4), stride, 1)
-        layer.forward(rng.standard_normal((2, 2, h, h)))
-        assert (layer._col is None) == direct
+    for (c, h, stride, plan) in ((2, 14, 1, "planes"), (2, 8, 1, "columns"),
+                                 (2, 28, 2, "columns"), (4, 8, 1, "channels"),
+                                 (4, 28, 2, "channels")):
+        layer = L.Convolution(rng.standard_normal((4, c, 3, 3)), np.zeros(4), stride, 1)
+        out = layer.forward(rng.standard_normal((2, c, h, h)))
+        assert _dispatch.conv_plan(c, 4, 3, 3, stride, out.shape[2] * out.shape[3]) == plan
+        assert (layer._col is None) == (plan != "columns")
 
 
 def test_environment_switch_turns_the_direct_kernels_off():

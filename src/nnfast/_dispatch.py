@@ -11,6 +11,7 @@ The compiled extension is skipped (everything runs on the reference) when it
 cannot be loaded — with one warning saying why — or when the environment sets
 ``NNFAST_BACKEND=reference``.
 """
+import functools
 import os
 import threading
 import warnings
@@ -136,20 +137,41 @@ def _out_hw(h, w, fh, fw, stride, pad):
     return (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
 
 
-# The direct convolution (csrc/dconv.c: no columns, vector code chosen at run time) runs a
-# stride-1 convolution when the CPU has a vector path for it; "baseline" (SSE2) loses to
-# im2col + OpenBLAS. NNFAST_DIRECT_CONV=0 turns it off.
+# Direct convolutions (no columns; vector code chosen at run time) run a convolution when
+# the CPU has a vector path for them (AVX2+FMA or AVX-512; the baseline builds lose to
+# im2col + OpenBLAS). NNFAST_DIRECT_CONV=0 turns them off. Two kernel families:
+# csrc/bconv.c ("channels": vector lanes over output channels; any stride) and the older
+# csrc/dconv.c ("planes": lanes over a padded plane's positions; stride 1), which stays
+# for layers with few products per output (a first layer's single channel: there the
+# channel-lane kernels spend more on their transposes than on the products).
 _DCONV_ISA = _kernels.dconv_isa() if _kernels is not None else None
 _DIRECT_CONV = (_DCONV_ISA in ("avx2", "avx512")
                 and os.environ.get("NNFAST_DIRECT_CONV", "1").strip() != "0")
+# products per output (C*FH*FW) from which the channel-lane kernels run a layer
+_CHANNELS_MIN_TAPS = 32
 
 
-def _direct(n, c, fn, stride, p):
-    """Whether the direct kernels run this convolution: stride 1, and an output plane of
-    128+ positions (on DeepConvNet's 8x8 layers im2col + GEMM was ~5% faster per step,
-    on its 14x14 to 28x28 layers the direct kernels 1.0-2.2x faster)."""
-    return (_DIRECT_CONV and stride == 1 and n >= 1 and c >= 1 and fn >= 1
-            and p >= _PLANAR_MIN_POSITIONS)
+@functools.lru_cache(maxsize=1024)
+def _conv_plan_cached(enabled, c, fn, fh, fw, stride, p):
+    if not enabled:
+        return "columns"
+    if c * fh * fw >= _CHANNELS_MIN_TAPS:
+        return "channels"
+    if stride == 1 and p >= _PLANAR_MIN_POSITIONS:
+        return "planes"
+    return "columns"
+
+
+def conv_plan(c, fn, fh, fw, stride, p):
+    """How a convolution with these channels, filters, stride and p output positions per
+    image runs: "channels" (csrc/bconv.c), "planes" (csrc/dconv.c) or "columns" (im2col +
+    numpy.matmul). Decided once per geometry."""
+    return _conv_plan_cached(_DIRECT_CONV, c, fn, fh, fw, stride, p)
+
+
+def _direct(n, c, fn, stride, p, fh=3, fw=3):
+    """Whether a direct kernel (no columns) runs this convolution."""
+    return n >= 1 and conv_plan(c, fn, fh, fw, stride, p) != "columns"
 
 
 # A convolution with at least this many output positions per image runs on the planar
@@ -175,18 +197,18 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
     dt = np.result_type(x.dtype, W.dtype, b.dtype)
     W2 = W.reshape(fn, k)
     out = np.empty((n, fn, oh, ow), dtype=dt)
-    if fh == fw == 1 and stride == 1 and pad == 0:  # out[n] = W2 @ x[n]: no im2col, no transpose
+    if (fh == fw == 1 and stride == 1 and pad == 0
+            and conv_plan(c, fn, fh, fw, stride, p) != "channels"):
+        # out[n] = W2 @ x[n]: no im2col, no transpose
         np.matmul(W2, x.reshape(n, c, p), out=out.reshape(n, fn, p))
         out += np.asarray(b, dtype=dt).reshape(fn, 1, 1)
         return out, None
     nt = get_num_threads()
     bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
-    if _direct(n, c, fn, stride, p) and x.dtype == W.dtype == dt:
-        # (mixed dtypes take the columns: their GEMM multiplies in x's and W's dtype and
-        # adds a wider bias after, as the reference does)
-        scratch = _transient_buffer(
-            "dconv", (_kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt),), dt)
-        _kernels.dconv_forward(x, W, bias, pad, pad, out, scratch, nt)
+    # (mixed dtypes take the columns: their GEMM multiplies in x's and W's dtype and adds
+    # a wider bias after, as the reference does)
+    if n >= 1 and x.dtype == W.dtype == dt and _direct_forward(x, W, bias, stride, pad, out,
+                                                               None, nt):
         return out, None
     if p >= _PLANAR_MIN_POSITIONS:
         cols = _scratch(work, "col", (n, k, p), x.dtype)
@@ -224,10 +246,12 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
     partial = _scratch(work, "partial", (n, fn), np.float64)
     db = np.empty(fn, dtype=dt)
     dx = None
-    if col is None and not (fh == fw == 1 and stride == 1 and pad == 0):
-        # the forward ran the direct convolution and kept no columns
+    plan = conv_plan(c, fn, fh, fw, stride, p)
+    if col is None and (plan == "channels" or not (fh == fw == 1 and stride == 1 and pad == 0)):
+        # the forward ran a direct convolution and kept no columns
         dW, dx = _direct_backward(dout.astype(dt, copy=False), kernel_input(x, where, "x"),
-                                  W.astype(dt, copy=False), pad, need_dx, nt, db, partial)
+                                  W.astype(dt, copy=False), stride, pad, need_dx, nt, db,
+                                  partial)
     elif col is None:  # the direct 1x1 path: dW = sum_n dout[n] @ x[n].T, dx[n] = W2.T @ dout[n]
         _kernels.conv_db(dout3, db, partial, nt)
         x = kernel_input(x, where, "x")
@@ -289,13 +313,13 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
 
 
 def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
-    """conv2d_forward then a ReLU in the same pass, when the direct kernels run it:
-    (out, mask) as Relu.forward would leave them, writing the (N, FN, OH, OW) bool
-    ``mask``; None when this convolution does not take the direct path."""
+    """conv2d_forward then a ReLU in the same pass, when a direct kernel runs it: (out,
+    mask) as Relu.forward would leave them, writing the (N, FN, OH, OW) bool ``mask``;
+    None when this convolution does not take a direct kernel."""
     n, c, h, w = x.shape
     fn, _, fh, fw = W.shape
     oh, ow = _out_hw(h, w, fh, fw, stride, pad)
-    if not _direct(n, c, fn, stride, oh * ow) or (fh == fw == 1 and pad == 0):
+    if n < 1 or not _direct(n, c, fn, stride, oh * ow, fh, fw):
         return None
     x = kernel_input(x, "Convolution.forward", "x")
     W = kernel_input(W, "Convolution.forward", "W")
@@ -303,22 +327,43 @@ def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
     if not x.dtype == W.dtype == dt:  # mixed dtypes: as conv2d_forward, the columns
         return None
     bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
-    nt = get_num_threads()
     out = np.empty((n, fn, oh, ow), dtype=dt)
-    scratch = _transient_buffer(
-        "dconv", (_kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt),), dt)
-    _kernels.dconv_forward(x, W, bias, pad, pad, out, scratch, nt, None, mask.view(np.uint8))
+    if not _direct_forward(x, W, bias, stride, pad, out, mask.view(np.uint8),
+                           get_num_threads()):
+        return None
     return out
 
 
-def _direct_backward(dout, x, W, pad, need_dx, nt, db, partial):
-    """(dW, dx or None) of a stride-1 convolution run directly, all arrays in one dtype;
-    db is written (by the filter-gradient kernel, or conv_db, the same bits).
+def _direct_forward(x, W, bias, stride, pad, out, mask, nt):
+    """out (and the ReLU mask unless None) by a direct kernel, all arrays in one dtype;
+    False (nothing written) when the plan for this geometry is the columns."""
+    n, c, h, w = x.shape
+    fn, _, fh, fw = W.shape
+    plan = conv_plan(c, fn, fh, fw, stride, out.shape[2] * out.shape[3])
+    dt = x.dtype
+    if plan == "channels":
+        size = _kernels.bconv_fwd_scratch_size(c, h, w, fn, fh, fw, stride, stride, pad, pad,
+                                               nt, dt.itemsize)
+        _kernels.bconv_forward(x, W, bias, stride, stride, pad, pad, out,
+                               _transient_buffer("dconv", (size,), dt), nt, None, mask)
+        return True
+    if plan == "planes" and not (fh == fw == 1 and pad == 0):
+        size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
+        _kernels.dconv_forward(x, W, bias, pad, pad, out,
+                               _transient_buffer("dconv", (size,), dt), nt, None, mask)
+        return True
+    return False
 
-    dW by the direct filter-gradient kernel; dx as the direct convolution of dout with
-    the flipped, transposed filters and padding (FH-1-pad, FW-1-pad). Where those do not
-    apply (x or W not finite: the kernels' discarded columns would turn 0*inf into NaN;
-    pad >= the filter size), the planar columns and GEMMs instead.
+
+def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
+    """(dW, dx or None) of a convolution run directly, all arrays in one dtype; db is
+    written (by the filter-gradient kernel, or conv_db: the same bits).
+
+    dW by the plan's filter-gradient kernel; dx (stride 1) as the direct convolution of
+    dout with the flipped, transposed filters and padding (FH-1-pad, FW-1-pad). Where
+    those do not apply (W not finite: the zeros around dout would turn 0*inf into NaN;
+    pad >= the filter size; a stride above 1; on the "planes" kernels also x not finite,
+    for their discarded columns), the planar columns and GEMMs instead.
     """
     n, c, h, w = x.shape
     fn, _, fh, fw = W.shape
@@ -326,31 +371,47 @@ def _direct_backward(dout, x, W, pad, need_dx, nt, db, partial):
     oh, ow = dout.shape[2:]
     p, k = oh * ow, c * fh * fw
     x = x.astype(dt, copy=False)
-    size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
     dW = np.empty(W.shape, dtype=dt)
-    # (faster than columns + GEMM for every layer measured, 1 to 64 channels, 1 and 2 threads:
-    # SimpleConvNet's 1-channel layer on 1 thread 1.8 against 2.2 ms in float32)
-    if not _kernels.dconv_dw(x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt),
-                             nt, None, db):
+    plan = conv_plan(c, fn, fh, fw, stride, p)
+    if plan == "channels":
+        size = _kernels.bconv_dw_scratch_size(n, c, h, w, fn, fh, fw, stride, stride, pad, pad,
+                                              nt, dt.itemsize)
+        _kernels.bconv_dw(x, dout, stride, stride, pad, pad, dW,
+                          _transient_buffer("dconv", (size,), dt), nt, None, db)
+        done = True
+    else:
+        # (faster than columns + GEMM for every layer measured, 1 to 64 channels, 1 and 2
+        # threads: SimpleConvNet's 1-channel layer on 1 thread 1.8 against 2.2 ms in float32)
+        size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
+        done = _kernels.dconv_dw(x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt),
+                                 nt, None, db)
+    if not done:
         _kernels.conv_db(dout.reshape(n, fn, p), db, partial, nt)
         cols = _transient_buffer("dconv_cols", (n, k, p), dt)
-        _kernels.im2col_planar(x, fh, fw, 1, pad, cols, nt)
+        _kernels.im2col_planar(x, fh, fw, stride, pad, cols, nt)
         per_image = _transient_buffer("dW_images", (n, fn, k), dt)
         np.matmul(dout.reshape(n, fn, p), cols.transpose(0, 2, 1), out=per_image)
         dW = per_image.sum(axis=0).reshape(W.shape)
     if not need_dx:
         return dW, None
     dx = np.empty((n, c, h, w), dtype=dt)
-    if pad <= min(fh, fw) - 1 and np.isfinite(W).all():
+    if stride == 1 and pad <= min(fh, fw) - 1 and np.isfinite(W).all():
         flipped = np.ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         ph, pw = fh - 1 - pad, fw - 1 - pad
-        size = _kernels.dconv_scratch_size(fn, oh, ow, c, fh, fw, ph, pw, nt)
-        _kernels.dconv_forward(dout, flipped, None, ph, pw, dx,
-                               _transient_buffer("dconv", (size,), dt), nt)
+        dplan = conv_plan(fn, c, fh, fw, 1, h * w)
+        if dplan == "channels":
+            size = _kernels.bconv_fwd_scratch_size(fn, oh, ow, c, fh, fw, 1, 1, ph, pw, nt,
+                                                   dt.itemsize)
+            _kernels.bconv_forward(dout, flipped, None, 1, 1, ph, pw, dx,
+                                   _transient_buffer("dconv", (size,), dt), nt)
+        else:
+            size = _kernels.dconv_scratch_size(fn, oh, ow, c, fh, fw, ph, pw, nt)
+            _kernels.dconv_forward(dout, flipped, None, ph, pw, dx,
+                                   _transient_buffer("dconv", (size,), dt), nt)
     else:
         dcols = _transient_buffer("dcol", (n, k, p), dt)
         np.matmul(W.reshape(fn, k).T, dout.reshape(n, fn, p), out=dcols)
-        _kernels.col2im_planar(dcols, dx, fh, fw, 1, pad, nt)
+        _kernels.col2im_planar(dcols, dx, fh, fw, stride, pad, nt)
     return dW, dx
 
 

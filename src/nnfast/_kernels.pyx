@@ -63,6 +63,30 @@ cdef extern from "dconv.h":
                          int64_t pw, double *dw, double *db, double *scratch, int n_threads,
                          int isa) nogil
 
+cdef extern from "bconv.h":
+    int64_t nnf_bconv_fwd_scratch(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,
+                                  int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                                  int n_threads, int tbytes) nogil
+    int64_t nnf_bconv_dw_scratch(int64_t N, int64_t C, int64_t H, int64_t W, int64_t F,
+                                 int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                                 int64_t pw, int n_threads, int tbytes) nogil
+    int nnf_bconv_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                          const float *w, int64_t F, int64_t KH, int64_t KW, int64_t sh,
+                          int64_t sw, int64_t ph, int64_t pw, const float *bias, float *out,
+                          uint8_t *relu_mask, float *scratch, int n_threads, int isa) nogil
+    int nnf_bconv_fwd_f64(const double *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                          const double *w, int64_t F, int64_t KH, int64_t KW, int64_t sh,
+                          int64_t sw, int64_t ph, int64_t pw, const double *bias, double *out,
+                          uint8_t *relu_mask, double *scratch, int n_threads, int isa) nogil
+    int nnf_bconv_dw_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                         const float *dout, int64_t F, int64_t KH, int64_t KW, int64_t sh,
+                         int64_t sw, int64_t ph, int64_t pw, float *dw, float *db,
+                         float *scratch, int n_threads, int isa) nogil
+    int nnf_bconv_dw_f64(const double *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                         const double *dout, int64_t F, int64_t KH, int64_t KW, int64_t sh,
+                         int64_t sw, int64_t ph, int64_t pw, double *dw, double *db,
+                         double *scratch, int n_threads, int isa) nogil
+
 cdef extern from "pool.h":
     int nnf_maxpool_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                             int64_t PH, int64_t PW, int64_t stride, int64_t pad,
@@ -373,6 +397,135 @@ def dconv_dw(const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::
     if rc != 0:
         raise ValueError("dconv_dw: invalid arguments")
     return True
+
+
+# ---- channel-lane convolution (csrc/bconv.c): any stride, zero padding ------------------
+
+cdef inline object _bconv_geometry(object x_shape, object w_shape, object strides,
+                                   object pads, str what):
+    """(OH, OW) of x (N, C, H, W) by w (F, C, KH, KW), compared as Python ints (int64
+    arithmetic on a huge pad or stride would wrap around)."""
+    N, C, H, W = x_shape
+    F, Cw, KH, KW = w_shape
+    sh, sw = strides
+    ph, pw = pads
+    if Cw != C:
+        raise ValueError(f"{what}: w must have {C} input channels, got shape {tuple(w_shape)}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"{what}: strides must be >= 1, got ({sh}, {sw})")
+    if ph < 0 or pw < 0 or KH > H + 2 * ph or KW > W + 2 * pw:
+        raise ValueError(f"{what}: the filter ({KH}, {KW}) does not fit the padded input "
+                         f"({H} + 2*{ph}, {W} + 2*{pw})")
+    return (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
+
+
+def bconv_fwd_scratch_size(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,
+                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int n_threads,
+                           int itemsize):
+    """Elements (of itemsize bytes) of scratch bconv_forward needs."""
+    cdef int64_t n = nnf_bconv_fwd_scratch(C, H, W, F, KH, KW, sh, sw, ph, pw,
+                                           _threads(n_threads), itemsize)
+    if n < 0:
+        raise ValueError(f"bconv: invalid geometry C={C} H={H} W={W} F={F} KH={KH} KW={KW} "
+                         f"stride=({sh}, {sw}) pad=({ph}, {pw})")
+    return n
+
+
+def bconv_dw_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,
+                          int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                          int n_threads, int itemsize):
+    """Elements (of itemsize bytes) of scratch bconv_dw needs."""
+    cdef int64_t n = nnf_bconv_dw_scratch(N, C, H, W, F, KH, KW, sh, sw, ph, pw,
+                                          _threads(n_threads), itemsize)
+    if n < 0:
+        raise ValueError(f"bconv: invalid geometry N={N} C={C} H={H} W={W} F={F} KH={KH} "
+                         f"KW={KW} stride=({sh}, {sw}) pad=({ph}, {pw})")
+    return n
+
+
+def bconv_forward(const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::1] w not None,
+                  const floating[::1] bias, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                  floating[:, :, :, ::1] out not None, floating[::1] scratch not None,
+                  int n_threads=1, isa=None, uint8_t[:, :, :, ::1] relu_mask=None):
+    """out = the convolution of x (N, C, H, W) by w (F, C, KH, KW), strides (sh, sw), zero
+    padding (ph, pw), + bias (F,) unless None; with relu_mask (out's shape, uint8) a ReLU
+    in the same pass, mask = (value <= 0). scratch: bconv_fwd_scratch_size(...) elements."""
+    cdef int nt = _threads(n_threads)
+    cdef int level = _isa_level(isa)
+    oh, ow = _bconv_geometry((x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (w.shape[0], w.shape[1], w.shape[2], w.shape[3]), (sh, sw), (ph, pw),
+                             "bconv_forward")
+    want = (x.shape[0], w.shape[0], oh, ow)
+    if (out.shape[0], out.shape[1], out.shape[2], out.shape[3]) != want:
+        raise ValueError(f"bconv_forward: out must have shape {want}, got {(out.shape[0], out.shape[1], out.shape[2], out.shape[3])}")
+    if bias is not None and bias.shape[0] != w.shape[0]:
+        raise ValueError(f"bconv_forward: bias must be ({w.shape[0]},), got ({bias.shape[0]},)")
+    cdef uint8_t *m = NULL
+    if relu_mask is not None:
+        if (relu_mask.shape[0], relu_mask.shape[1], relu_mask.shape[2], relu_mask.shape[3]) != want:
+            raise ValueError(f"bconv_forward: relu_mask must have out's shape {want}, "
+                             f"got {(relu_mask.shape[0], relu_mask.shape[1], relu_mask.shape[2], relu_mask.shape[3])}")
+        m = &relu_mask[0, 0, 0, 0]
+    if x.shape[0] == 0:
+        return
+    need = bconv_fwd_scratch_size(x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2],
+                                  w.shape[3], sh, sw, ph, pw, nt, sizeof(floating))
+    if scratch.shape[0] < need:
+        raise ValueError(f"bconv_forward: scratch must hold {need} elements, got {scratch.shape[0]}")
+    cdef const floating *b = NULL
+    if bias is not None:
+        b = &bias[0]
+    cdef int rc
+    with nogil:
+        if floating is float:
+            rc = nnf_bconv_fwd_f32(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                   &w[0, 0, 0, 0], w.shape[0], w.shape[2], w.shape[3], sh, sw,
+                                   ph, pw, b, &out[0, 0, 0, 0], m, &scratch[0], nt, level)
+        else:
+            rc = nnf_bconv_fwd_f64(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                   &w[0, 0, 0, 0], w.shape[0], w.shape[2], w.shape[3], sh, sw,
+                                   ph, pw, b, &out[0, 0, 0, 0], m, &scratch[0], nt, level)
+    if rc != 0:
+        raise ValueError("bconv_forward: invalid arguments")
+
+
+def bconv_dw(const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::1] dout not None,
+             int64_t sh, int64_t sw, int64_t ph, int64_t pw, floating[:, :, :, ::1] dw not None,
+             floating[::1] scratch not None, int n_threads=1, isa=None, floating[::1] db=None):
+    """dw (F, C, KH, KW) = the filter gradient of that convolution for dout (N, F, OH, OW),
+    and db (F,) = dout summed per filter (the bits of conv_db) unless db is None."""
+    cdef int nt = _threads(n_threads)
+    cdef int level = _isa_level(isa)
+    oh, ow = _bconv_geometry((x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (dw.shape[0], dw.shape[1], dw.shape[2], dw.shape[3]), (sh, sw), (ph, pw),
+                             "bconv_dw")
+    want = (x.shape[0], dw.shape[0], oh, ow)
+    if (dout.shape[0], dout.shape[1], dout.shape[2], dout.shape[3]) != want:
+        raise ValueError(f"bconv_dw: dout must have shape {want}, got {(dout.shape[0], dout.shape[1], dout.shape[2], dout.shape[3])}")
+    cdef floating *b = NULL
+    if db is not None:
+        if db.shape[0] != dw.shape[0]:
+            raise ValueError(f"bconv_dw: db must be ({dw.shape[0]},), got ({db.shape[0]},)")
+        b = &db[0]
+    if x.shape[0] == 0:
+        dw[...] = 0
+        if db is not None:
+            db[...] = 0
+        return
+    need = bconv_dw_scratch_size(x.shape[0], x.shape[1], x.shape[2], x.shape[3], dw.shape[0],
+                                 dw.shape[2], dw.shape[3], sh, sw, ph, pw, nt, sizeof(floating))
+    if scratch.shape[0] < need:
+        raise ValueError(f"bconv_dw: scratch must hold {need} elements, got {scratch.shape[0]}")
+    cdef int rc
+    with nogil:
+        if floating is float:
+            rc = nnf_bconv_dw_f32(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                  &dout[0, 0, 0, 0], dw.shape[0], dw.shape[2], dw.shape[3], sh,
+                                  sw, ph, pw, &dw[0, 0, 0, 0], b, &scratch[0], nt, level)
+        else:
+            rc = nnf_bconv_dw_f64(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                  &dout[0, 0, 0, 0], dw.shape[0], dw.shape[2], dw.shape[3], sh,
+                                  sw, ph, pw, &dw[0, 0, 0, 0], b, &scratch[0], nt, level)
+    if rc != 0:
+        raise ValueError("bconv_dw: invalid arguments")
 
 
 # ---- pooling (csrc/pool.c): x/dx (N, C, H, W), out/dout/argmax (N, C, OH, OW) ----------
