@@ -28,6 +28,11 @@
 #define VL ((nnf_index)(VBYTES / sizeof(T)))
 typedef T BC_FN(bc_vec) __attribute__((vector_size(VBYTES)));
 #define VEC BC_FN(bc_vec)
+/* the integer vector of a comparison's result (lanes of T's width), and VL bytes */
+typedef IT BC_FN(bc_ivec) __attribute__((vector_size(VBYTES)));
+#define IVEC BC_FN(bc_ivec)
+typedef int8_t BC_FN(bc_bvec) __attribute__((vector_size(VBYTES / sizeof(T))));
+#define BVEC BC_FN(bc_bvec)
 
 /* The tile shapes: FV (1..4) channel vectors x up to PMAX(FV) positions (forward) or taps
  * (filter gradient), so that FV*PMAX <= MAXACC. */
@@ -47,6 +52,41 @@ static inline VEC BC_FN(bc_load)(const T *p)
 }
 
 static inline void BC_FN(bc_store)(T *p, VEC v) { memcpy(p, &v, sizeof v); }
+
+/* r[i] (row i of a VL x VL block) becomes column i: log2(VL) rounds, each pairing rows i
+ * and i + VL/2 and interleaving their low and high halves into rows 2i and 2i + 1. */
+NNF_ALWAYS_INLINE void BC_FN(bc_transpose)(VEC *r)
+{
+    IVEC lo, hi;
+    for (nnf_index l = 0; l < VL; ++l) {
+        lo[l] = (IT)(l / 2 + (l % 2) * VL);
+        hi[l] = (IT)(l / 2 + (l % 2) * VL + VL / 2);
+    }
+    for (nnf_index half = VL / 2; half >= 1; half /= 2) {
+        VEC t[VL];
+        BC_UNROLL for (nnf_index i = 0; i < VL / 2; ++i) {
+            t[2 * i] = __builtin_shuffle(r[i], r[i + VL / 2], lo);
+            t[2 * i + 1] = __builtin_shuffle(r[i], r[i + VL / 2], hi);
+        }
+        BC_UNROLL for (nnf_index i = 0; i < VL; ++i) r[i] = t[i];
+    }
+}
+
+/* dst[c*dld + r] = src[r*sld + c] for r < rows, c < cols (a tile of at most VL x VL) */
+NNF_ALWAYS_INLINE void BC_FN(bc_tile_copy)(const T *NNF_RESTRICT src, nnf_index sld,
+                                           T *NNF_RESTRICT dst, nnf_index dld,
+                                           nnf_index rows, nnf_index cols)
+{
+    if (rows == VL && cols == VL) {
+        VEC r[VL];
+        BC_UNROLL for (nnf_index i = 0; i < VL; ++i) r[i] = BC_FN(bc_load)(src + i * sld);
+        BC_FN(bc_transpose)(r);
+        BC_UNROLL for (nnf_index i = 0; i < VL; ++i) BC_FN(bc_store)(dst + i * dld, r[i]);
+        return;
+    }
+    for (nnf_index c = 0; c < cols; ++c)
+        for (nnf_index i = 0; i < rows; ++i) dst[c * dld + i] = src[i * sld + c];
+}
 
 /* The first 64-byte boundary at or after p. */
 static inline char *BC_FN(bc_align)(void *p)
@@ -192,25 +232,42 @@ static void BC_FN(bc_fwd_image)(const T *NNF_RESTRICT xp, nnf_index C, nnf_index
 #undef BC_ROW
         }
     }
-    /* the epilogue: bias, then the ReLU as Relu.forward (mask = v <= 0, where v is set to
-     * +0; NaN compares false and passes) */
-    for (nnf_index f = 0; f < F; ++f) {
-        const T bf = bias != NULL ? bias[f] : (T)0;
-        T *of = out + f * M;
-        const T *src = obuf + f;
-        if (mask == NULL) {
-            if (bias != NULL)
-                for (nnf_index m = 0; m < M; ++m) of[m] = src[m * Fpad] + bf;
-            else
-                for (nnf_index m = 0; m < M; ++m) of[m] = src[m * Fpad];
-        } else {
-            uint8_t *mf = mask + f * M;
-            for (nnf_index m = 0; m < M; ++m) {
-                T v = bias != NULL ? src[m * Fpad] + bf : src[m * Fpad];
-                const int neg = v <= (T)0;
-                mf[m] = (uint8_t)neg;
-                of[m] = neg ? (T)0 : v;
+    /* the epilogue, per VL x VL block transposed in registers: bias, then the ReLU as
+     * Relu.forward (mask = v <= 0, where v is set to +0; NaN compares false and passes) */
+    const VEC zero = (VEC){0};
+    for (nnf_index f0 = 0; f0 < F; f0 += VL) {
+        const nnf_index fn = F - f0 < VL ? F - f0 : VL;
+        for (nnf_index m0 = 0; m0 < M; m0 += VL) {
+            const nnf_index mn = M - m0 < VL ? M - m0 : VL;
+            if (fn == VL && mn == VL) {
+                VEC r[VL];
+                BC_UNROLL for (nnf_index i = 0; i < VL; ++i)
+                    r[i] = BC_FN(bc_load)(obuf + (m0 + i) * Fpad + f0);
+                BC_FN(bc_transpose)(r);
+                BC_UNROLL for (nnf_index i = 0; i < VL; ++i) {
+                    VEC z = r[i];
+                    if (bias != NULL) z += bias[f0 + i];
+                    if (mask != NULL) {
+                        const IVEC m = z <= zero; /* all ones where v <= 0 */
+                        z = (VEC)((IVEC)z & ~m);
+                        const BVEC mb = __builtin_convertvector(-m, BVEC); /* 1 where set */
+                        memcpy(mask + (f0 + i) * M + m0, &mb, sizeof mb);
+                    }
+                    BC_FN(bc_store)(out + (f0 + i) * M + m0, z);
+                }
+                continue;
             }
+            for (nnf_index f = f0; f < f0 + fn; ++f)
+                for (nnf_index m = m0; m < m0 + mn; ++m) {
+                    T v = obuf[m * Fpad + f];
+                    if (bias != NULL) v += bias[f];
+                    if (mask != NULL) {
+                        const int neg = v <= (T)0;
+                        mask[f * M + m] = (uint8_t)neg;
+                        if (neg) v = (T)0;
+                    }
+                    out[f * M + m] = v;
+                }
         }
     }
 }
@@ -359,11 +416,12 @@ int BC_FN(nnf_bconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
                 BC_FN(bc_pad)(x + n * C * H * W, C, H, W, ph, pw, xg + g * xstride);
                 const T *src = dout + n * F * M;
                 T *d = dg + g * dstride;
-                for (nnf_index m0 = 0; m0 < M; m0 += 16) {
-                    const nnf_index m1 = m0 + 16 < M ? m0 + 16 : M;
-                    for (nnf_index f = 0; f < F; ++f)
-                        for (nnf_index m = m0; m < m1; ++m) d[m * Fpad + f] = src[f * M + m];
-                    for (nnf_index m = m0; m < m1; ++m)
+                for (nnf_index m0 = 0; m0 < M; m0 += VL) {
+                    const nnf_index mn = M - m0 < VL ? M - m0 : VL;
+                    for (nnf_index f0 = 0; f0 < F; f0 += VL)
+                        BC_FN(bc_tile_copy)(src + f0 * M + m0, M, d + m0 * Fpad + f0, Fpad,
+                                            F - f0 < VL ? F - f0 : VL, mn);
+                    for (nnf_index m = m0; m < m0 + mn; ++m)
                         for (nnf_index f = F; f < Fpad; ++f) d[m * Fpad + f] = (T)0;
                 }
                 if (db != NULL)
@@ -412,6 +470,8 @@ int BC_FN(nnf_bconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
 #undef BC_PMAX
 #undef BC_TMAX
 #undef VEC
+#undef IVEC
+#undef BVEC
 #undef VL
 #undef BC_FN
 #undef BC_SUM
