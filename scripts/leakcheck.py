@@ -66,6 +66,8 @@ def entry_points():
     colp = f64(2, 3 * 9, 4 * 4)
     w4, dout4 = f64(4, 3, 3, 3), np.empty((2, 4, 6, 6))
     dsc = np.empty(K.dconv_scratch_size(3, 6, 6, 4, 3, 3, 1, 1, 2))
+    bsc = np.empty(K.bconv_fwd_scratch_size(3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 2, 8))
+    bdsc = np.empty(K.bconv_dw_scratch_size(2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 2, 8))
     rmask, img_mask = np.zeros((2, 4, 6, 6), np.uint8), np.ones((2, 3, 6, 6), np.uint8)
 
     calls = {
@@ -87,6 +89,9 @@ def entry_points():
                                                         rmask),
         "dconv_dw": lambda: K.dconv_dw(x4, dout4, 1, 1, w4, dsc, 2),
         "dconv_dw + db": lambda: K.dconv_dw(x4, dout4, 1, 1, w4, dsc, 2, None, b),
+        "bconv_forward + relu": lambda: K.bconv_forward(x4, w4, b, 1, 1, 1, 1, dout4, bsc, 2,
+                                                        None, rmask),
+        "bconv_dw + db": lambda: K.bconv_dw(x4, dout4, 1, 1, 1, 1, w4, bdsc, 2, None, b),
         "maxpool_backward + relu": lambda: K.maxpool_backward(pooled, argmax, img, 2, 2, 2, 0, 1,
                                                               img_mask),
         "relu": lambda: K.relu(v, o, 1),

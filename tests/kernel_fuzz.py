@@ -74,6 +74,18 @@ def build(rng, name, dt):
             return [arr(n, c, h, w), arr(f, c, kh, kw), bias, ph, pw, arr(n, f, oh, ow), scratch, nt]
         args = [arr(n, c, h, w), arr(n, f, oh, ow), ph, pw, arr(f, c, kh, kw), scratch, nt]
         return args + [None, arr(f)] if rng.integers(2) else args  # with db
+    if name in ("bconv_forward", "bconv_dw"):
+        from nnfast import _kernels
+        f = int(rng.integers(1, 20))
+        item = np.dtype(dt).itemsize
+        if name == "bconv_forward":
+            scratch = arr(_kernels.bconv_fwd_scratch_size(c, h, w, f, fh, fw, s, s, p, p, nt, item))
+            bias = arr(f) if rng.integers(2) else None
+            return [arr(n, c, h, w), arr(f, c, fh, fw), bias, s, s, p, p, arr(n, f, oh, ow),
+                    scratch, nt]
+        scratch = arr(_kernels.bconv_dw_scratch_size(n, c, h, w, f, fh, fw, s, s, p, p, nt, item))
+        args = [arr(n, c, h, w), arr(n, f, oh, ow), s, s, p, p, arr(f, c, fh, fw), scratch, nt]
+        return args + [None, arr(f)] if rng.integers(2) else args  # with db
     if name == "conv_bias_planar":
         return [arr(n, c, oh * ow), arr(c), nt]
     if name in ("maxpool_forward", "avgpool_forward", "maxpool_backward", "avgpool_backward"):
@@ -144,7 +156,7 @@ def build(rng, name, dt):
 
 
 KERNELS = ["im2col", "col2im", "im2col_planar", "col2im_planar", "conv_bias_planar",
-           "dconv_forward", "dconv_dw", "maxpool_forward", "maxpool_backward", "avgpool_forward",
+           "dconv_forward", "dconv_dw", "bconv_forward", "bconv_dw", "maxpool_forward", "maxpool_backward", "avgpool_forward",
            "avgpool_backward", "conv_bias_nchw", "conv_bwd_rows_db", "conv_db", "relu",
            "relu_forward", "relu_backward", "positive", "step", "sigmoid", "sigmoid_backward",
            "mul_mask", "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_backward",
