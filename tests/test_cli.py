@@ -247,3 +247,24 @@ def test_console_script_is_installed():
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("nnfast") == "nnfast.cli:main"
+
+
+def test_version(capsys):
+    import nnfast
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nnfast {nnfast.__version__}"
+    out = subprocess.run([sys.executable, "-m", "nnfast", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"nnfast {nnfast.__version__}"
+
+
+def test_datasets_is_a_lazy_submodule():
+    code = ("import sys, nnfast; assert 'nnfast.datasets' not in sys.modules; "
+            "assert 'datasets' in dir(nnfast); "
+            "print(nnfast.datasets.load_mnist.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "nnfast.datasets.mnist"

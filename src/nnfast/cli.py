@@ -54,9 +54,22 @@ def _hidden(text):
     return sizes
 
 
+def _version():
+    """The installed distribution's version (the package's own when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nnfast")
+    except PackageNotFoundError:
+        from nnfast import __version__
+
+        return __version__
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="nnfast", description="nnfast: train networks on compiled kernels, offline.")
+    parser.add_argument("--version", action="version", version=f"nnfast {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,bench}")
     sub.required = True
 

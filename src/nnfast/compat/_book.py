@@ -55,8 +55,9 @@ CHAPTER = ("two_layer_net", "simple_convnet", "deep_convnet")
 #: The book's data loader package.
 DATASET = "dataset.mnist"
 
-# Default stride of ``Pooling``: the book's ``common/layers.py`` writes ``stride=1``.
-POOLING_DEFAULT_STRIDE = 1
+# Default stride of ``Pooling``: the book's ``common/layers.py`` writes ``stride=2`` at its
+# current HEAD (commit "Change Pooling's stride 2 from 1"); early printings had 1.
+POOLING_DEFAULT_STRIDE = 2
 
 
 def _is_float_array(x):
