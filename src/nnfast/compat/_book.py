@@ -395,5 +395,5 @@ def build(B, prefix):
               "optimizer": optimizer, "multi_layer_net": nets["multi_layer_net"],
               "multi_layer_net_extend": nets["multi_layer_net_extend"], "trainer": trainer}
     extra = {sub: nets[sub] for sub in CHAPTER}
-    extra[DATASET] = make_mnist_module(f"{prefix}.dataset.mnist")
+    extra[DATASET] = make_mnist_module(f"{prefix}.dataset.mnist", "dataset")
     return common, extra

@@ -366,4 +366,4 @@ def build(B, prefix):
     trainer = _trainer(B, f"{prefix}.trainer", optimizer)
     common = {"functions": functions, "layers": layers, "optimizer": optimizer,
               "trainer": trainer}
-    return common, {DATASET: make_mnist_module(f"{prefix}.data.mnist")}
+    return common, {DATASET: make_mnist_module(f"{prefix}.data.mnist", "data")}

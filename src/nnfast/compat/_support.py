@@ -214,23 +214,32 @@ def accuracy_full_batches(net, x, t, batch_size, predict):
     return acc / x.shape[0]
 
 
-def make_mnist_module(fullname):
-    """``dataset.mnist`` / ``data.mnist``: ``load_mnist`` served by ``nnfast.datasets``.
+def make_mnist_module(fullname, package):
+    """``dataset.mnist`` / ``data.mnist``: the original's ``load_mnist``, on nnfast's readers.
 
-    ``nnfast.datasets`` is looked up when ``load_mnist`` is called, not when the module is
-    made, so installing a profile never loads or downloads data.
+    ``package`` ('dataset' for the book, 'data' for the course) names the original's data
+    package: its folder (beside the ``<package>/mnist.py`` found on ``sys.path``) is read
+    first, then nnfast's cache (downloading there when online). ``nnfast.datasets`` is looked
+    up when ``load_mnist`` is called, so installing a profile never loads or downloads data.
     """
 
     def load_mnist(normalize=True, flatten=True, one_hot_label=False):
-        """Load MNIST as ``((x_train, t_train), (x_test, t_test))`` via ``nnfast.datasets``.
+        """Load MNIST as ``((x_train, t_train), (x_test, t_test))``.
 
-        ``normalize``: pixels as float32 in [0, 1] (else uint8 0..255); ``flatten``: images
-        as 784-vectors (else (1, 28, 28)); ``one_hot_label``: labels as one-hot rows.
+        Read from the original's own folder (``mnist.pkl``, else the four gz files beside
+        the ``mnist.py`` of the original's data package on ``sys.path``), else from
+        ``nnfast.datasets.load_mnist``'s cache (downloaded when online). ``normalize``:
+        pixels as float32 in [0, 1] (else uint8 0..255); ``flatten``: images as 784-vectors
+        (else (1, 28, 28)); ``one_hot_label``: labels as float64 one-hot rows.
         """
         datasets = importlib.import_module("nnfast.datasets")
+        found = datasets.load_original_mnist(package, normalize=normalize, flatten=flatten,
+                                             one_hot_label=one_hot_label)
+        if found is not None:
+            return found
         return datasets.load_mnist(normalize=normalize, flatten=flatten,
                                    one_hot_label=one_hot_label)
 
-    doc = ("MNIST loader of the original package, served from nnfast.datasets.load_mnist "
-           "(same signature and return value).")
+    doc = (f"MNIST loader of the original package: the original's own {package}/ folder "
+           f"first, then nnfast.datasets.load_mnist (same signature and return value).")
     return make_module(fullname, doc, {"load_mnist": load_mnist}, ["load_mnist"])
