@@ -139,7 +139,7 @@ def build_parser():
     tr.add_argument("--no-plot", dest="plot", action="store_false",
                     help="do not save the learning curve")
     tr.add_argument("--no-progress", dest="progress", action="store_false",
-                    help="no progress bar (it is shown only on a terminal with tqdm anyway)")
+                    help="no progress bar (shown only with tqdm, on a terminal or in a notebook)")
     tr.add_argument("--verbose", action="store_true",
                     help="also print the toolkit Trainer's own lines (loss of every step)")
 

@@ -16,8 +16,9 @@ order and prints the same lines as the toolkit's.  The keyword-only options add:
 
 * ``augment``: a callable applied to each sampled batch of images before the gradient (e.g.
   ``nnfast.datasets.Augmenter``, which draws from its own generator, not the global one).
-* ``progress``: a tqdm bar per epoch on stderr; silently off when tqdm is not installed or
-  stderr is not a terminal.
+* ``progress``: a tqdm bar per epoch (``tqdm.auto``): on stderr on a terminal, in the cell
+  output in Jupyter/Colab; silently off when tqdm is not installed or nobody would see it
+  (stderr not a terminal outside a notebook).
 * ``loss_after_update=False``: skip the toolkit's extra forward pass after each update and
   record instead the loss of the gradient's own forward pass (training mode, before the
   update) that nnfast networks leave in ``network.last_loss``.  Saves one forward per step.
@@ -245,14 +246,36 @@ class Trainer:
             print("test acc:" + str(test_acc))
 
 
+def _in_notebook():
+    """Whether this runs in a Jupyter (or Colab) kernel: its stderr is no terminal, yet shows.
+
+    The same test tqdm's notebook-aware front end makes: an IPython shell run by a kernel app.
+    IPython is only looked up, never imported.
+    """
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # a stand-in or half-initialised IPython: not a notebook
+        return False
+
+
 def _make_bar(total, desc):
-    """A tqdm bar on stderr, or None when tqdm is missing or stderr is not a terminal."""
+    """A tqdm bar, or None when tqdm is missing or nobody would see it.
+
+    In a Jupyter/Colab kernel: tqdm's notebook-aware front end (``tqdm.auto``: a widget when
+    ipywidgets is installed, else text in the cell output). Elsewhere only on a terminal:
+    a text bar on stderr.
+    """
     stream = sys.stderr
-    if stream is None or not getattr(stream, "isatty", lambda: False)():
+    notebook = _in_notebook()
+    if not notebook and (stream is None or not getattr(stream, "isatty", lambda: False)()):
         return None
     try:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
     except ImportError:
         return None
+    if notebook:
+        return tqdm(total=total, desc=desc, unit="batch", leave=False)
     return tqdm(total=total, desc=desc, unit="batch", leave=False, file=stream,
                 dynamic_ncols=True)
