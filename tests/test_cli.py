@@ -95,6 +95,7 @@ def test_train_end_to_end_subprocess(tmp_path):
     assert 0 <= history["final_test_acc"] <= 1 and history["images_per_s"] > 0
 
 
+@pytest.mark.filterwarnings("ignore:save_params.*pickle format:UserWarning")
 def test_train_in_process_all_options(tiny_digits, tmp_path, capsys):
     out = tmp_path / "run"
     code = _train(["--net", "mlp", "--hidden", "8,6", "--epochs", "2",
