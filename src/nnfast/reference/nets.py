@@ -282,7 +282,7 @@ class _Network:
         """
         if _npz.is_npz(file_name):
             arrays = _npz.load_npz(file_name, "load_params")
-            self.set_arrays(arrays, os.fspath(file_name))
+            self.set_arrays(arrays, os.fspath(file_name), "load_params")
             return
         with open(file_name, "rb") as f:
             params = pickle.load(f)
@@ -309,17 +309,17 @@ class _Network:
         """Parameters and layer state, as :meth:`save_params` writes them to ``.npz``."""
         return {**self.params, **self.layer_state()}
 
-    def set_arrays(self, arrays, source="arrays"):
+    def set_arrays(self, arrays, source="arrays", where="set_arrays"):
         """Restore what :meth:`arrays` gave: exactly this network's parameters (shapes and
-        dtype) and any of its layer state. Everything is checked before anything changes."""
-        where = "load_params"
+        dtype) and any of its layer state. Everything is checked before anything changes;
+        errors name ``where`` and ``source``."""
         names = {key for key in arrays if "." not in key}
         missing = sorted(set(self.params) - names)
         unknown = sorted(names - set(self.params))
         if missing or unknown:
             raise ValueError(f"{where}: {source!r} does not hold this network's "
                              f"parameters: missing {missing}, unknown {unknown}")
-        for key in names:
+        for key in sorted(names):
             arr, want = arrays[key], self.params[key]
             if arr.shape != want.shape or arr.dtype != want.dtype:
                 raise ValueError(
