@@ -67,7 +67,7 @@ def confusion_matrix(true, pred, classes=10):
 
 def format_confusion(m):
     width = max(4, len(str(int(m.max()))) + 1)
-    lines = ["true \\ predicted".ljust(8) + "".join(f"{j:>{width}}" for j in range(len(m)))]
+    lines = [" " * 8 + "".join(f"{j:>{width}}" for j in range(len(m)))]
     for i, row in enumerate(m):
         lines.append(f"{i:>8}" + "".join(f"{int(v):>{width}}" for v in row))
     return "\n".join(lines)
