@@ -162,14 +162,11 @@ def build_parser():
         description="Rebuild the network of a `nnfast train` run from DIR (history.json and "
                     "params.npz, or params.pkl), evaluate it on the test data it was trained "
                     "against (or --data), print the accuracy and the confusion matrix.")
-    ev.add_argument("--params", required=True, metavar="DIR",
-                    help="output folder of `nnfast train` (history.json, params.npz)")
     ev.add_argument("--data", choices=("digits5k", "mnist"), default=None,
                     help="test data (default: the run's own data set and split)")
     ev.add_argument("--misclassified", metavar="PNG", default=None,
                     help="also save the misclassified test digits (up to 64) as a PNG grid "
                          "(needs matplotlib)")
-    ev.add_argument("--backend", choices=("native", "reference"), default="native")
 
     pr = sub.add_parser(
         "predict", help="top-k classes of images or arrays with a trained network",
@@ -178,15 +175,18 @@ def build_parser():
                     "28x28 by nearest neighbour, inverted when its border is bright, as "
                     "MNIST digits are light on dark) or a .npy array of one or more images "
                     "(784 values or 28x28 each; uint8 0..255 or floats in [0, 1]).")
-    pr.add_argument("--params", required=True, metavar="DIR",
-                    help="output folder of `nnfast train` (history.json, params.npz)")
     pr.add_argument("inputs", nargs="+", metavar="image.png|array.npy")
     pr.add_argument("--top", type=_positive_int, default=3, metavar="K",
                     help="classes to show per input (default 3)")
     pr.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                     help="PNG only: invert grey levels (default auto: when the border is "
                          "brighter than mid-grey)")
-    pr.add_argument("--backend", choices=("native", "reference"), default="native")
+    for run_parser in (ev, pr):
+        run_parser.add_argument("--params", required=True, metavar="DIR",
+                                help="output folder of `nnfast train` (history.json, "
+                                     "params.npz)")
+        run_parser.add_argument("--backend", choices=("native", "reference"),
+                                default="native")
 
     gc = sub.add_parser(
         "gradcheck", help="compare backprop and numerical gradients of a small network",
