@@ -95,6 +95,7 @@ def test_train_end_to_end_subprocess(tmp_path):
     assert 0 <= history["final_test_acc"] <= 1 and history["images_per_s"] > 0
 
 
+@pytest.mark.filterwarnings("ignore:save_params.*pickle format:UserWarning")
 def test_train_in_process_all_options(tiny_digits, tmp_path, capsys):
     out = tmp_path / "run"
     code = _train(["--net", "mlp", "--hidden", "8,6", "--epochs", "2",
@@ -247,3 +248,112 @@ def test_console_script_is_installed():
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("nnfast") == "nnfast.cli:main"
+
+
+def test_version(capsys):
+    import nnfast
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nnfast {nnfast.__version__}"
+    out = subprocess.run([sys.executable, "-m", "nnfast", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"nnfast {nnfast.__version__}"
+
+
+def test_datasets_is_a_lazy_submodule():
+    code = ("import sys, nnfast; assert 'nnfast.datasets' not in sys.modules; "
+            "assert 'datasets' in dir(nnfast); "
+            "print(nnfast.datasets.load_mnist.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "nnfast.datasets.mnist"
+
+
+# --------------------------------------------------------------------------- resume, eval, predict
+
+def _trained_run(tmp_path, *extra):
+    out = str(tmp_path / "run")
+    assert _train(["--epochs", "2", "--out", out, "--no-plot", "--no-progress", *extra]) == 0
+    return out
+
+
+def test_resume_refuses_conflicting_settings_and_missing_checkpoints(tiny_digits, tmp_path,
+                                                                      capsys):
+    out = _trained_run(tmp_path, "--checkpoint-every", "1")
+    assert os.path.exists(os.path.join(out, "checkpoint.npz"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match=r"--lr 0.01 differs from the run being resumed "
+                                         r"\(0.001\)"):
+        _train(["--resume", out, "--lr", "0.01"])
+    with pytest.raises(SystemExit, match=r"--resume .*nowhere: cannot read .*checkpoint.npz"):
+        _train(["--resume", str(tmp_path / "nowhere")])
+    # a finished run resumed with more epochs goes on from where it stopped
+    assert _train(["--resume", out, "--epochs", "3", "--no-plot"]) == 0
+    text = capsys.readouterr().out
+    assert "resumed from" in text and "at epoch 2 (step 2 of 3)" in text
+    assert [line.split()[1] for line in text.splitlines() if line.startswith("epoch")] == ["3/3"]
+    assert _read_history(out)["history"]["epoch"] == [1, 2, 3]
+
+
+def test_eval_prints_accuracy_and_confusion_matrix(tiny_digits, tmp_path, capsys):
+    out = _trained_run(tmp_path, "--net", "mlp", "--hidden", "20")
+    capsys.readouterr()
+    png = tmp_path / "wrong.png"
+    assert cli.main(["eval", "--params", out, "--misclassified", str(png)]) == 0
+    text = capsys.readouterr().out
+    history = _read_history(out)
+    assert f"accuracy: {history['final_test_acc']:.4f}" in text
+    rows = [line.split() for line in text.splitlines()[4:14]]
+    matrix = np.array([[int(v) for v in row[1:]] for row in rows])
+    assert [int(row[0]) for row in rows] == list(range(10))
+    assert matrix.sum() == 10 and np.all(matrix.sum(axis=1) == 1)  # one test digit of each
+    correct = int(round(history["final_test_acc"] * 10))
+    assert np.trace(matrix) == correct
+    if correct < 10 and HAVE_MATPLOTLIB:
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(SystemExit, match=r"nnfast eval: .*history.json not found"):
+        cli.main(["eval", "--params", str(tmp_path)])
+
+
+def _mlp_outputs(out, x):
+    """Softmax outputs of the saved mlp run for images x, computed here from params.npz."""
+    from nnfast import nets
+    from nnfast.functions import softmax
+
+    net = nets.MultiLayerNetExtend(784, [20], 10, use_batchnorm=True, dtype=np.float32)
+    net.load_params(os.path.join(out, "params.npz"))
+    return softmax(net.predict(x.reshape(len(x), -1).astype(np.float32)).astype(np.float64))
+
+
+def test_predict_npy_and_png(tiny_digits, tmp_path, capsys):
+    out = _trained_run(tmp_path, "--net", "mlp", "--hidden", "20")
+    rng = np.random.RandomState(3)
+    images = rng.randint(0, 256, size=(2, 28, 28)).astype(np.uint8)
+    np.save(tmp_path / "two.npy", images)
+    capsys.readouterr()
+    assert cli.main(["predict", "--params", out, "--top", "2", str(tmp_path / "two.npy")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    probs = _mlp_outputs(out, images / 255.0)
+    for i, line in enumerate(lines):
+        best = np.argsort(-probs[i], kind="stable")[:2]
+        assert line == (f"{tmp_path / 'two.npy'}[{i}]: {best[0]} ({probs[i][best[0]]:.4f}), "
+                        f"{best[1]} ({probs[i][best[1]]:.4f})")
+    assert len(lines) == 2
+    if HAVE_MATPLOTLIB:
+        from matplotlib.image import imsave
+
+        # a dark digit on a light 56x56 background: resized, inverted
+        big = np.kron(255 - images[0], np.ones((2, 2), dtype=np.uint8))
+        big[0, :] = big[-1, :] = big[:, 0] = big[:, -1] = 255
+        imsave(tmp_path / "digit.png", big, cmap="gray", vmin=0, vmax=255)
+        assert cli.main(["predict", "--params", out, str(tmp_path / "digit.png")]) == 0
+        line = capsys.readouterr().out.strip()
+        assert line.startswith(f"{tmp_path / 'digit.png'}: ") and line.count("(") == 3
+    np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
+    with pytest.raises(SystemExit, match=r"expected images of 784 values .* shape \(3, 5\)"):
+        cli.main(["predict", "--params", out, str(tmp_path / "bad.npy")])
+    (tmp_path / "x.txt").write_text("1")
+    with pytest.raises(SystemExit, match=r"inputs must be .png images or .npy arrays"):
+        cli.main(["predict", "--params", out, str(tmp_path / "x.txt")])

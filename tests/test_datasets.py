@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import pickle
 import struct
 
 import numpy as np
@@ -333,3 +334,133 @@ def test_offline_default_is_real_balanced_mnist():
     (x4, _), _ = datasets.load_mnist_5k(flatten=False)
     assert x4.shape == (4000, 1, 28, 28)
     np.testing.assert_array_equal(x4.reshape(4000, 784), x)
+
+
+# --------------------------------------------------------------------------- the originals' folder
+
+def _book_pickle(path, arrays):
+    """mnist.pkl as the book's dataset/mnist.py writes it: a dict of np.frombuffer arrays,
+    pickled with protocol -1."""
+    dataset = {}
+    for key in ("train_img", "test_img"):
+        raw = np.asarray(arrays[key], dtype=np.uint8).tobytes()
+        dataset[key] = np.frombuffer(raw, np.uint8).reshape(-1, 784)
+    for key in ("train_label", "test_label"):
+        dataset[key] = np.frombuffer(np.asarray(arrays[key], dtype=np.uint8).tobytes(), np.uint8)
+    with open(path, "wb") as f:
+        pickle.dump(dataset, f, -1)
+
+
+def _original_package(root, package="dataset"):
+    """root/<package>/{__init__.py, mnist.py}: the original's data package (a stand-in)."""
+    folder = root / package
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "mnist.py").write_text("raise ImportError('stand-in for the original loader')\n")
+    return folder
+
+
+@pytest.fixture
+def book_arrays():
+    rng = np.random.RandomState(1)
+    return {"train_img": rng.randint(0, 256, size=(5, 28, 28)),
+            "train_label": np.array([3, 1, 4, 1, 5]),
+            "test_img": rng.randint(0, 256, size=(2, 28, 28)),
+            "test_label": np.array([9, 2])}
+
+
+def _assert_loaded(got, arrays, normalize=True, flatten=True, one_hot=False):
+    (x_train, t_train), (x_test, t_test) = got
+    for x, key in ((x_train, "train_img"), (x_test, "test_img")):
+        want = np.asarray(arrays[key], dtype=np.uint8).reshape(-1, 784)
+        if normalize:
+            assert x.dtype == np.float32
+            want = want.astype(np.float32) / np.float32(255.0)
+        else:
+            assert x.dtype == np.uint8
+        if not flatten:
+            want = want.reshape(-1, 1, 28, 28)
+        assert x.shape == want.shape
+        np.testing.assert_array_equal(x, want)
+    for t, key in ((t_train, "train_label"), (t_test, "test_label")):
+        if one_hot:
+            assert t.dtype == np.float64 and t.shape == (len(arrays[key]), 10)
+            np.testing.assert_array_equal(t.argmax(axis=1), arrays[key])
+        else:
+            assert t.dtype == np.uint8
+            np.testing.assert_array_equal(t, arrays[key])
+
+
+def test_original_data_dir_is_the_first_package_on_the_path(tmp_path, monkeypatch):
+    _original_package(tmp_path / "b")
+    _original_package(tmp_path / "c")
+    (tmp_path / "a" / "dataset").mkdir(parents=True)  # no mnist.py: not the original's package
+    path = [str(tmp_path / "a"), 42, str(tmp_path / "b"), str(tmp_path / "c")]
+    assert datasets.original_data_dir("dataset", path) == str(tmp_path / "b" / "dataset")
+    assert datasets.original_data_dir("data", path) is None
+    monkeypatch.chdir(tmp_path / "c" / "dataset")
+    assert datasets.original_data_dir("dataset", [os.pardir]) == str(tmp_path / "c" / "dataset")
+    assert datasets.original_data_dir("dataset", [""]) is None  # '' is the current directory
+
+
+@pytest.mark.parametrize("normalize, flatten, one_hot", [(True, True, False), (False, False, True)])
+def test_load_original_mnist_reads_the_books_pickle(tmp_path, book_arrays, normalize, flatten,
+                                                    one_hot):
+    folder = _original_package(tmp_path)
+    _book_pickle(folder / "mnist.pkl", book_arrays)
+    got = datasets.load_original_mnist("dataset", normalize, flatten, one_hot,
+                                       path=[str(tmp_path)])
+    _assert_loaded(got, book_arrays, normalize, flatten, one_hot)
+
+
+def test_load_original_mnist_reads_the_gz_files_then_nothing(tmp_path, book_arrays):
+    folder = _original_package(tmp_path, "data")
+    assert datasets.load_original_mnist("data", path=[str(tmp_path)]) is None
+    for key, (name, _) in mnist_mod.MNIST_FILES.items():
+        _write_gz(folder / name, _idx_bytes(book_arrays[key]))
+        if key != "test_label":  # three of the four files: not usable yet
+            assert datasets.load_original_mnist("data", path=[str(tmp_path)]) is None
+    before = sorted(os.listdir(folder))
+    _assert_loaded(datasets.load_original_mnist("data", path=[str(tmp_path)]), book_arrays)
+    assert sorted(os.listdir(folder)) == before  # nothing written there
+    # the pickle, when present, wins over the gz files
+    other = dict(book_arrays, train_label=np.array([0, 0, 0, 0, 7]))
+    _book_pickle(folder / "mnist.pkl", other)
+    _assert_loaded(datasets.load_original_mnist("data", path=[str(tmp_path)]), other)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > should_not_exist",))
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda a: _Evil(), r"not the original's MNIST pickle \(it refers to (posix|nt)\.system"),
+    (lambda a: [1, 2], r"must hold a dict with the keys"),
+    (lambda a: {k: v for k, v in a.items() if k != "test_label"}, r"must hold a dict with the keys"),
+    (lambda a: dict(a, train_img=a["train_img"].astype(np.float64)),
+     r"'train_img' must be \(N, 784\) uint8 images, got shape \(5, 784\) dtype float64"),
+    (lambda a: dict(a, test_label=a["test_label"][:1]), r"must hold one label per image"),
+    (lambda a: dict(a, train_label=a["train_label"] + 7), r"holds label 12; MNIST labels are 0..9"),
+])
+def test_read_original_pickle_refuses_other_content(tmp_path, book_arrays, content, message,
+                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = _original_package(tmp_path)
+    good = folder / "good.pkl"
+    _book_pickle(good, book_arrays)
+    arrays = datasets.read_original_pickle(good)
+    with open(folder / "mnist.pkl", "wb") as f:
+        pickle.dump(content(arrays), f, -1)
+    with pytest.raises(ValueError, match=message):
+        datasets.load_original_mnist("dataset", path=[str(tmp_path)])
+    assert not (tmp_path / "should_not_exist").exists()
+
+
+def test_read_original_pickle_not_a_pickle(tmp_path):
+    path = tmp_path / "mnist.pkl"
+    path.write_bytes(b"\x80\x05garbage")
+    with pytest.raises(ValueError, match=r"is not the original's MNIST pickle"):
+        datasets.read_original_pickle(path)
+    with pytest.raises(FileNotFoundError):
+        datasets.read_original_pickle(tmp_path / "missing.pkl")

@@ -1,4 +1,6 @@
 """Layers: values against naive loops, numerical gradients, dtypes, state and errors."""
+import re
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -389,6 +391,20 @@ def test_batchnorm_4d_is_per_feature(backend, dtype):
     assert_allclose(dx4.reshape(5, 12), dx2, **_tol(dtype))
 
 
+@pytest.mark.parametrize("shape", [(6,), (2, 3, 4), (2, 1, 2, 2, 3)])
+def test_batchnorm_refuses_ranks_other_than_2_and_4(backend, shape):
+    # The original reshapes a non-2-D x with ``N, C, H, W = x.shape``: 2-D and 4-D only.
+    features = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+    gamma, beta = np.ones(features), np.zeros(features)
+    layer = backend.layers.BatchNormalization(gamma, beta)
+    with pytest.raises(ValueError, match=r"BatchNormalization.forward: x must be 2-D or 4-D "
+                                         r"\(N, D\) or \(N, C, H, W\), got shape "
+                                         + re.escape(str(shape))):
+        layer.forward(np.ones(shape))
+    # nothing changed: no running statistics, no caches
+    assert layer.running_mean is None and layer.running_var is None and layer.xn is None
+
+
 def test_batchnorm_spatial_mode(backend, dtype):
     x = np.random.randn(3, 2, 2, 3).astype(dtype)
     gamma = np.array([1.5, 0.5], dtype=dtype)
@@ -447,7 +463,7 @@ def test_batchnorm_state_rules(backend):
     rm, rv, xn = layer.running_mean.copy(), layer.running_var.copy(), layer.xn
     with pytest.raises(ValueError, match=r"BatchNormalization.forward: gamma must have shape \(5,\)"):
         layer.forward(np.random.randn(4, 5))
-    with pytest.raises(ValueError, match=r"BatchNormalization.forward: x must be at least 2-D"):
+    with pytest.raises(ValueError, match=r"BatchNormalization.forward: x must be 2-D or 4-D"):
         layer.forward(np.random.randn(4))
     assert_array_equal(layer.running_mean, rm)
     assert_array_equal(layer.running_var, rv)

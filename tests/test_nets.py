@@ -520,6 +520,7 @@ def test_save_writes_plain_dict(backend, case, tmp_path):
         np.testing.assert_array_equal(val, net.params[key])
 
 
+@pytest.mark.filterwarnings("ignore:save_params.*pickle format:UserWarning")
 def test_load_into_fresh_net(backend, case, tmp_path):
     factory, shape, classes, _ = CASES[case]
     np.random.seed(1)

@@ -163,3 +163,80 @@ def test_save_overwrites_atomically(tmp_path):
     c.load_params(path)
     np.testing.assert_array_equal(c.params["W1"], b.params["W1"])
     assert os.listdir(tmp_path) == ["p.npz"]
+
+
+# --------------------------------------------------------------------------- layer state
+
+def _trained_bn_net(module, dtype=np.float64, seed=1):
+    """A MultiLayerNetExtend (batch norm, dropout) after a few training forwards: its
+    running statistics are far from the zeros a fresh network starts with."""
+    net = make("MultiLayerNetExtend", module, dtype, seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        net.predict((3 + 2 * rng.standard_normal((8, 6))).astype(dtype), train_flg=True)
+    return net
+
+
+@pytest.mark.parametrize("saver, loader", [(native_nets, native_nets), (ref_nets, native_nets),
+                                           (native_nets, ref_nets)])
+def test_npz_keeps_the_batchnorm_running_statistics(tmp_path, saver, loader, dtype):
+    a = _trained_bn_net(saver, dtype)
+    path = tmp_path / "p.npz"
+    a.save_params(path)
+    with np.load(path, allow_pickle=False) as data:
+        assert sorted(data.files) == sorted([*a.params, "BatchNorm1.running_mean",
+                                             "BatchNorm1.running_var", "BatchNorm2.running_mean",
+                                             "BatchNorm2.running_var"])
+    b = make("MultiLayerNetExtend", loader, dtype, seed=2)  # never run: no statistics yet
+    b.load_params(path)
+    for key in ("BatchNorm1", "BatchNorm2"):
+        for attr in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(getattr(b.layers[key], attr),
+                                          getattr(a.layers[key], attr))
+    x = (3 + 2 * np.random.default_rng(5).standard_normal((4, 6))).astype(dtype)
+    np.testing.assert_array_equal(b.predict(x), a.predict(x))  # test mode: the statistics
+    np.testing.assert_array_equal(b.accuracy(x, np.array([0, 1, 2, 0])),
+                                  a.accuracy(x, np.array([0, 1, 2, 0])))
+
+
+def test_npz_without_state_resets_the_statistics(tmp_path):
+    fresh = make("MultiLayerNetExtend", seed=3)
+    fresh.save_params(tmp_path / "fresh.npz")  # never run: no statistics in the file
+    with np.load(tmp_path / "fresh.npz", allow_pickle=False) as data:
+        assert sorted(data.files) == sorted(fresh.params)
+    net = _trained_bn_net(native_nets)
+    net.load_params(tmp_path / "fresh.npz")
+    assert net.layers["BatchNorm1"].running_mean is None
+    assert net.layers["BatchNorm2"].running_var is None
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.update({"BatchNorm7.running_mean": np.zeros(5)}),
+     r"holds 'BatchNorm7.running_mean', which is no state of this network"),
+    (lambda a: a.update({"BatchNorm1.gamma": np.zeros(5)}), r"which is no state"),
+    (lambda a: a.update({"BatchNorm1.running_var": np.zeros(4)}),
+     r"'BatchNorm1.running_var' .* has shape \(4,\) .* needs shape \(5,\)"),
+    (lambda a: a.update({"BatchNorm2.running_mean": np.zeros(4, dtype=np.int64)}),
+     r"dtype int64; this network needs shape \(4,\) and dtype float32 or float64"),
+])
+def test_npz_bad_state_is_refused_and_changes_nothing(tmp_path, edit, message):
+    net = _trained_bn_net(native_nets)
+    arrays = net.arrays()
+    edit(arrays)
+    _write_npz(tmp_path / "bad.npz", arrays)
+    snap = snapshot(net)
+    stats = {k: v.copy() for k, v in net.layer_state().items()}
+    with pytest.raises(ValueError, match=f"load_params: .*{message}"):
+        net.load_params(tmp_path / "bad.npz")
+    assert_unchanged(net, snap)
+    for name, value in net.layer_state().items():
+        np.testing.assert_array_equal(value, stats[name])
+
+
+def test_pickle_stays_the_toolkits_dict_and_says_what_it_leaves_out(tmp_path):
+    net = _trained_bn_net(native_nets)
+    with pytest.warns(UserWarning, match=r"pickle format, which holds the parameters only: "
+                                         r"the batch-norm running statistics are not saved"):
+        net.save_params(str(tmp_path / "p.pkl"))
+    with open(tmp_path / "p.pkl", "rb") as f:
+        assert sorted(pickle.load(f)) == sorted(net.params)

@@ -200,8 +200,20 @@ def fake_tqdm(monkeypatch):
     """A stand-in tqdm module; the bars it made.  (Tests set sys.stderr in their body: pytest's
     output capture re-installs its own sys.stderr after fixtures run.)"""
     _FakeBar.made = []
-    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=_FakeBar))
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = _FakeBar
+    package = types.ModuleType("tqdm")
+    package.__path__ = []
+    package.auto = auto
+    monkeypatch.setitem(sys.modules, "tqdm", package)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
     return _FakeBar.made
+
+
+def _fake_ipython(monkeypatch, config):
+    shell = types.SimpleNamespace(config=config)
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: shell))
 
 
 @pytest.mark.parametrize("after_epoch, totals", [(False, [1, 3, 3, 2]), (True, [3, 3, 3])])
@@ -227,6 +239,30 @@ def test_progress_bar_silent_without_a_terminal(backend, fake_tqdm, monkeypatch)
                                  mini_batch_size=2, progress=True, verbose=False)
     tr.train()
     assert fake_tqdm == [] and sys.stderr.getvalue() == ""
+
+
+def test_progress_bar_in_a_notebook_kernel(backend, fake_tqdm, monkeypatch):
+    # Jupyter/Colab: stderr is no terminal, but the notebook front end of tqdm.auto shows
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    _fake_ipython(monkeypatch, {"IPKernelApp": {"connection_file": "kernel.json"}})
+    x_train, t_train, x_test, t_test = _stub_data(6)
+    tr = backend.trainer.Trainer(StubNet(), x_train, t_train, x_test, t_test, epochs=2,
+                                 mini_batch_size=2, progress=True, verbose=False)
+    tr.train()
+    assert [bar.total for bar in fake_tqdm] == [1, 3, 2]
+    assert all(bar.closed for bar in fake_tqdm)
+    assert "file" not in fake_tqdm[0].kwargs  # the notebook front end picks its own output
+    assert fake_tqdm[0].kwargs["desc"] == "epoch 1/2"
+
+
+def test_progress_bar_silent_in_a_plain_ipython_without_a_terminal(backend, fake_tqdm,
+                                                                    monkeypatch):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    _fake_ipython(monkeypatch, {"TerminalInteractiveShell": {}})  # IPython, but no kernel
+    x_train, t_train, x_test, t_test = _stub_data(6)
+    backend.trainer.Trainer(StubNet(), x_train, t_train, x_test, t_test, epochs=2,
+                            mini_batch_size=2, progress=True, verbose=False).train()
+    assert fake_tqdm == []
 
 
 def test_progress_bar_silent_without_tqdm(backend, monkeypatch, capsys):

@@ -33,7 +33,7 @@ from ._threads import get_num_threads, num_threads, set_num_threads  # noqa: E40
 
 _SUBMODULES = (
     "functions", "gradient", "util", "layers", "optimizer", "nets", "trainer",
-    "reference",
+    "datasets", "reference",
 )
 
 __all__ = ["set_num_threads", "get_num_threads", "num_threads", "build_info", "release_buffers",

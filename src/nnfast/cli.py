@@ -1,6 +1,9 @@
 """The ``nnfast`` command (also ``python -m nnfast``).
 
     nnfast train       train a network on the offline digits (or MNIST), save params and a plot
+                       (--checkpoint-every K / --resume DIR: survive an interruption)
+    nnfast eval        accuracy and confusion matrix of a trained network on its test data
+    nnfast predict     top-k classes of images (PNG) or arrays (.npy) with a trained network
     nnfast gradcheck   backprop vs numerical gradients of a small network, per parameter
     nnfast bench       time nnfast against its NumPy reference (and PyTorch CPU when installed)
 
@@ -54,10 +57,24 @@ def _hidden(text):
     return sizes
 
 
+def _version():
+    """The installed distribution's version (the package's own when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nnfast")
+    except PackageNotFoundError:
+        from nnfast import __version__
+
+        return __version__
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="nnfast", description="nnfast: train networks on compiled kernels, offline.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,bench}")
+    parser.add_argument("--version", action="version", version=f"nnfast {_version()}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,eval,predict,gradcheck,bench}")
     sub.required = True
 
     tr = sub.add_parser(
@@ -126,9 +143,50 @@ def build_parser():
     tr.add_argument("--no-plot", dest="plot", action="store_false",
                     help="do not save the learning curve")
     tr.add_argument("--no-progress", dest="progress", action="store_false",
-                    help="no progress bar (it is shown only on a terminal with tqdm anyway)")
+                    help="no progress bar (shown only with tqdm, on a terminal or in a notebook)")
     tr.add_argument("--verbose", action="store_true",
                     help="also print the toolkit Trainer's own lines (loss of every step)")
+    tr.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K",
+                    help="every K epochs, write OUT/checkpoint.npz (network, optimizer "
+                         "state, random state, epoch, history; atomic, no pickle), so that an "
+                         "interrupted run can continue with --resume")
+    tr.add_argument("--resume", default=None, metavar="DIR",
+                    help="continue the run whose DIR/checkpoint.npz was written by "
+                         "--checkpoint-every: its settings are taken from the checkpoint "
+                         "(options given again must agree; --epochs may grow) and it ends "
+                         "with the parameters the uninterrupted run would have, bit for bit; "
+                         "output goes to DIR unless --out is given")
+
+    ev = sub.add_parser(
+        "eval", help="accuracy and confusion matrix of a trained network on its test data",
+        description="Rebuild the network of a `nnfast train` run from DIR (history.json and "
+                    "params.npz, or params.pkl), evaluate it on the test data it was trained "
+                    "against (or --data), print the accuracy and the confusion matrix.")
+    ev.add_argument("--data", choices=("digits5k", "mnist"), default=None,
+                    help="test data (default: the run's own data set and split)")
+    ev.add_argument("--misclassified", metavar="PNG", default=None,
+                    help="also save the misclassified test digits (up to 64) as a PNG grid "
+                         "(needs matplotlib)")
+
+    pr = sub.add_parser(
+        "predict", help="top-k classes of images or arrays with a trained network",
+        description="Classify each input with the network saved by `nnfast train` in DIR. "
+                    "An input is a PNG (any size: greyscale by channel mean, resized to "
+                    "28x28 by nearest neighbour, inverted when its border is bright, as "
+                    "MNIST digits are light on dark) or a .npy array of one or more images "
+                    "(784 values or 28x28 each; uint8 0..255 or floats in [0, 1]).")
+    pr.add_argument("inputs", nargs="+", metavar="image.png|array.npy")
+    pr.add_argument("--top", type=_positive_int, default=3, metavar="K",
+                    help="classes to show per input (default 3)")
+    pr.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                    help="PNG only: invert grey levels (default auto: when the border is "
+                         "brighter than mid-grey)")
+    for run_parser in (ev, pr):
+        run_parser.add_argument("--params", required=True, metavar="DIR",
+                                help="output folder of `nnfast train` (history.json, "
+                                     "params.npz)")
+        run_parser.add_argument("--backend", choices=("native", "reference"),
+                                default="native")
 
     gc = sub.add_parser(
         "gradcheck", help="compare backprop and numerical gradients of a small network",
@@ -295,6 +353,62 @@ def _rate(images, seconds):
     return images / seconds if seconds > 0 else float("inf")
 
 
+# --------------------------------------------------------------------------- run settings
+
+# What a run's results depend on: recorded in history.json ("args") and in its checkpoint,
+# read back by --resume, eval and predict. --threads, --out, --no-plot, --no-progress,
+# --verbose and --params-format change no number.
+RUN_KEYS = ("net", "data", "epochs", "batch_size", "optimizer", "lr", "opt_param",
+            "weight_decay", "weight_decay_type", "init", "hidden", "dtype", "seed", "augment",
+            "test_per_class", "train_samples", "eval_samples", "test_loss",
+            "loss_after_update", "backend")
+CHECKPOINT_FILE = "checkpoint.npz"
+
+
+def _run_settings(args):
+    return {key: getattr(args, key) for key in RUN_KEYS}
+
+
+def _settings_namespace(settings):
+    """A namespace of recorded run settings, JSON lists turned back into what argparse gives."""
+    ns = argparse.Namespace(**settings)
+    ns.opt_param = [tuple(pair) for pair in ns.opt_param]
+    return ns
+
+
+def _apply_resume(args):
+    """Fill ``args`` from the checkpoint in ``args.resume``; return (checkpoint path, meta)."""
+    from nnfast.trainer import read_checkpoint_meta
+
+    path = os.path.join(args.resume, CHECKPOINT_FILE)
+    try:
+        meta = read_checkpoint_meta(path)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"nnfast train: --resume {args.resume}: cannot read {path}: "
+                         f"{exc}") from None
+    saved = meta.get("extra", {}).get("cli")
+    if not isinstance(saved, dict) or set(saved) != set(RUN_KEYS):
+        raise SystemExit(f"nnfast train: --resume {args.resume}: {path} was not written by "
+                         f"`nnfast train --checkpoint-every` of this version")
+    saved = vars(_settings_namespace(saved))
+    defaults = vars(build_parser().parse_args(["train"]))
+    for key in RUN_KEYS:
+        given = getattr(args, key)
+        if key == "epochs" and given != defaults[key]:
+            continue  # a longer (or the same) run: the trainer checks the step count
+        if given != defaults[key] and given != saved[key]:
+            option = "--" + key.replace("_", "-")
+            raise SystemExit(f"nnfast train: --resume {args.resume}: {option} {given!r} "
+                             f"differs from the run being resumed ({saved[key]!r}); leave "
+                             f"it out")
+        setattr(args, key, saved[key])
+    if args.out == defaults["out"]:
+        args.out = args.resume
+    if args.checkpoint_every is None:
+        args.checkpoint_every = meta["extra"].get("checkpoint_every")
+    return path, meta
+
+
 # --------------------------------------------------------------------------- train
 
 def train(args):
@@ -312,6 +426,7 @@ def _train(args):
     import nnfast
     from nnfast.datasets import Augmenter
 
+    resume = _apply_resume(args) if args.resume is not None else None
     nets, trainer_mod, _ = _modules(args.backend)
     dtype = np.dtype(args.dtype).type
     flatten = args.net in ("mlp", "twolayer")
@@ -348,13 +463,25 @@ def _train(args):
                  f"{_rate(images, tr.train_time):,.0f} img/s]")
         print(line, flush=True)
 
+    checkpoint = None
+    if args.checkpoint_every is not None:
+        os.makedirs(args.out, exist_ok=True)
+        checkpoint = os.path.join(args.out, CHECKPOINT_FILE)
     tr = trainer_mod.Trainer(
         net, x_train, t_train, x_test, t_test, epochs=epochs, mini_batch_size=args.batch_size,
         optimizer=args.optimizer, optimizer_param=opt_param,
         evaluate_sample_num_per_epoch=args.eval_samples, verbose=args.verbose,
         augment=augment if augment.active else None, progress=args.progress,
         loss_after_update=args.loss_after_update, eval_loss=args.test_loss,
-        eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch)
+        eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch,
+        checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or 1,
+        checkpoint_extra={"cli": _run_settings(args),
+                          "checkpoint_every": args.checkpoint_every})
+    if resume is not None:
+        try:
+            tr.load_checkpoint(resume[0])
+        except ValueError as exc:
+            raise SystemExit(f"nnfast train: --resume {args.resume}: {exc}") from None
 
     threads = nnfast.get_num_threads()
     kernels = "NumPy reference" if args.backend == "reference" else _kernel_summary(nnfast)
@@ -366,12 +493,19 @@ def _train(args):
           f"{epochs} epochs ({tr.max_iter} steps), seed {args.seed}"
           + (f", augment {augment!r}" if augment.active else ""))
     print(f"  {kernels}", flush=True)
+    if resume is not None:
+        print(f"  resumed from {resume[0]} at epoch {tr.current_epoch} "
+              f"(step {tr.current_iter} of {tr.max_iter})", flush=True)
 
     start = time.perf_counter()
     try:
         tr.train()  # with verbose=False it prints nothing itself
     except KeyboardInterrupt:
-        print("\nnnfast train: interrupted; nothing saved", file=sys.stderr)
+        if checkpoint is not None and os.path.exists(checkpoint):
+            print(f"\nnnfast train: interrupted; continue from the last checkpoint with "
+                  f"nnfast train --resume {args.out}", file=sys.stderr)
+        else:
+            print("\nnnfast train: interrupted; nothing saved", file=sys.stderr)
         return 130
     wall = time.perf_counter() - start
 
@@ -397,9 +531,12 @@ def _train(args):
                    "optimizer_param": opt_param, "seed": args.seed, "augment": args.augment,
                    "final_test_acc": float(test_acc), "train_time_s": tr.train_time,
                    "eval_time_s": tr.eval_time,
-                   "images_per_s": _rate(images, tr.train_time), "history": tr.history},
+                   "images_per_s": _rate(images, tr.train_time), "history": tr.history,
+                   "args": _run_settings(args)},
                   f, indent=1)
     saved.append(history_path)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        saved.append(f"{checkpoint} (training checkpoint)")
     if args.plot:
         plot_path = os.path.join(args.out, "learning_curve.png")
         try:
@@ -496,6 +633,10 @@ def main(argv=None):
     args.argv = argv
     if args.command == "train":
         return train(args)
+    if args.command in ("eval", "predict"):
+        from nnfast import _cli_eval
+
+        return getattr(_cli_eval, args.command)(args)
     if args.command == "bench":
         from nnfast.bench.run import main as bench_main
 

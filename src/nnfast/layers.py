@@ -535,7 +535,7 @@ class BatchNormalization(_ref.BatchNormalization):
         if self.mode == "spatial":
             check_ndim(x, 4, where, "x", "(N, C, H, W) in mode 'spatial'")
         else:
-            check_min_ndim(x, 2, where, "x", "(N, D) or (N, C, H, W)")
+            check_ndim(x, (2, 4), where, "x", "(N, D) or (N, C, H, W)")
         n, c, inner = self._geometry(x.shape)
         gamma = self._check_param(self.gamma, "gamma", c, where)
         beta = self._check_param(self.beta, "beta", c, where)

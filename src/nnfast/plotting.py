@@ -5,7 +5,7 @@ change to the user's global matplotlib backend.
 """
 import os
 
-__all__ = ["save_learning_curve", "save_ratio_chart"]
+__all__ = ["save_learning_curve", "save_ratio_chart", "save_misclassified"]
 
 
 def _require_matplotlib(what="saving a learning curve"):
@@ -107,4 +107,37 @@ def save_ratio_chart(labels, series, path, title=None, dpi=100):
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
+    return _save(fig, path, dpi)
+
+
+def save_misclassified(images, true, pred, path, columns=8, dpi=100):
+    """A grid of digit images titled ``true -> predicted``, saved as a PNG at ``path``.
+
+    ``images`` is (N, 784), (N, 28, 28) or (N, 1, 28, 28) (any scale; shown in grey), ``true``
+    and ``pred`` hold N labels each. At most the first 64 are drawn. Returns ``path``.
+    """
+    import numpy as np
+
+    Figure, FigureCanvasAgg = _require_matplotlib("saving misclassified digits")
+    images = np.asarray(images)
+    n = min(len(images), 64)
+    if n == 0:
+        raise ValueError("save_misclassified: no image to draw")
+    if len(true) < n or len(pred) < n:
+        raise ValueError(f"save_misclassified: need a true and a predicted label per image "
+                         f"({n}), got {len(true)} and {len(pred)}")
+    side = int(round(np.sqrt(images[0].size)))
+    if side * side != images[0].size:
+        raise ValueError(f"save_misclassified: images must be square, got "
+                         f"{images[0].size} pixels each")
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    fig = Figure(figsize=(1.2 * columns, 1.35 * rows), dpi=dpi)
+    FigureCanvasAgg(fig)
+    for i in range(rows * columns):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(images[i].reshape(side, side), cmap="gray", interpolation="nearest")
+            ax.set_title(f"{int(true[i])} -> {int(pred[i])}", fontsize=8)
     return _save(fig, path, dpi)

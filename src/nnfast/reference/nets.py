@@ -39,11 +39,14 @@ Deviations from the toolkit (all deliberate)
 * ``gradient`` leaves the loss of its forward pass (training mode, before any update) in
   ``last_loss``, so a training loop can report it without another forward pass.
 """
+import os
 import pickle
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 
+from nnfast import _npz
 from nnfast.reference import layers as _layers
 from nnfast.reference.gradient import numerical_gradient as _numerical_gradient
 
@@ -56,6 +59,9 @@ __all__ = [
     "DeepConvNet",
     "SmallAlexNet",
 ]
+
+# Layer state that prediction needs besides the parameters (BatchNormalization's).
+_STATE_ATTRS = ("running_mean", "running_var")
 
 # Gradient attribute a layer fills for each parameter attribute.
 _GRAD_ATTR = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta"}
@@ -239,92 +245,108 @@ class _Network:
         return {name: _numerical_gradient(loss_of, self.params[name]) for name in self._slots}
 
     def save_params(self, file_name="params.pkl"):
-        """Write the parameters to ``file_name``, in a format chosen by its extension.
+        """Write the network to ``file_name``, in a format chosen by its extension.
 
-        ``.npz``: NumPy's zip of arrays, read back with ``allow_pickle=False`` - the safe
-        format (loading it never runs code). Any other name (``.pkl``): the reference's
-        pickle of a plain dict ``{'W1': ndarray, 'b1': ...}``, kept for compatibility.
+        ``.npz``: NumPy's zip of arrays, written atomically and read back with
+        ``allow_pickle=False`` - the safe format (loading it never runs code). It holds the
+        parameters and every other state prediction needs: the running mean and variance of
+        each BatchNormalization layer (as ``'<layer>.running_mean'``/``'.running_var'``).
+        Any other name (``.pkl``): the reference's pickle of the plain dict
+        ``{'W1': ndarray, 'b1': ...}``, kept as it is for compatibility: parameters only
+        (a UserWarning says so when batch-norm statistics are left out).
         Warning: unpickling can execute arbitrary code; load pickles only from sources
         you trust, and prefer ``.npz`` for files you share or download.
         """
         params = {key: val for key, val in self.params.items()}
-        if self._is_npz(file_name):
-            self._save_npz(file_name, params)
+        if _npz.is_npz(file_name):
+            _npz.save_npz(file_name, {**params, **self.layer_state()})
             return
+        if self.layer_state():
+            warnings.warn(f"save_params: {os.fspath(file_name)!r} is in the toolkit's pickle "
+                          f"format, which holds the parameters only: the batch-norm running "
+                          f"statistics are not saved (save to a .npz file to keep them)",
+                          UserWarning, stacklevel=2)
         with open(file_name, "wb") as f:
             pickle.dump(params, f)
 
     def load_params(self, file_name="params.pkl"):
-        """Load parameters written by ``save_params`` and re-point the layers.
+        """Load a network written by ``save_params`` and re-point the layers.
 
         ``.npz`` (the safe format): must hold exactly this network's parameters, each with
-        its shape and the network's dtype; any mismatch raises ValueError naming it, and
-        nothing changes. Other names: a pickle (the reference's format; a dict of arrays
-        with a subset of the names, converted to the network's dtype). Warning: unpickling
-        a file can execute arbitrary code - load pickles only from trusted sources.
+        its shape and the network's dtype, and may hold its layer state (batch-norm running
+        statistics: float32 or float64, one value per feature; a state the file lacks is
+        reset to None, as in a network never run); any mismatch raises ValueError naming
+        it, and nothing changes. Other names: a pickle (the reference's format; a dict of
+        arrays with a subset of the names, converted to the network's dtype). Warning:
+        unpickling a file can execute arbitrary code - load pickles only from trusted sources.
         """
-        if self._is_npz(file_name):
-            self._assign_params(self._read_npz(file_name), file_name)
+        if _npz.is_npz(file_name):
+            arrays = _npz.load_npz(file_name, "load_params")
+            self.set_arrays(arrays, os.fspath(file_name), "load_params")
             return
         with open(file_name, "rb") as f:
             params = pickle.load(f)
         self._assign_params(params, file_name)
 
-    # The .npz helpers import what they need themselves: this file's header is shared
-    # with work in progress elsewhere (hoist the imports when convenient).
-    @staticmethod
-    def _is_npz(file_name):
-        """Whether ``file_name`` (str or path-like) names the safe ``.npz`` format."""
-        import os
+    def _state_layers(self):
+        """(key, layer) of every layer holding state besides parameters (running statistics)."""
+        items = self.layers.items() if isinstance(self.layers, dict) else enumerate(self.layers)
+        return [(key, layer) for key, layer in items
+                if all(hasattr(layer, attr) for attr in _STATE_ATTRS)]
 
-        return os.fspath(file_name).lower().endswith(".npz")
+    def layer_state(self):
+        """``{'<layer key>.running_mean': array, ...}``: the layers' state that prediction needs
+        besides ``params`` (only the statistics that exist yet)."""
+        out = {}
+        for key, layer in self._state_layers():
+            for attr in _STATE_ATTRS:
+                value = getattr(layer, attr)
+                if value is not None:
+                    out[f"{key}.{attr}"] = np.asarray(value)
+        return out
 
-    @staticmethod
-    def _save_npz(file_name, params):
-        """``np.savez`` to a temporary file next to ``file_name``, then renamed over it: a
-        crash or a full disk never leaves a half-written parameter file behind."""
-        import os
-        import tempfile
+    def arrays(self):
+        """Parameters and layer state, as :meth:`save_params` writes them to ``.npz``."""
+        return {**self.params, **self.layer_state()}
 
-        target = os.fspath(file_name)
-        fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=os.path.dirname(target) or ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **params)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-
-    def _read_npz(self, file_name):
-        """The arrays of a ``.npz`` file, checked against ``self.params`` (names, shapes,
-        dtypes) before anything is assigned."""
-        import os
-        import zipfile
-
-        where = "load_params"
-        try:
-            with np.load(file_name, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{where}: {os.fspath(file_name)!r} is not a readable .npz file "
-                             f"of plain arrays ({type(exc).__name__}: {exc})") from None
-        missing = sorted(set(self.params) - set(arrays))
-        unknown = sorted(set(arrays) - set(self.params))
+    def set_arrays(self, arrays, source="arrays", where="set_arrays"):
+        """Restore what :meth:`arrays` gave: exactly this network's parameters (shapes and
+        dtype) and any of its layer state. Everything is checked before anything changes;
+        errors name ``where`` and ``source``."""
+        names = {key for key in arrays if "." not in key}
+        missing = sorted(set(self.params) - names)
+        unknown = sorted(names - set(self.params))
         if missing or unknown:
-            raise ValueError(f"{where}: {os.fspath(file_name)!r} does not hold this network's "
+            raise ValueError(f"{where}: {source!r} does not hold this network's "
                              f"parameters: missing {missing}, unknown {unknown}")
-        for key, arr in arrays.items():
-            want = self.params[key]
+        for key in sorted(names):
+            arr, want = arrays[key], self.params[key]
             if arr.shape != want.shape or arr.dtype != want.dtype:
                 raise ValueError(
-                    f"{where}: {key!r} in {os.fspath(file_name)!r} has shape {arr.shape} and "
+                    f"{where}: {key!r} in {source!r} has shape {arr.shape} and "
                     f"dtype {arr.dtype}; this network needs shape {want.shape} and dtype "
                     f"{want.dtype}")
-        return arrays
+        layers = dict(self._state_layers())
+        by_key = {str(key): layer for key, layer in layers.items()}
+        state = {}
+        for name in sorted(set(arrays) - names):
+            key, _, attr = name.rpartition(".")
+            layer = by_key.get(key)
+            if layer is None or attr not in _STATE_ATTRS:
+                raise ValueError(f"{where}: {source!r} holds {name!r}, which is no state of "
+                                 f"this network (its layer state: "
+                                 f"{sorted(f'{k}.{a}' for k in by_key for a in _STATE_ATTRS)})")
+            arr = arrays[name]
+            features = np.shape(layer.gamma)
+            if arr.shape != features or arr.dtype not in (np.float32, np.float64):
+                raise ValueError(f"{where}: {name!r} in {source!r} has shape {arr.shape} and "
+                                 f"dtype {arr.dtype}; this network needs shape {features} and "
+                                 f"dtype float32 or float64")
+            state[key, attr] = arr
+        self._assign_params({key: arrays[key] for key in names}, source)
+        for key, layer in by_key.items():
+            for attr in _STATE_ATTRS:
+                setattr(layer, attr, state.get((key, attr)))
 
     def _assign_params(self, params, source):
         if not isinstance(params, dict):

@@ -54,6 +54,7 @@ class Optimizer:
 
     _state_names = ()
     _hyper_names = ("lr",)
+    _counter_names = ()  # integer state (Adam's ``iter``)
     DEFAULT_LR = 0.01
 
     def __init__(self, lr=None, *, learning_rate=None):
@@ -104,6 +105,55 @@ class Optimizer:
 
     def _step(self, params, grads, hp):
         raise NotImplementedError
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def get_state(self):
+        """``(meta, arrays)``: everything the next updates depend on, for a checkpoint.
+
+        ``meta``: the class name, the hyper-parameters and counters (JSON values) and which
+        state dicts exist yet; ``arrays``: ``{'<state>.<key>': array}`` (``'v.W1'``, ...).
+        """
+        meta = {"class": type(self).__name__,
+                "hyper": {name: check_real(getattr(self, name), name, "get_state")
+                          for name in self._hyper_names},
+                "counters": {name: int(getattr(self, name)) for name in self._counter_names},
+                "state": [name for name in self._state_names if getattr(self, name) is not None]}
+        arrays = {f"{name}.{key}": arr for name in meta["state"]
+                  for key, arr in getattr(self, name).items()}
+        return meta, arrays
+
+    def check_state(self, meta, arrays, where="set_state"):
+        """Validate what :meth:`get_state` gave against this optimizer; return the state to
+        hand to :meth:`set_state` (nothing changes here)."""
+        name = type(self).__name__
+        if meta.get("class") != name:
+            raise ValueError(f"{where}: the saved optimizer is {meta.get('class')!r}, this one "
+                             f"is {name!r}")
+        for hyper in self._hyper_names:
+            saved, mine = meta["hyper"].get(hyper), check_real(getattr(self, hyper), hyper, where)
+            if saved != mine:
+                raise ValueError(f"{where}: the saved {name} has {hyper}={saved!r}, this one "
+                                 f"{hyper}={mine!r}")
+        unknown = set(meta["state"]) - set(self._state_names)
+        if unknown or set(meta["counters"]) != set(self._counter_names):
+            raise ValueError(f"{where}: the saved state {sorted(meta['state'])} / counters "
+                             f"{sorted(meta['counters'])} are not {name}'s")
+        state = {s: ({} if s in meta["state"] else None) for s in self._state_names}
+        for key, arr in arrays.items():
+            s, _, param = key.partition(".")
+            if s not in meta["state"] or arr.dtype.kind != "f":
+                raise ValueError(f"{where}: {key!r} is no float state of the saved {name}")
+            state[s][param] = arr
+        return state, {c: int(meta["counters"][c]) for c in self._counter_names}
+
+    def set_state(self, checked):
+        """Install the state :meth:`check_state` returned."""
+        state, counters = checked
+        for name, value in state.items():
+            setattr(self, name, value if value is None else dict(value))
+        for name, value in counters.items():
+            setattr(self, name, value)
 
 
 class SGD(Optimizer):
@@ -198,6 +248,7 @@ class Adam(Optimizer):
 
     _state_names = ("m", "v")
     _hyper_names = ("lr", "beta1", "beta2")
+    _counter_names = ("iter",)
     DEFAULT_LR = 0.001
 
     def __init__(self, lr=None, beta1=0.9, beta2=0.999, *, learning_rate=None):

@@ -16,8 +16,9 @@ order and prints the same lines as the toolkit's.  The keyword-only options add:
 
 * ``augment``: a callable applied to each sampled batch of images before the gradient (e.g.
   ``nnfast.datasets.Augmenter``, which draws from its own generator, not the global one).
-* ``progress``: a tqdm bar per epoch on stderr; silently off when tqdm is not installed or
-  stderr is not a terminal.
+* ``progress``: a tqdm bar per epoch (``tqdm.auto``): on stderr on a terminal, in the cell
+  output in Jupyter/Colab; silently off when tqdm is not installed or nobody would see it
+  (stderr not a terminal outside a notebook).
 * ``loss_after_update=False``: skip the toolkit's extra forward pass after each update and
   record instead the loss of the gradient's own forward pass (training mode, before the
   update) that nnfast networks leave in ``network.last_loss``.  Saves one forward per step.
@@ -28,6 +29,20 @@ order and prints the same lines as the toolkit's.  The keyword-only options add:
   toolkit's "after the first step of each epoch" (``current_iter % iter_per_epoch == 0``, which
   evaluates after the very first update), so the last evaluation sees the trained network.
 * ``on_epoch``: a callable ``on_epoch(trainer)`` run after each evaluation.
+* ``checkpoint``: a path (``.npz``); after every ``checkpoint_every``-th evaluation the
+  trainer writes there, atomically, everything the rest of the run depends on (see
+  :meth:`Trainer.save_checkpoint`). ``checkpoint_extra``: a JSON-able dict stored with it.
+
+Checkpoints
+-----------
+``save_checkpoint(path)`` writes the network (parameters and batch-norm statistics), the
+optimizer's state (Momentum/Nesterov ``v``, AdaGrad/RMSprop ``h``, Adam ``m``, ``v`` and
+``iter``), NumPy's global random state (batch sampling, dropout), the augmenter's generator
+(when it keeps one in ``.rng``, as ``nnfast.datasets.Augmenter``), the epoch and iteration
+counters, the loss and accuracy lists and ``history``, as one ``.npz`` file of plain arrays
+(no pickle), written atomically. ``load_checkpoint(path)`` restores all of it into a trainer
+built with the same network, data and settings; ``train()`` then runs the remaining steps,
+and the run ends with the same parameters, bit for bit, as one never interrupted.
 
 Always recorded, at no extra cost: ``history`` (per evaluation: ``epoch``, ``iteration``,
 ``train_acc``, ``test_acc``, ``train_loss`` = mean of the step losses since the previous
@@ -36,14 +51,19 @@ steps (``train_time``, sampling + gradient + update + loss) and in evaluations (
 ``save_learning_curve(path)`` writes ``history`` as a PNG (needs matplotlib).  ``train()``
 keeps the accuracy on the whole test set it measures at the end in ``final_test_acc``.
 """
+import os
 import sys
 import time
 
 import numpy as np
 
+from nnfast import _npz
 from nnfast.reference import optimizer as _optimizer
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "read_checkpoint_meta", "CHECKPOINT_FORMAT"]
+
+#: Written into every training checkpoint; a file of another format is refused.
+CHECKPOINT_FORMAT = "nnfast-checkpoint/1"
 
 # Accepted optimizer names (lower case) -> class name in ``_opt_module``.
 # 'rmsprpo' is the spelling of the toolkit's own table, kept so old scripts keep working.
@@ -77,7 +97,8 @@ class Trainer:
                  mini_batch_size=100, optimizer="SGD", optimizer_param=None,
                  evaluate_sample_num_per_epoch=None, verbose=True, *, augment=None,
                  progress=False, loss_after_update=True, eval_loss=False,
-                 eval_after_epoch=False, on_epoch=None):
+                 eval_after_epoch=False, on_epoch=None, checkpoint=None, checkpoint_every=1,
+                 checkpoint_extra=None):
         self.network = network
         self.verbose = verbose
         self.x_train = x_train
@@ -104,6 +125,14 @@ class Trainer:
             raise TypeError(f"Trainer: augment must be callable, got {type(augment).__name__}")
         if on_epoch is not None and not callable(on_epoch):
             raise TypeError(f"Trainer: on_epoch must be callable, got {type(on_epoch).__name__}")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+                or checkpoint_every < 1:
+            raise ValueError(f"Trainer: checkpoint_every must be an int >= 1, got "
+                             f"{checkpoint_every!r}")
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_extra = {} if checkpoint_extra is None else dict(checkpoint_extra)
+        self._resume_from = 0  # steps already done by the run a checkpoint came from
         self.augment = augment
         self.progress = progress
         self.loss_after_update = loss_after_update
@@ -160,7 +189,8 @@ class Trainer:
             print("train loss:" + str(loss))
         self._advance_bar(loss)
 
-        if self._is_evaluation_step(self.current_iter):
+        evaluated = self._is_evaluation_step(self.current_iter)
+        if evaluated:
             self._close_bar()
             start = time.perf_counter()
             self.current_epoch += 1
@@ -178,6 +208,9 @@ class Trainer:
             if self.on_epoch is not None:
                 self.on_epoch(self)
         self.current_iter += 1
+        if evaluated and self.checkpoint is not None \
+                and self.current_epoch % self.checkpoint_every == 0:
+            self.save_checkpoint(self.checkpoint)
 
     def _record(self, train_acc, test_acc, test_loss):
         h = self.history
@@ -232,8 +265,9 @@ class Trainer:
         return save_learning_curve(self.history, path, title=title)
 
     def train(self):
+        steps, self._resume_from = self.max_iter - self._resume_from, 0
         try:
-            for _ in range(self.max_iter):
+            for _ in range(steps):
                 self.train_step()
         finally:
             self._close_bar()
@@ -245,14 +279,185 @@ class Trainer:
             print("test acc:" + str(test_acc))
 
 
+    # ---------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self, path):
+        """Write everything the rest of this run depends on to ``path`` (``.npz``, atomic).
+
+        See the module docstring. ``checkpoint_extra`` is stored too (JSON).
+        """
+        net, opt = self.network, self.optimizer
+        opt_meta, opt_arrays = opt.get_state()
+        rng = np.random.get_state()
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "network": type(net).__name__,
+            "optimizer": opt_meta,
+            "trainer": {"epochs": self.epochs, "batch_size": self.batch_size,
+                        "train_size": self.train_size, "current_iter": self.current_iter,
+                        "current_epoch": self.current_epoch,
+                        "epoch_losses_start": self._epoch_losses_start,
+                        "train_time": self.train_time, "eval_time": self.eval_time,
+                        "history": self.history},
+            "rng": {"kind": rng[0], "pos": int(rng[2]), "has_gauss": int(rng[3])},
+            "augment_rng": _augment_rng_state(self.augment),
+            "extra": self.checkpoint_extra,
+        }
+        arrays = {"meta": _npz.json_array(meta), "rng.keys": np.asarray(rng[1]),
+                  "rng.cached_gaussian": np.float64(rng[4]),
+                  "train_loss": np.asarray(self.train_loss_list, dtype=_list_dtype(
+                      self.train_loss_list)),
+                  "train_acc": np.asarray(self.train_acc_list, dtype=np.float64),
+                  "test_acc": np.asarray(self.test_acc_list, dtype=np.float64)}
+        arrays.update({f"net.{k}": v for k, v in _network_arrays(net).items()})
+        arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
+        _npz.save_npz(path, arrays)
+
+    def load_checkpoint(self, path):
+        """Restore a checkpoint written by :meth:`save_checkpoint` of a trainer built alike.
+
+        The network's class, parameter names, shapes and dtypes, the optimizer's class and
+        hyper-parameters, the batch size and the training-set size must match (ValueError
+        naming the difference otherwise, and nothing changes); ``epochs`` may be larger.
+        Returns the stored ``checkpoint_extra``. ``train()`` then runs the remaining steps.
+        """
+        where = "load_checkpoint"
+        arrays = _npz.load_npz(path, where, "an nnfast training checkpoint")
+        meta = _checkpoint_meta(arrays, path)
+        tr = meta["trainer"]
+        if meta["network"] != type(self.network).__name__:
+            raise ValueError(f"{where}: {os.fspath(path)!r} holds a {meta['network']}, this "
+                             f"trainer trains a {type(self.network).__name__}")
+        for key, mine in (("batch_size", self.batch_size), ("train_size", self.train_size)):
+            if tr[key] != mine:
+                raise ValueError(f"{where}: {os.fspath(path)!r} was written with {key} "
+                                 f"{tr[key]}, this trainer has {mine}")
+        if tr["current_iter"] > self.max_iter:
+            raise ValueError(f"{where}: {os.fspath(path)!r} is at iteration "
+                             f"{tr['current_iter']}, past this trainer's {self.max_iter} "
+                             f"({self.epochs} epochs)")
+        opt_state = self.optimizer.check_state(
+            meta["optimizer"], _prefixed(arrays, "opt."), where)
+        keys = arrays.get("rng.keys")
+        if meta["rng"].get("kind") != "MT19937" or keys is None or keys.shape != (624,):
+            raise ValueError(f"{where}: {os.fspath(path)!r} holds no MT19937 random state")
+        augment_rng = _check_augment_rng(self.augment, meta["augment_rng"], where)
+        _set_network_arrays(self.network, _prefixed(arrays, "net."), os.fspath(path))
+        # nothing below can fail
+        self.optimizer.set_state(opt_state)
+        np.random.set_state(("MT19937", keys.astype(np.uint32), meta["rng"]["pos"],
+                             meta["rng"]["has_gauss"], float(arrays["rng.cached_gaussian"])))
+        if augment_rng is not None:
+            self.augment.rng.bit_generator.state = augment_rng
+        self.current_iter = self._resume_from = tr["current_iter"]
+        self.current_epoch = tr["current_epoch"]
+        self._epoch_losses_start = tr["epoch_losses_start"]
+        self.train_time, self.eval_time = tr["train_time"], tr["eval_time"]
+        self.history = {key: list(values) for key, values in tr["history"].items()}
+        self.train_loss_list = list(arrays["train_loss"])
+        self.train_acc_list = list(arrays["train_acc"])
+        self.test_acc_list = list(arrays["test_acc"])
+        return meta["extra"]
+
+
+def read_checkpoint_meta(path):
+    """The JSON part of a training checkpoint (counters, history, ``extra``), checked."""
+    return _checkpoint_meta(_npz.load_npz(path, "read_checkpoint_meta",
+                                          "an nnfast training checkpoint"), path)
+
+
+def _checkpoint_meta(arrays, path):
+    if "meta" not in arrays:
+        raise ValueError(f"load_checkpoint: {os.fspath(path)!r} is not an nnfast training "
+                         f"checkpoint (no 'meta' entry)")
+    meta = _npz.read_json_array(arrays["meta"], "load_checkpoint", "meta")
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"load_checkpoint: {os.fspath(path)!r} is not a "
+                         f"{CHECKPOINT_FORMAT} checkpoint")
+    return meta
+
+
+def _prefixed(arrays, prefix):
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _list_dtype(values):
+    """The losses' own dtype (float32 networks give float32 losses), float64 when mixed."""
+    dtypes = {np.asarray(v).dtype for v in values}
+    return dtypes.pop() if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32)} else np.float64
+
+
+def _network_arrays(net):
+    """An nnfast network's ``arrays()`` (parameters and layer state), else its ``params``."""
+    arrays = getattr(net, "arrays", None)
+    return arrays() if callable(arrays) else dict(net.params)
+
+
+def _set_network_arrays(net, arrays, source):
+    """Restore :func:`_network_arrays`; a network without ``set_arrays`` gets its parameter
+    values copied into its own arrays (the layers share them), all checked first."""
+    setter = getattr(net, "set_arrays", None)
+    if callable(setter):
+        setter(arrays, source, "load_checkpoint")
+        return
+    if set(arrays) != set(net.params):
+        raise ValueError(f"load_checkpoint: {source!r} holds the parameters "
+                         f"{sorted(arrays)}, the network has {sorted(net.params)}")
+    for key, arr in arrays.items():
+        if arr.shape != net.params[key].shape or arr.dtype != net.params[key].dtype:
+            raise ValueError(f"load_checkpoint: {key!r} in {source!r} has shape {arr.shape} "
+                             f"and dtype {arr.dtype}; the network's is "
+                             f"{net.params[key].shape}, {net.params[key].dtype}")
+    for key, arr in arrays.items():
+        net.params[key][...] = arr
+
+
+def _augment_rng_state(augment):
+    rng = getattr(augment, "rng", None)
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+
+
+def _check_augment_rng(augment, state, where):
+    mine = _augment_rng_state(augment)
+    if (state is None) != (mine is None) or (
+            state is not None and state.get("bit_generator") != mine.get("bit_generator")):
+        raise ValueError(f"{where}: the checkpoint's augmentation generator "
+                         f"({None if state is None else state.get('bit_generator')}) does "
+                         f"not match this trainer's "
+                         f"({None if mine is None else mine.get('bit_generator')})")
+    return state
+
+
+def _in_notebook():
+    """Whether this runs in a Jupyter (or Colab) kernel: its stderr is no terminal, yet shows.
+
+    The same test tqdm's notebook-aware front end makes: an IPython shell run by a kernel app.
+    IPython is only looked up, never imported.
+    """
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # a stand-in or half-initialised IPython: not a notebook
+        return False
+
+
 def _make_bar(total, desc):
-    """A tqdm bar on stderr, or None when tqdm is missing or stderr is not a terminal."""
+    """A tqdm bar, or None when tqdm is missing or nobody would see it.
+
+    In a Jupyter/Colab kernel: tqdm's notebook-aware front end (``tqdm.auto``: a widget when
+    ipywidgets is installed, else text in the cell output). Elsewhere only on a terminal:
+    a text bar on stderr.
+    """
     stream = sys.stderr
-    if stream is None or not getattr(stream, "isatty", lambda: False)():
+    notebook = _in_notebook()
+    if not notebook and (stream is None or not getattr(stream, "isatty", lambda: False)()):
         return None
     try:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
     except ImportError:
         return None
+    if notebook:
+        return tqdm(total=total, desc=desc, unit="batch", leave=False)
     return tqdm(total=total, desc=desc, unit="batch", leave=False, file=stream,
                 dynamic_ncols=True)
