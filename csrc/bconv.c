@@ -57,8 +57,8 @@ nnf_index nnf_bconv_group(nnf_index N, nnf_index C, nnf_index H, nnf_index W, nn
 {
     bc_geo g;
     if (N < 1 || !geometry(C, H, W, F, KH, KW, sh, sw, ph, pw, tbytes, &g)) return 1;
-    /* a group's padded images and transposed dout within about 384 KB (in L2 while every
-     * tile passes over them), between 1 and 64 images */
+    /* a group's padded images and transposed dout within about 384 KB (in L2 while each
+     * thread's tiles pass over them), between 1 and 64 images */
     const double per_image = region((double)C * g.plane, tbytes) + region((double)g.M * g.Fpad, tbytes);
     nnf_index G = (nnf_index)(384.0 * 1024.0 / per_image);
     if (G < 1) G = 1;
@@ -75,10 +75,9 @@ nnf_index nnf_bconv_dw_scratch(nnf_index N, nnf_index C, nnf_index H, nnf_index 
     if (N < 1 || n_threads < 1 || !geometry(C, H, W, F, KH, KW, sh, sw, ph, pw, tbytes, &g))
         return -1;
     if ((double)N * F > 4.0e15) return -1;
-    const double G = (double)nnf_bconv_group(N, C, H, W, F, KH, KW, sh, sw, ph, pw, tbytes);
     const double bytes = 64.0 + region((double)g.K * g.Fpad, 8) + region((double)N * F, 8) +
                          region((double)g.K, 8) +
-                         G * (region((double)C * g.plane, tbytes) + region((double)g.M * g.Fpad, tbytes));
+                         (double)N * (region((double)C * g.plane, tbytes) + region((double)g.M * g.Fpad, tbytes));
     return elems(bytes, tbytes);
 }
 

@@ -27,7 +27,8 @@ static inline nnf_index nnf_bconv_elems(nnf_index n, nnf_index size)
 nnf_index nnf_bconv_fwd_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
                                 nnf_index KH, nnf_index KW, nnf_index sh, nnf_index sw,
                                 nnf_index ph, nnf_index pw, int n_threads, int tbytes);
-/* The same for the filter gradient of N images. */
+/* The same for the filter gradient of N images (it pads all of them and transposes all of
+ * dout before the products). */
 nnf_index nnf_bconv_dw_scratch(nnf_index N, nnf_index C, nnf_index H, nnf_index W,
                                nnf_index F, nnf_index KH, nnf_index KW, nnf_index sh,
                                nnf_index sw, nnf_index ph, nnf_index pw, int n_threads,

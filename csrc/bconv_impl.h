@@ -391,12 +391,12 @@ int BC_FN(nnf_bconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
     const nnf_index tk = BC_FN(bc_tk)(K, fv);
     const nnf_index nblocks = (K + tk - 1) / tk, ntiles = ngroups * nblocks;
     /* scratch: dwacc (K*Fpad doubles), db's per-image sums (N*F doubles), the tap offsets
-     * (K), then a group's padded images and transposed dout */
+     * (K), then every image padded and every dout transposed */
     double *dwacc = (double *)BC_FN(bc_align)(scratch);
     double *dbpart = dwacc + nnf_bconv_elems(K * Fpad, sizeof(double));
     nnf_index *offs = (nnf_index *)(dbpart + nnf_bconv_elems(N * F, sizeof(double)));
     T *xg = (T *)(offs + nnf_bconv_elems(K, sizeof(nnf_index)));
-    T *dg = xg + G * xstride;
+    T *dg = xg + N * xstride;
     for (nnf_index c = 0, k = 0; c < C; ++c)
         for (nnf_index i = 0; i < KH; ++i)
             for (nnf_index j = 0; j < KW; ++j) offs[k++] = c * plane + i * Wp + j;
@@ -405,39 +405,46 @@ int BC_FN(nnf_bconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
                          (double)N * M * K * F >= (double)NNF_PARALLEL_MIN_WORK;
     (void)parallel;
 
+    /* One parallel region, one barrier (a barrier under OMP_WAIT_POLICY=PASSIVE costs a
+     * thread wake-up): every image padded and its dout transposed first, then each thread
+     * walks the groups with its own fixed share of the tiles. */
 #pragma omp parallel num_threads(n_threads) if(parallel)
     {
+#pragma omp for schedule(static)
+        for (nnf_index n = 0; n < N; ++n) {
+            BC_FN(bc_pad)(x + n * C * H * W, C, H, W, ph, pw, xg + n * xstride);
+            const T *src = dout + n * F * M;
+            T *d = dg + n * dstride;
+            for (nnf_index m0 = 0; m0 < M; m0 += VL) {
+                const nnf_index mn = M - m0 < VL ? M - m0 : VL;
+                for (nnf_index f0 = 0; f0 < F; f0 += VL)
+                    BC_FN(bc_tile_copy)(src + f0 * M + m0, M, d + m0 * Fpad + f0, Fpad,
+                                        F - f0 < VL ? F - f0 : VL, mn);
+                for (nnf_index m = m0; m < m0 + mn; ++m)
+                    for (nnf_index f = F; f < Fpad; ++f) d[m * Fpad + f] = (T)0;
+            }
+            if (db != NULL)
+                for (nnf_index f = 0; f < F; ++f) dbpart[n * F + f] = BC_SUM(src + f * M, M);
+        }
+        /* (the barrier at the end of the loop above: every image is ready) */
+#ifdef _OPENMP
+        const nnf_index tid = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+        const nnf_index tid = 0, nth = 1;
+#endif
+        const nnf_index t_lo = ntiles * tid / nth, t_hi = ntiles * (tid + 1) / nth;
         for (nnf_index n0 = 0; n0 < N; n0 += G) {
             const nnf_index gn = N - n0 < G ? N - n0 : G;
-            /* the group's padded images and transposed dout (zeros past F) */
-#pragma omp for schedule(static)
-            for (nnf_index g = 0; g < gn; ++g) {
-                const nnf_index n = n0 + g;
-                BC_FN(bc_pad)(x + n * C * H * W, C, H, W, ph, pw, xg + g * xstride);
-                const T *src = dout + n * F * M;
-                T *d = dg + g * dstride;
-                for (nnf_index m0 = 0; m0 < M; m0 += VL) {
-                    const nnf_index mn = M - m0 < VL ? M - m0 : VL;
-                    for (nnf_index f0 = 0; f0 < F; f0 += VL)
-                        BC_FN(bc_tile_copy)(src + f0 * M + m0, M, d + m0 * Fpad + f0, Fpad,
-                                            F - f0 < VL ? F - f0 : VL, mn);
-                    for (nnf_index m = m0; m < m0 + mn; ++m)
-                        for (nnf_index f = F; f < Fpad; ++f) d[m * Fpad + f] = (T)0;
-                }
-                if (db != NULL)
-                    for (nnf_index f = 0; f < F; ++f) dbpart[n * F + f] = BC_SUM(src + f * M, M);
-            }
-            /* (the barrier at the end of the loop above: the group is ready) */
-#pragma omp for schedule(static)
-            for (nnf_index tile = 0; tile < ntiles; ++tile) {
+            const T *xgn = xg + n0 * xstride, *dgn = dg + n0 * dstride;
+            for (nnf_index tile = t_lo; tile < t_hi; ++tile) {
                 const nnf_index gi = tile / nblocks, bi = tile % nblocks;
                 const nnf_index b0 = gi * fv;
                 const int gv = (int)(nfb - b0 < fv ? nfb - b0 : fv);
                 const nnf_index k0 = bi * tk;
                 const int tn = (int)(K - k0 < tk ? K - k0 : tk);
-                const T *dgv = dg + b0 * VL;
+                const T *dgv = dgn + b0 * VL;
                 double *acc = dwacc + k0 * Fpad + b0 * VL;
-#define BC_T(k, G) case k: if (k <= BC_TMAX(G)) BC_FN(bc_dw_taps)(xg, xstride, dgv, dstride, gn, OH, OW, sh, sw, Wp, Fpad, offs + k0, k, G, acc); break;
+#define BC_T(k, G) case k: if (k <= BC_TMAX(G)) BC_FN(bc_dw_taps)(xgn, xstride, dgv, dstride, gn, OH, OW, sh, sw, Wp, Fpad, offs + k0, k, G, acc); break;
 #define BC_TAPS(G)                                                                     \
     switch (tn) {                                                                      \
     BC_T(1, G) BC_T(2, G) BC_T(3, G) BC_T(4, G) BC_T(5, G) BC_T(6, G)                  \
@@ -453,7 +460,6 @@ int BC_FN(nnf_bconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
 #undef BC_TAPS
 #undef BC_T
             }
-            /* (and here: the next group may overwrite xg, dg) */
         }
     }
     for (nnf_index f = 0; f < F; ++f)
