@@ -9,6 +9,7 @@ cross-entropy's log is libm's, which may differ from NumPy's in the last bit).
 Also: 1 and 2 threads, odd layouts, inputs unchanged, errors leave state alone, and
 arrays handed out are never overwritten by a later call.
 """
+import contextlib
 import subprocess
 import sys
 import weakref
@@ -16,9 +17,10 @@ import weakref
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
 
 import nnfast
-from nnfast import _dispatch
+from nnfast import _blas, _dispatch
 from nnfast import functions as F
 from nnfast import layers as L
 from nnfast import optimizer as O
@@ -181,7 +183,9 @@ def run_layer_pair(make, x, dout, train=None, threads=1):
         layer = make(mod)
         x0, d0 = x.copy(), dout.copy()
         np.random.seed(5)
-        with nnfast.num_threads(threads):
+        # nnfast's GEMMs run on one BLAS thread (nnfast._blas): so does the reference's here
+        blas = threadpool_limits(1, user_api="blas") if _blas.serial else contextlib.nullcontext()
+        with nnfast.num_threads(threads), blas:
             out = layer.forward(x) if train is None else layer.forward(x, train)
             dx = layer.backward(dout)
         assert_array_equal(x, x0)

@@ -136,3 +136,32 @@ def test_release_buffers_frees_the_transient_pool():
     nnfast.release_buffers()
     assert not getattr(_dispatch._transient, "pool", {})
     conv.backward(np.ones_like(out))  # and regrows
+
+
+_BLAS_CODE = """
+import {first}
+import nnfast
+import numpy as np
+from nnfast.nets import SimpleConvNet
+np.random.seed(0)
+rng = np.random.default_rng(0)
+net = SimpleConvNet(hidden_size=20, conv_param={{'filter_num': 6}})
+grads = net.gradient(rng.standard_normal((4, 1, 28, 28)), rng.integers(0, 10, 4))
+print(nnfast.build_info()['serial_blas'], sum(float(g.sum()) for g in grads.values()).hex())
+"""
+
+
+def test_own_gemms_run_on_one_blas_thread_whatever_the_import_order():
+    """nnfast's GEMMs run on one BLAS thread (no spinning OpenBLAS workers next to the
+    kernels' threads), so import order changes neither the path nor the bits."""
+    env = {k: v for k, v in os.environ.items() if k != "NNFAST_SERIAL_BLAS"}
+    run = lambda first, **extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", _BLAS_CODE.format(first=first)], env={**env, **extra},
+        capture_output=True, text=True, check=True).stdout.split()
+    serial_numpy, bits_numpy = run("numpy")
+    serial_nnfast, bits_nnfast = run("nnfast")
+    assert serial_numpy == serial_nnfast
+    assert bits_numpy == bits_nnfast
+    from nnfast import _blas
+    assert serial_numpy == str(_blas._find_set_local() is not None)
+    assert run("numpy", NNFAST_SERIAL_BLAS="0")[0] == "False"

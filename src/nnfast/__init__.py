@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # 90-94 ms with 18, 95-101 ms with 4; a (100, 784) x (784, 50) Affine 0.19 ms with
 # 18 or the default, 0.29 ms with 4. OpenBLAS reads it when NumPy loads, so it only
 # helps when nnfast is imported first (the `nnfast` command is); otherwise set it in
-# the environment.
+# the environment. (nnfast's own GEMMs run on one BLAS thread anyway: nnfast._blas.)
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
 
 from ._threads import get_num_threads, num_threads, set_num_threads  # noqa: E402

@@ -19,6 +19,8 @@ import warnings
 import numpy as np
 
 from . import _checks
+from ._blas import matmul
+from . import _blas
 from ._threads import get_num_threads
 from .reference import functions as _ref_functions
 from .reference import util as _ref_util
@@ -200,7 +202,7 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
     if (fh == fw == 1 and stride == 1 and pad == 0
             and conv_plan(c, fn, fh, fw, stride, p) != "channels"):
         # out[n] = W2 @ x[n]: no im2col, no transpose
-        np.matmul(W2, x.reshape(n, c, p), out=out.reshape(n, fn, p))
+        matmul(W2, x.reshape(n, c, p), out=out.reshape(n, fn, p))
         out += np.asarray(b, dtype=dt).reshape(fn, 1, 1)
         return out, None
     nt = get_num_threads()
@@ -214,14 +216,14 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
         cols = _scratch(work, "col", (n, k, p), x.dtype)
         _kernels.im2col_planar(x, fh, fw, stride, pad, cols, nt)
         out3 = out.reshape(n, fn, p)
-        np.matmul(W2, cols, out=out3)
+        matmul(W2, cols, out=out3)
         _kernels.conv_bias_planar(out3, bias, nt)
         return out, cols
     nt = get_num_threads()
     col = _scratch(work, "col", (n * p, k), x.dtype)
     _kernels.im2col(x, fh, fw, stride, pad, col, nt)
     rows = _scratch(work, "rows", (n * p, fn), dt)
-    np.matmul(col, W2.T, out=rows)
+    matmul(col, W2.T, out=rows)
     _kernels.conv_bias_nchw(rows, bias, out.reshape(n, fn, p), nt)
     return out, col
 
@@ -256,11 +258,11 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         _kernels.conv_db(dout3, db, partial, nt)
         x = kernel_input(x, where, "x")
         per_image = _scratch(work, "dW_images", (n, fn, c), dt)
-        np.matmul(dout3, x.reshape(n, c, p).transpose(0, 2, 1), out=per_image)
+        matmul(dout3, x.reshape(n, c, p).transpose(0, 2, 1), out=per_image)
         dW = per_image.sum(axis=0).reshape(W.shape)
         if need_dx:
             dx = np.empty((n, c, h, w), dtype=dt)
-            np.matmul(W2.T, dout3, out=dx.reshape(n, c, p))
+            matmul(W2.T, dout3, out=dx.reshape(n, c, p))
     elif col.ndim == 3:  # planar: dW = sum_n dout[n] @ cols[n].T, dcols[n] = W2.T @ dout[n]
         if k >= 64:
             # dW.T = sum_n cols[n] @ dout[n].T with dout first transposed into rows: OpenBLAS
@@ -269,16 +271,16 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
             rows = _transient_buffer("dout_rows", (n, p, fn), dt)
             _kernels.conv_bwd_rows_db(dout3, rows.reshape(n * p, fn), db, partial, nt)
             per_image = _transient_buffer("dW_images", (n, k, fn), dt)
-            np.matmul(col, rows, out=per_image)
+            matmul(col, rows, out=per_image)
             dW = np.ascontiguousarray(per_image.sum(axis=0).T).reshape(W.shape)
         else:
             _kernels.conv_db(dout3, db, partial, nt)
             per_image = _transient_buffer("dW_images", (n, fn, k), dt)
-            np.matmul(dout3, col.transpose(0, 2, 1), out=per_image)
+            matmul(dout3, col.transpose(0, 2, 1), out=per_image)
             dW = per_image.sum(axis=0).reshape(W.shape)
         if need_dx:
             dcols = _transient_buffer("dcol", (n, k, p), dt)
-            np.matmul(W2.T, dout3, out=dcols)
+            matmul(W2.T, dout3, out=dcols)
             dx = np.empty((n, c, h, w), dtype=dt)
             _kernels.col2im_planar(dcols, dx, fh, fw, stride, pad, nt)
     elif k <= p:
@@ -289,21 +291,21 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         _kernels.conv_db(dout3, db, partial, nt)
         col3 = col.reshape(n, p, k)
         per_image = _transient_buffer("dW_images", (n, fn, k), dt)
-        np.matmul(dout3, col3, out=per_image)
+        matmul(dout3, col3, out=per_image)
         dW = per_image.sum(axis=0).reshape(W.shape)
         if need_dx:
             dcol = _transient_buffer("dcol", (n, p, k), dt)
-            np.matmul(dout3.transpose(0, 2, 1), W2, out=dcol)
+            matmul(dout3.transpose(0, 2, 1), W2, out=dcol)
             dx = np.empty((n, c, h, w), dtype=dt)
             _kernels.col2im(dcol.reshape(n * p, k), dx, fh, fw, stride, pad, nt)
     else:
         rows = _scratch(work, "rows", (n * p, fn), dt)
         _kernels.conv_bwd_rows_db(dout3, rows, db, partial, nt)
-        dW = np.matmul(rows.T, col).reshape(W.shape)
+        dW = matmul(rows.T, col).reshape(W.shape)
         if need_dx:
             # transient: kept per layer it would double the memory a deep net holds
             # (its size is col's); one per-thread buffer serves every layer instead
-            dcol = np.matmul(rows, W2, out=_transient_buffer("dcol", (n * p, k), dt))
+            dcol = matmul(rows, W2, out=_transient_buffer("dcol", (n * p, k), dt))
             dx = np.empty((n, c, h, w), dtype=dt)
             _kernels.col2im(dcol, dx, fh, fw, stride, pad, nt)
     if dx is not None:
@@ -390,7 +392,7 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
         cols = _transient_buffer("dconv_cols", (n, k, p), dt)
         _kernels.im2col_planar(x, fh, fw, stride, pad, cols, nt)
         per_image = _transient_buffer("dW_images", (n, fn, k), dt)
-        np.matmul(dout.reshape(n, fn, p), cols.transpose(0, 2, 1), out=per_image)
+        matmul(dout.reshape(n, fn, p), cols.transpose(0, 2, 1), out=per_image)
         dW = per_image.sum(axis=0).reshape(W.shape)
     if not need_dx:
         return dW, None
@@ -410,7 +412,7 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
                                    _transient_buffer("dconv", (size,), dt), nt)
     else:
         dcols = _transient_buffer("dcol", (n, k, p), dt)
-        np.matmul(W.reshape(fn, k).T, dout.reshape(n, fn, p), out=dcols)
+        matmul(W.reshape(fn, k).T, dout.reshape(n, fn, p), out=dcols)
         _kernels.col2im_planar(dcols, dx, fh, fw, stride, pad, nt)
     return dW, dx
 
@@ -481,6 +483,10 @@ avgpool_forward = _compiled_avgpool_forward
 avgpool_backward = _compiled_avgpool_backward
 
 
+def _blas_serial():
+    return _blas.serial
+
+
 def build_info():
     """See ``nnfast.build_info``."""
     from . import layers, optimizer  # noqa: F401  (they register their classes here)
@@ -492,6 +498,11 @@ def build_info():
         "kernels": {name: ("compiled" if _kernels is not None else "reference")
                     for name in _COMPILED},
         "error": _load_error,
+        # the convolution kernels' vector build (None without the extension), and whether
+        # nnfast runs its own GEMMs on one BLAS thread (NumPy imported first: nnfast._blas)
+        "conv_isa": _DCONV_ISA,
+        "direct_conv": _DIRECT_CONV,
+        "serial_blas": _blas_serial(),
     }
 
 

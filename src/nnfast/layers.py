@@ -5,7 +5,7 @@ reference's state and validation, calling the compiled kernels through
 ``_dispatch`` (dtype-preserving: float32 stays float32, where the original
 computed in float64). Relu, Sigmoid,
 Affine, SoftmaxWithLoss, Dropout and BatchNormalization run their passes in C
-(the Affine GEMM is ``numpy.matmul``); names, attributes and semantics are the
+(the Affine GEMM is ``numpy.matmul`` on one BLAS thread); names, attributes and semantics are the
 reference's, and so are the numbers: bit for bit for Relu, Sigmoid, Affine,
 Dropout and BatchNormalization (per-feature mode), ~1e-12 relative (float64) for
 SoftmaxWithLoss and BatchNormalization's spatial mode. Inputs of mixed dtypes (e.g.
@@ -393,7 +393,7 @@ class Affine(_ref.Affine):
             return super().forward(x)  # raises the reference's error
         x2 = x.reshape(n, features)
         out = self._buf.get("out", (n, W.shape[1]), x.dtype)
-        np.matmul(x2, W, out=out)
+        _dispatch.matmul(x2, W, out=out)
         _K.bias_add(out, _dispatch.kernel_input(b, where, "b"), get_num_threads())
         self.original_x_shape = x.shape
         self.x = x2
@@ -412,10 +412,10 @@ class Affine(_ref.Affine):
         dx = None
         if not self.skip_dx:
             dx2 = self._buf.get("dx", (n, d), dout.dtype)
-            np.matmul(dout, W.T, out=dx2)
+            _dispatch.matmul(dout, W.T, out=dx2)
             dx = dx2.reshape(self.original_x_shape)
         dW = self._buf.get("dW", W.shape, dout.dtype, holder=self.dW)
-        np.matmul(self.x.T, dout, out=dW)
+        _dispatch.matmul(self.x.T, dout, out=dW)
         db = self._buf.get("db", (W.shape[1],), dout.dtype, holder=self.db)
         np.add.reduce(dout, axis=0, out=db)
         self.dW = dW
