@@ -229,3 +229,47 @@ def test_entry_points_check_their_arguments():
     if "avx512" not in ISAS:
         with pytest.raises(ValueError, match="not supported"):
             _K.bconv_forward(x, W, None, 1, 1, 1, 1, out, s, 2, "avx512")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("net", ["DeepConvNet", "SmallAlexNet", "SimpleConvNet"])
+def test_networks_on_every_build_match_reference(net, isa, dtype, monkeypatch):
+    """Each build through the dispatch seam (as NNFAST_ISA pins it), the direct kernels on
+    even for the baseline build: the networks' gradients against the reference's."""
+    from nnfast import nets as N
+    from nnfast.reference import nets as RN
+    monkeypatch.setattr(_dispatch, "_DCONV_ISA", isa)
+    monkeypatch.setattr(_dispatch, "_DIRECT_CONV", True)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 1, 28, 28)).astype(dtype)
+    t = rng.integers(0, 10, 3)
+    grads = []
+    for mod in (N, RN):
+        np.random.seed(2)
+        grads.append(getattr(mod, net)(dtype=dtype).gradient(x, t))
+    for key in grads[1]:
+        tol = 1e-10 if dtype == np.float64 else 2e-4
+        scale = float(np.abs(grads[1][key]).max())
+        assert_allclose(grads[0][key], grads[1][key], rtol=tol, atol=tol * scale,
+                        err_msg=key)
+
+
+def test_nnfast_isa_caps_the_convolution_build():
+    import os
+    import subprocess
+    import sys
+    code = ("import warnings; warnings.simplefilter('always')\nimport nnfast\n"
+            "i = nnfast.build_info(); print(i['conv_isa'], i['direct_conv'])")
+
+    def run(value):
+        env = dict(os.environ, NNFAST_ISA=value)
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True)
+        return done.stdout.split(), done.stderr
+    best = _K.dconv_isa()
+    assert run("")[0] == [best, str(best != "baseline")]
+    assert run("baseline")[0] == ["baseline", "False"]
+    assert run("AVX2")[0][0] == ("avx2" if best != "baseline" else "baseline")
+    assert run("avx512")[0][0] == best
+    out, err = run("sse9")
+    assert out[0] == best and "NNFAST_ISA must be one of" in err

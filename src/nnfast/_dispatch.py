@@ -146,7 +146,25 @@ def _out_hw(h, w, fh, fw, stride, pad):
 # csrc/dconv.c ("planes": lanes over a padded plane's positions; stride 1), which stays
 # for layers with few products per output (a first layer's single channel: there the
 # channel-lane kernels spend more on their transposes than on the products).
-_DCONV_ISA = _kernels.dconv_isa() if _kernels is not None else None
+_ISA_LEVELS = ("baseline", "avx2", "avx512")
+
+
+def _isa_cap(best, env):
+    """The vector build the convolution kernels run: the CPU's best, capped by
+    NNFAST_ISA=baseline|avx2|avx512 (read once, at import; an unknown value warns and is
+    ignored)."""
+    env = env.strip().lower()
+    if not env:
+        return best
+    if env not in _ISA_LEVELS:
+        warnings.warn(f"nnfast: NNFAST_ISA must be one of {', '.join(_ISA_LEVELS)}, got "
+                      f"{env!r}; ignored", RuntimeWarning, stacklevel=3)
+        return best
+    return _ISA_LEVELS[min(_ISA_LEVELS.index(env), _ISA_LEVELS.index(best))]
+
+
+_DCONV_ISA = (_isa_cap(_kernels.dconv_isa(), os.environ.get("NNFAST_ISA", ""))
+              if _kernels is not None else None)
 _DIRECT_CONV = (_DCONV_ISA in ("avx2", "avx512")
                 and os.environ.get("NNFAST_DIRECT_CONV", "1").strip() != "0")
 # products per output (C*FH*FW) from which the channel-lane kernels run a layer
@@ -347,12 +365,12 @@ def _direct_forward(x, W, bias, stride, pad, out, mask, nt):
         size = _kernels.bconv_fwd_scratch_size(c, h, w, fn, fh, fw, stride, stride, pad, pad,
                                                nt, dt.itemsize)
         _kernels.bconv_forward(x, W, bias, stride, stride, pad, pad, out,
-                               _transient_buffer("dconv", (size,), dt), nt, None, mask)
+                               _transient_buffer("dconv", (size,), dt), nt, _DCONV_ISA, mask)
         return True
     if plan == "planes" and not (fh == fw == 1 and pad == 0):
         size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
         _kernels.dconv_forward(x, W, bias, pad, pad, out,
-                               _transient_buffer("dconv", (size,), dt), nt, None, mask)
+                               _transient_buffer("dconv", (size,), dt), nt, _DCONV_ISA, mask)
         return True
     return False
 
@@ -379,14 +397,14 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
         size = _kernels.bconv_dw_scratch_size(n, c, h, w, fn, fh, fw, stride, stride, pad, pad,
                                               nt, dt.itemsize)
         _kernels.bconv_dw(x, dout, stride, stride, pad, pad, dW,
-                          _transient_buffer("dconv", (size,), dt), nt, None, db)
+                          _transient_buffer("dconv", (size,), dt), nt, _DCONV_ISA, db)
         done = True
     else:
         # (faster than columns + GEMM for every layer measured, 1 to 64 channels, 1 and 2
         # threads: SimpleConvNet's 1-channel layer on 1 thread 1.8 against 2.2 ms in float32)
         size = _kernels.dconv_scratch_size(c, h, w, fn, fh, fw, pad, pad, nt)
         done = _kernels.dconv_dw(x, dout, pad, pad, dW, _transient_buffer("dconv", (size,), dt),
-                                 nt, None, db)
+                                 nt, _DCONV_ISA, db)
     if not done:
         _kernels.conv_db(dout.reshape(n, fn, p), db, partial, nt)
         cols = _transient_buffer("dconv_cols", (n, k, p), dt)
@@ -405,11 +423,11 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
             size = _kernels.bconv_fwd_scratch_size(fn, oh, ow, c, fh, fw, 1, 1, ph, pw, nt,
                                                    dt.itemsize)
             _kernels.bconv_forward(dout, flipped, None, 1, 1, ph, pw, dx,
-                                   _transient_buffer("dconv", (size,), dt), nt)
+                                   _transient_buffer("dconv", (size,), dt), nt, _DCONV_ISA)
         else:
             size = _kernels.dconv_scratch_size(fn, oh, ow, c, fh, fw, ph, pw, nt)
             _kernels.dconv_forward(dout, flipped, None, ph, pw, dx,
-                                   _transient_buffer("dconv", (size,), dt), nt)
+                                   _transient_buffer("dconv", (size,), dt), nt, _DCONV_ISA)
     else:
         dcols = _transient_buffer("dcol", (n, k, p), dt)
         matmul(W.reshape(fn, k).T, dout.reshape(n, fn, p), out=dcols)
