@@ -95,21 +95,23 @@ static inline char *BC_FN(bc_align)(void *p)
     return mis ? (char *)p + (64 - mis) : (char *)p;
 }
 
-/* xp[c] = x[c] framed by ph rows and pw columns of zeros. */
+/* xp[c] = x[c] framed by ph rows and pw columns of zeros (plain loops: a memcpy call per
+ * short row cost more than the copy). */
 static void BC_FN(bc_pad)(const T *NNF_RESTRICT x, nnf_index C, nnf_index H, nnf_index W,
                           nnf_index ph, nnf_index pw, T *NNF_RESTRICT xp)
 {
     const nnf_index Hp = H + 2 * ph, Wp = W + 2 * pw;
     for (nnf_index c = 0; c < C; ++c) {
         T *plane = xp + c * Hp * Wp;
-        memset(plane, 0, sizeof(T) * (size_t)(ph * Wp));
+        const T *src = x + c * H * W;
+        for (nnf_index k = 0; k < ph * Wp + pw; ++k) plane[k] = (T)0;
         for (nnf_index h = 0; h < H; ++h) {
-            T *row = plane + (h + ph) * Wp;
-            for (nnf_index k = 0; k < pw; ++k) row[k] = (T)0;
-            memcpy(row + pw, x + (c * H + h) * W, sizeof(T) * (size_t)W);
-            for (nnf_index k = pw + W; k < Wp; ++k) row[k] = (T)0;
+            T *row = plane + (h + ph) * Wp + pw;
+            for (nnf_index k = 0; k < W; ++k) row[k] = src[h * W + k];
+            /* this row's right frame and the next row's left one */
+            for (nnf_index k = W; k < W + 2 * pw; ++k) row[k] = (T)0;
         }
-        memset(plane + (H + ph) * Wp, 0, sizeof(T) * (size_t)(ph * Wp));
+        for (nnf_index k = (H + ph) * Wp + pw; k < Hp * Wp; ++k) plane[k] = (T)0;
     }
 }
 
