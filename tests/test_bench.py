@@ -30,8 +30,10 @@ def test_suite_is_the_fixed_list():
 
 
 def test_select_filters():
-    assert [w.name for w in select(only=["conv_deep"], long=False)] == ["conv_deep2",
-                                                                       "conv_deep4"]
+    assert [w.name for w in select(only=["conv_deep"], kind="conv", long=False)] == [
+        "conv_deep2", "conv_deep4"]
+    assert [w.name for w in select(only=["conv_deep*_fwd"])] == [f"conv_deep{i}_fwd"
+                                                                 for i in range(1, 7)]
     assert {w.name for w in select(only=["conv_deep?"])} == {f"conv_deep{i}"
                                                              for i in range(1, 7)}
     assert [w.name for w in select(only=["*_simple"], kind="maxpool")] == ["maxpool_simple"]
@@ -54,6 +56,23 @@ def test_flop_counts():
     mlp = 2 * 2 * 100 * 784 * 100 + 4 * 3 * 2 * 100 * 100 * 100 + 3 * 2 * 100 * 100 * 10
     assert WORKLOADS["train_mlp_bn"].flops == mlp
     assert WORKLOADS["maxpool_simple"].flops is None  # not GEMM-bound: no GFLOP/s
+
+
+def test_forward_only_conv_workloads():
+    """conv_deepN_fwd: conv_deepN's shapes, the FLOPs of its one product, `--all` only."""
+    for i in range(1, 7):
+        both, fwd = WORKLOADS[f"conv_deep{i}"], WORKLOADS[f"conv_deep{i}_fwd"]
+        assert (fwd.kind, fwd.shape, fwd.suite) == ("conv_fwd", both.shape, False)
+        assert 3 * fwd.flops == both.flops
+    assert WORKLOADS["conv_deep4_fwd"].flops == 2 * 100 * 16 * 16 * 32 * 9 * 32
+    impls = workloads.available_impls()
+    out = {impl: WORKLOADS["conv_deep5_fwd"].build(impl, np.float64)() for impl in impls}
+    for impl in impls:
+        got = out[impl].numpy() if impl == "torch" else out[impl]
+        assert got.shape == (100, 64, 8, 8)
+        np.testing.assert_allclose(got, out["reference"], rtol=1e-10, atol=1e-12)
+    if "torch" in impls:
+        assert not out["torch"].requires_grad  # timed under torch.no_grad()
 
 
 def test_build_checks_its_arguments(monkeypatch):

@@ -2,16 +2,17 @@
 
 A :class:`Workload` is a name, an op kind, a shape, and ``build(impl, dtype)``, which does all
 the setup (arrays, layers, networks, optimizer state) and returns the zero-argument callable that
-is timed: one forward + backward of a layer, one optimizer update, or one training step
-(gradient + Adam update). ``impl`` is ``"nnfast"`` (the native API), ``"reference"``
-(``nnfast.reference``, plain NumPy) or ``"torch"`` (the same computation in PyTorch CPU, only
-when ``import torch`` works: torch is never a dependency and is imported on first use).
+is timed: one forward + backward of a layer (or its forward alone), one optimizer update, or one
+training step (gradient + Adam update). ``impl`` is ``"nnfast"`` (the native API),
+``"reference"`` (``nnfast.reference``, plain NumPy) or ``"torch"`` (the same computation in
+PyTorch CPU, only when ``import torch`` works: torch is never a dependency and is imported on
+first use).
 
 ``flops`` counts the multiply-adds of the GEMM-shaped work only (2 per multiply-add: forward
-product, weight gradient and input gradient; not the input gradient a network's first layer
-never computes); element-wise work is left out, so GFLOP/s is only reported for GEMM-bound
-workloads. ``suite`` marks the fixed suite of `nnfast bench`; ``long`` the workloads only the
-long pytest-benchmark grids (``--long``) run.
+product, weight gradient and input gradient, or the product alone for a forward-only workload;
+not the input gradient a network's first layer never computes); element-wise work is left out,
+so GFLOP/s is only reported for GEMM-bound workloads. ``suite`` marks the fixed suite of
+`nnfast bench`; ``long`` the workloads only the long pytest-benchmark grids (``--long``) run.
 """
 import dataclasses
 import fnmatch
@@ -102,13 +103,17 @@ def _conv_out(size, f, stride, pad):
     return (size + 2 * pad - f) // stride + 1
 
 
-def conv_flops(x_shape, w_shape, stride=1, pad=0, dx=True):
-    """GEMM FLOPs of one convolution forward + backward (weights, and input when ``dx``)."""
+def conv_product_flops(x_shape, w_shape, stride=1, pad=0):
+    """GEMM FLOPs of one convolution product (the forward): 2 * N*OH*OW * C*FH*FW * FN."""
     n, c, h, w = x_shape
     fn, _, fh, fw = w_shape
-    per_product = 2 * n * _conv_out(h, fh, stride, pad) * _conv_out(w, fw, stride, pad) \
+    return 2 * n * _conv_out(h, fh, stride, pad) * _conv_out(w, fw, stride, pad) \
         * c * fh * fw * fn
-    return per_product * (3 if dx else 2)
+
+
+def conv_flops(x_shape, w_shape, stride=1, pad=0, dx=True):
+    """GEMM FLOPs of one convolution forward + backward (weights, and input when ``dx``)."""
+    return conv_product_flops(x_shape, w_shape, stride, pad) * (3 if dx else 2)
 
 
 def affine_flops(n, d, m, dx=True):
@@ -118,7 +123,9 @@ def affine_flops(n, d, m, dx=True):
 
 # --------------------------------------------------------------------------- layers
 
-def _conv(xs, ws, stride, pad):
+def _conv(xs, ws, stride, pad, backward=True):
+    """One forward + backward of a Convolution (``backward=False``: one forward; torch then
+    runs under ``torch.no_grad()``)."""
     def make(impl, dtype):
         rng = _rng()
         x = rng.standard_normal(xs).astype(dtype)
@@ -129,11 +136,20 @@ def _conv(xs, ws, stride, pad):
         if impl == "torch":
             torch = torch_or_none()
             F = torch.nn.functional
+            if not backward:
+                tx, tW, tb = (torch.from_numpy(a) for a in (x, W, b))
+
+                def forward():
+                    with torch.no_grad():
+                        return F.conv2d(tx, tW, tb, stride=stride, padding=pad)
+                return forward
             tx, tW, tb = (torch.from_numpy(a).requires_grad_() for a in (x, W, b))
             return _torch_backward(lambda x_, w_, b_: F.conv2d(x_, w_, b_, stride=stride,
                                                                 padding=pad),
                                    (tx, tW, tb), torch.from_numpy(dout))
         layer = _layers(impl).Convolution(W, b, stride, pad)
+        if not backward:
+            return lambda: layer.forward(x)
 
         def step():
             layer.forward(x)
@@ -326,6 +342,23 @@ def _optimizer(name):
 DEEPCONV_CONVS = ((1, 16, 1), (16, 16, 1), (16, 32, 1), (32, 32, 2), (32, 64, 1), (64, 64, 1))
 
 
+def _deepconv_shapes(n=BATCH):
+    """[(x shape, W shape, pad)] of DeepConvNet's six convolutions (stride 1, 3x3)."""
+    shapes, size = [], 28
+    for i, (c_in, c, pad) in enumerate(DEEPCONV_CONVS):
+        shapes.append(((n, c_in, size, size), (c, c_in, 3, 3), pad))
+        size = _conv_out(size, 3, 1, pad)
+        if i % 2 == 1:
+            size //= 2
+    return shapes
+
+
+def _pool_workload(name, kind, xs, suite=True, long=False):
+    c, h, w = xs[1:]
+    return Workload(name, f"{kind}pool", f"{c}x{h}x{w}, 2x2 stride 2", _pool(kind, xs, 2, 2),
+                    suite=suite, long=long)
+
+
 def make_net(impl, name, dtype):
     """The nnfast or reference network ``name`` (seeded) and its training batch."""
     if impl == "nnfast":
@@ -400,12 +433,8 @@ def _train_flops(name, n=BATCH):
         return (conv_flops((n, 1, 28, 28), (30, 1, 5, 5), dx=False)
                 + affine_flops(n, 30 * 12 * 12, 100) + affine_flops(n, 100, 10))
     if name == "DeepConvNet":
-        total, size = 0, 28
-        for i, (c_in, c, pad) in enumerate(DEEPCONV_CONVS):
-            total += conv_flops((n, c_in, size, size), (c, c_in, 3, 3), 1, pad, dx=i > 0)
-            size = _conv_out(size, 3, 1, pad)
-            if i % 2 == 1:
-                size //= 2
+        total = sum(conv_flops(xs, ws, 1, pad, dx=i > 0)
+                    for i, (xs, ws, pad) in enumerate(_deepconv_shapes(n)))
         return total + affine_flops(n, 64 * 4 * 4, 50) + affine_flops(n, 50, 10)
     return affine_flops(n, 784, 100, dx=False) + 4 * affine_flops(n, 100, 100) \
         + affine_flops(n, 100, 10)
@@ -421,10 +450,13 @@ def _conv_workload(name, xs, ws, stride, pad, suite=True, long=False):
                     suite=suite, long=long)
 
 
-def _pool_workload(name, kind, xs, suite=True, long=False):
+def _conv_forward_workload(name, xs, ws, stride, pad):
+    """The forward alone (kind "conv_fwd", `--all` only): FLOPs of the one product."""
     c, h, w = xs[1:]
-    return Workload(name, f"{kind}pool", f"{c}x{h}x{w}, 2x2 stride 2", _pool(kind, xs, 2, 2),
-                    suite=suite, long=long)
+    pad_text = f" pad {pad}" if pad else ""
+    return Workload(name, "conv_fwd", f"{c}x{h}x{w} -> {ws[0]}x{ws[2]}x{ws[3]}{pad_text}",
+                    _conv(xs, ws, stride, pad, backward=False),
+                    conv_product_flops(xs, ws, stride, pad), suite=False)
 
 
 def _build_registry():
@@ -438,6 +470,9 @@ def _build_registry():
         _conv_workload("conv_deep3", (b, 16, 14, 14), (32, 16, 3, 3), 1, 1, False, True),
         _conv_workload("conv_deep5", (b, 32, 8, 8), (64, 32, 3, 3), 1, 1, False, True),
         _conv_workload("conv_deep6", (b, 64, 8, 8), (64, 64, 3, 3), 1, 1, False, True),
+        # The same six layers, forward alone (torch under no_grad).
+        *(_conv_forward_workload(f"conv_deep{i}_fwd", xs, ws, 1, pad)
+          for i, (xs, ws, pad) in enumerate(_deepconv_shapes(b), start=1)),
         # 2x2 pooling after SimpleConvNet's and DeepConvNet's convolutions.
         _pool_workload("maxpool_simple", "max", (b, 30, 24, 24)),
         _pool_workload("maxpool_deep1", "max", (b, 16, 28, 28), suite=False),
