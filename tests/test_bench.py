@@ -286,12 +286,105 @@ def test_roofline_json(tmp_path, capsys):
     peak, bw = data["gemm_peak"]["gflops"] * 1e9, data["bandwidth"]["gbs"] * 1e9
     for p in passes.values():
         assert p["bound"] == ("compute" if p["flops"] / peak >= p["bytes"] / bw else "memory")
-    # x (100*784 floats) + W, b + out (100*30*24*24) + the columns written and read back,
-    # unless the direct kernels run it (they build none), + the ReLU's 1-byte mask
+    # x (100*784 floats) + W, b + out (100*30*24*24) + the ReLU's 1-byte mask; on the
+    # columns also the column matrix written and read back, and the ReLU a pass of its own
+    # (it reads out and writes its output)
     from nnfast import _dispatch
-    cols = 0 if _dispatch._direct(100, 1, 30, 1, 576) else 2 * 1440000
-    assert conv_relu["bytes"] == 4 * (78400 + 780 + 1728000 + cols) + 1728000
+    plan = _dispatch.conv_plan(1, 30, 5, 5, 1, 576)
+    assert conv_relu["method"] == plan
+    extra = 0 if _dispatch._direct(100, 1, 30, 1, 576, 5, 5) else 2 * 1440000 + 2 * 1728000
+    assert conv_relu["bytes"] == 4 * (78400 + 780 + 1728000 + extra) + 1728000
+    assert data["net"] == "SimpleConvNet"
     assert data["gemm_peak"]["gflops"] > 0 and data["bandwidth"]["gbs"] > 0
+
+
+DEEPCONV_LAYERS = ([f"Conv{i}" for i in range(1, 7)] + [f"Relu{i}" for i in range(1, 8)]
+                   + ["Pool1", "Pool2", "Pool3", "Affine1", "Affine2", "Dropout1", "Dropout2"])
+
+
+def _layers_of(pass_name, direction):
+    return pass_name[:-len(" " + direction)].split(" + ")
+
+
+def test_deepconv_roofline_model():
+    """The passes of one DeepConvNet step, as the network runs them (no timing)."""
+    from nnfast import _dispatch
+    from nnfast.bench import roofline
+
+    passes, _ = roofline.deepconv_passes(np.float32)
+    names = [p["pass"] for p in passes]
+    assert len(set(names)) == len(names)
+    for direction in ("forward", "backward"):
+        covered = [layer for name in names if name.endswith(" " + direction)
+                   and not name.startswith("SoftmaxWithLoss")
+                   for layer in _layers_of(name, direction)]
+        assert sorted(covered) == sorted(DEEPCONV_LAYERS), direction  # each layer once
+    assert names[-1] == "Adam update"
+    assert {"SoftmaxWithLoss forward", "SoftmaxWithLoss backward"} <= set(names)
+    by = {p["pass"]: p for p in passes}
+    # the fused passes: each convolution with its ReLU forward, each pooling with the ReLU
+    # before it backward; Relu7 follows an Affine and runs alone
+    for i in range(1, 7):
+        assert f"Conv{i} + Relu{i} forward" in by
+    for pool, relu in ((1, 2), (2, 4), (3, 6)):
+        assert f"Pool{pool} + Relu{relu} backward" in by
+    assert "Relu7 forward" in by and "Relu1 backward" in by
+    # FLOPs: the GEMM work adds up to the train_deepconv workload's count (the first
+    # convolution computes no dx), plus one per ReLU element in the fused forwards
+    shapes = workloads._deepconv_shapes()
+    relu_elements = 0
+    for i, (xs, ws, pad) in enumerate(shapes, start=1):
+        product = workloads.conv_product_flops(xs, ws, 1, pad)
+        fused = by[f"Conv{i} + Relu{i} forward"]
+        oh = xs[2] + 2 * pad - 2
+        out = xs[0] * ws[0] * oh * oh
+        relu_elements += out
+        assert fused["flops"] == product + out
+        assert by[f"Conv{i} backward"]["flops"] == product * (1 if i == 1 else 2)
+        plan = _dispatch.conv_plan(xs[1], ws[0], 3, 3, 1, oh * oh)
+        assert fused["method"] == plan
+        assert by[f"Conv{i} backward"]["method"].startswith(plan)
+        assert (" + dx " in by[f"Conv{i} backward"]["method"]) == (i > 1)
+        # x + W, b + out + the mask; on the columns the column matrix twice and the ReLU's
+        # own read and write of out
+        cols = xs[0] * oh * oh * xs[1] * 9
+        extra = 0 if plan != "columns" else 2 * cols + 2 * out
+        x_size = int(np.prod(xs))
+        assert fused["bytes"] == 4 * (x_size + int(np.prod(ws)) + ws[0] + out + extra) + out
+    gemm = sum(p["flops"] for p in passes
+               if p["pass"].startswith(("Conv", "Affine"))) - relu_elements
+    assert gemm == WORKLOADS["train_deepconv"].flops
+
+
+def test_deepconv_roofline_json(tmp_path, capsys):
+    path = tmp_path / "roof.json"
+    assert cli.main(["bench", "--roofline", "--net", "deepconv", "--repeat", "1",
+                     "--threads", "1", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "DeepConvNet training step, batch 100, float32" in out
+    for row in ("sum of passes", "whole step (measured)", "step - sum of passes"):
+        assert row in out
+    data = json.loads(path.read_text())
+    assert data["net"] == "DeepConvNet" and data["threads"] == 1
+    peak, bw = data["gemm_peak"]["gflops"] * 1e9, data["bandwidth"]["gbs"] * 1e9
+    for p in data["passes"]:
+        # the rule, whatever roofs this run measured
+        assert p["bound_s"] == pytest.approx(max(p["flops"] / peak, p["bytes"] / bw))
+        assert p["bound"] == ("compute" if p["flops"] / peak >= p["bytes"] / bw else "memory")
+        assert p["of_roofline"] == pytest.approx(p["bound_s"] / p["median_s"])
+        assert p["median_s"] == pytest.approx(float(np.median(p["samples_s"])))
+    assert data["sum_of_passes_s"] == pytest.approx(sum(p["median_s"] for p in data["passes"]))
+    assert data["step_bound_s"] == pytest.approx(sum(p["bound_s"] for p in data["passes"]))
+    assert data["step_minus_passes_s"] == pytest.approx(data["step_s"]
+                                                        - data["sum_of_passes_s"])
+    assert len(data["passes"]) == 34  # 14 forward, 2 softmax, 17 backward, Adam
+
+
+def test_net_needs_roofline(capsys):
+    assert cli.main(["bench", "--net", "deepconv"]) == 2
+    assert "--roofline" in capsys.readouterr().err
+    from nnfast.bench import roofline
+    assert set(cli.ROOFLINE_NETS) == set(roofline.NETS)
 
 
 # --------------------------------------------------------------------------- benchmarks/

@@ -214,6 +214,11 @@ def _thread_list(text):
     return counts
 
 
+# `nnfast bench --roofline --net`: the keys of nnfast.bench.roofline.NETS (not imported here:
+# building the parser loads no NumPy)
+ROOFLINE_NETS = ("simpleconv", "deepconv")
+
+
 def _add_bench_parser(sub):
     be = sub.add_parser(
         "bench", help="time nnfast against its NumPy reference (and PyTorch CPU if installed)",
@@ -247,9 +252,12 @@ def _add_bench_parser(sub):
     be.add_argument("--no-progress", action="store_true",
                     help="no progress lines on stderr")
     be.add_argument("--roofline", action="store_true",
-                    help="instead of the suite: one SimpleConvNet training step (float32 "
+                    help="instead of the suite: one training step of --net (float32 "
                          "unless --dtype float64), each layer pass against the measured GEMM "
                          "and memory roofs (docs/roofline.md)")
+    be.add_argument("--net", choices=ROOFLINE_NETS, default=None,
+                    help="with --roofline: the network whose step is modelled (default "
+                         "simpleconv)")
 
 
 # --------------------------------------------------------------------------- helpers

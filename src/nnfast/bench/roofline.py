@@ -1,16 +1,19 @@
-"""Roofline of one SimpleConvNet training step: per layer pass, FLOPs, bytes, time, and the roofs.
+"""Roofline of one training step (SimpleConvNet or DeepConvNet): per layer pass, FLOPs, bytes,
+time, and the roofs.
 
-``nnfast bench --roofline`` runs it (docs/roofline.md explains the model and records a run).
+``nnfast bench --roofline [--net simpleconv|deepconv]`` runs it (docs/roofline.md explains the
+model and records a run).
 
 Each forward and backward pass of each layer (and the Adam update) is timed in isolation on the
-state of one real step, batch 100 (all passes interleaved round by round). For each pass:
-FLOPs (2 per multiply-add of the GEMMs; 1 per element for element-wise work), bytes (every
-array the pass must read or write, each counted once: its compulsory traffic; for a
-convolution run as im2col + GEMM also the column matrix, written and read back once, which
-that design adds) and the roofline bound ``max(FLOPs / GEMM peak, bytes / bandwidth)``. The roofs
-are measured in the same run: numpy.matmul's best rate on a large GEMM of the same dtype (the
-peak a GEMM-shaped pass can reach here) and the best rate of a streaming copy split over the
-same number of threads, on arrays as large as the step's largest activations and larger.
+state of one real step, batch 100 (all passes interleaved round by round), with the network's
+fused passes as it runs them. For each pass: FLOPs (2 per multiply-add of the GEMMs; 1 per
+element for element-wise work), bytes (every array the pass must read or write, each counted
+once: its compulsory traffic; for a convolution the method its plan runs, ``conv_plan``: the
+direct kernels build no columns, im2col + GEMM also writes the column matrix and reads it back
+once) and the roofline bound ``max(FLOPs / GEMM peak, bytes / bandwidth)``. The roofs are
+measured in the same run: numpy.matmul's best rate on a large GEMM of the same dtype (the peak
+a GEMM-shaped pass can reach here) and the best rate of a streaming copy split over the same
+number of threads, on arrays as large as the step's largest activations and larger.
 """
 import numpy as np
 
@@ -21,30 +24,42 @@ from .workloads import make_net
 
 _MASK_BYTES = 1      # Relu keeps a bool mask
 _ARGMAX_BYTES = 4    # max pooling keeps int32 window offsets
+_DRAW_BYTES = 8      # Dropout compares NumPy's float64 uniform draws
 
 
 def _conv_model(layer, x, dout, s):
-    """Compulsory traffic of the method the layer runs: the direct kernels build no columns;
-    im2col + GEMM writes the column matrix and reads it back."""
+    """Compulsory traffic of the method the layer runs (``_dispatch.conv_plan``): the direct
+    kernels ("channels", "planes") build no columns, and their input gradient is a second
+    direct convolution (stride 1, pad below the filter size); im2col + GEMM ("columns")
+    writes the column matrix and reads it back, and its input gradient writes the column
+    gradient and reads it back (col2im). Returns (forward, backward) dicts."""
     from nnfast import _dispatch
 
     fn, c, fh, fw = layer.W.shape
     n, _, oh, ow = dout.shape
+    h, w = x.shape[2:]
     rows, k = n * oh * ow, c * fh * fw
     product = 2 * rows * k * fn
     col = rows * k * s
     weights = (layer.W.size + layer.b.size) * s
-    direct = _dispatch._direct(n, c, fn, layer.stride, oh * ow)
+    plan = _dispatch.conv_plan(c, fn, fh, fw, layer.stride, oh * ow)
+    direct = _dispatch._direct(n, c, fn, layer.stride, oh * ow, fh, fw)
+    one_by_one = fh == fw == 1 and layer.stride == 1 and layer.pad == 0  # a GEMM, no im2col
+    cols = 0 if direct or one_by_one else 2 * col
     dx = not layer.skip_dx
-    fwd = {"flops": product,
-           "bytes": x.nbytes + weights + dout.nbytes + (0 if direct else 2 * col)}
-    if direct:
-        bwd_bytes = x.nbytes + dout.nbytes + weights + (weights + x.nbytes if dx else 0)
-    else:
-        # dW and db from dout and the columns; with dx also the column gradient (written and
-        # read back by col2im) and dx itself.
-        bwd_bytes = dout.nbytes + col + weights + (weights + 2 * col + x.nbytes if dx else 0)
-    bwd = {"flops": product * (2 if dx else 1), "bytes": bwd_bytes}
+    fwd = {"flops": product, "bytes": x.nbytes + weights + dout.nbytes + cols,
+           "method": plan, "direct": direct}
+    # dW and db from x (direct) or the columns, and dout
+    bwd_bytes = dout.nbytes + weights + (x.nbytes if direct else cols // 2)
+    method = plan
+    if dx:
+        dx_direct = direct and layer.stride == 1 and layer.pad <= min(fh, fw) - 1
+        # reads W, writes dx; through columns also the column gradient, written and read
+        bwd_bytes += weights + x.nbytes + (0 if dx_direct or one_by_one else 2 * col)
+        dx_plan = _dispatch.conv_plan(fn, c, fh, fw, 1, h * w)
+        method += " + dx " + (("channels" if dx_plan == "channels" else "planes")
+                              if dx_direct else plan if one_by_one else "columns")
+    bwd = {"flops": product * (2 if dx else 1), "bytes": bwd_bytes, "method": method}
     return fwd, bwd
 
 
@@ -68,6 +83,13 @@ def _layer_model(name, layer, x, out, s):
     if kind == "Relu":
         traffic = x.nbytes + out.nbytes + x.size * _MASK_BYTES
         return {"flops": x.size, "bytes": traffic}, {"flops": x.size, "bytes": traffic}
+    if kind == "Dropout":
+        # forward: x, out, the mask, and NumPy's float64 uniform draws (written, then read
+        # by the comparison); backward: dout, the mask, dx
+        fwd = {"flops": x.size,
+               "bytes": x.nbytes + out.nbytes + x.size * (_MASK_BYTES + 2 * _DRAW_BYTES)}
+        bwd = {"flops": x.size, "bytes": x.nbytes + out.nbytes + x.size * _MASK_BYTES}
+        return fwd, bwd
     if kind == "Pooling":
         window = layer.pool_h * layer.pool_w
         fwd = {"flops": out.size * (window - 1),
@@ -77,15 +99,46 @@ def _layer_model(name, layer, x, out, s):
     raise ValueError(f"roofline: no model for layer {name} ({kind})")
 
 
-def simpleconv_passes(dtype=np.float32):
-    """[(pass name, zero-arg callable, flops, bytes)] for one SimpleConvNet step, batch 100."""
-    net, (x, t) = make_net("nnfast", "SimpleConvNet", dtype)
+_SHORT_NAMES = {"Convolution": "Conv", "Pooling": "Pool"}
+
+
+def _named_layers(net):
+    """[(name, layer)] in order: the keys of an OrderedDict of layers (SimpleConvNet), or
+    for a list (DeepConvNet) names numbered per kind as SimpleConvNet's: Conv1, Relu1, ..."""
+    if isinstance(net.layers, dict):
+        return list(net.layers.items())
+    counts, named = {}, []
+    for layer in net.layers:
+        kind = type(layer).__name__
+        counts[kind] = counts.get(kind, 0) + 1
+        named.append((f"{_SHORT_NAMES.get(kind, kind)}{counts[kind]}", layer))
+    return named
+
+
+def _forward(layer, x):
+    from nnfast import layers as native_layers
+
+    if isinstance(layer, (native_layers.Dropout, native_layers.BatchNormalization)):
+        return layer.forward(x, True)  # training mode, as in gradient()
+    return layer.forward(x)
+
+
+def _pass(name, fn, model, **extra):
+    return {"pass": name, "fn": fn, "flops": model["flops"], "bytes": model["bytes"],
+            "method": model.get("method", ""), **extra}
+
+
+def net_passes(name, dtype=np.float32):
+    """The passes of one training step of the network ``name`` ("SimpleConvNet" or
+    "DeepConvNet"), batch 100: ``([{"pass", "fn", "flops", "bytes", "method"}], step)``,
+    ``fn`` and ``step`` zero-argument callables (one pass; the whole step)."""
+    net, (x, t) = make_net("nnfast", name, dtype)
     s = np.dtype(dtype).itemsize
-    layers = list(net.layers.items())
+    layers = _named_layers(net)
     inputs, outputs, h = [], [], x
     for _, layer in layers:
         inputs.append(h)
-        h = layer.forward(h)
+        h = _forward(layer, h)
         outputs.append(h)
     last = net.last_layer
     last.forward(h, t)
@@ -94,115 +147,151 @@ def simpleconv_passes(dtype=np.float32):
     for i in range(len(layers) - 1, -1, -1):
         douts[i] = d
         d = layers[i][1].backward(d)
-    grads = {name: getattr(net.layers[key], "d" + attr)
-             for name, (key, attr) in net._slots.items()}
+    grads = {key: getattr(net.layers[index], "d" + attr)
+             for key, (index, attr) in net._slots.items()}
 
     from nnfast import nets as native_nets
     from nnfast import layers as native_layers
 
-    # The passes as the network runs them: a Convolution + Relu forward and a Pooling +
-    # Relu backward are one pass each (nnfast.nets), the 1-byte mask their only extra array.
-    models = [_layer_model(name, layer, inputs[i], outputs[i], s)
-              for i, (name, layer) in enumerate(layers)]
+    # The passes as the network runs them (nnfast.nets): a Convolution + Relu forward and a
+    # Pooling + Relu backward are one pass each, the 1-byte mask their only extra array.
+    # Where the convolution takes the columns, Convolution._forward_relu runs the two
+    # layers one after the other: the ReLU's own traffic is counted then.
+    models = [_layer_model(lname, layer, inputs[i], outputs[i], s)
+              for i, (lname, layer) in enumerate(layers)]
     forward, backward = [], []
     i = 0
     while i < len(layers):
-        name, layer = layers[i]
+        lname, layer = layers[i]
         fwd = models[i][0]
         if i + 1 < len(layers) and native_nets._fusable(layer, layers[i + 1][1]):
             relu_name, relu = layers[i + 1]
-            forward.append((f"{name} + {relu_name} forward",
-                            (lambda l=layer, r=relu, a=inputs[i]: l._forward_relu(a, r)),
-                            fwd["flops"] + models[i + 1][0]["flops"],
-                            fwd["bytes"] + outputs[i].size * _MASK_BYTES))
+            relu_fwd = models[i + 1][0]
+            extra = outputs[i].size * _MASK_BYTES if fwd["direct"] else relu_fwd["bytes"]
+            forward.append(_pass(
+                f"{lname} + {relu_name} forward",
+                (lambda l=layer, r=relu, a=inputs[i]: l._forward_relu(a, r)),
+                {**fwd, "flops": fwd["flops"] + relu_fwd["flops"],
+                 "bytes": fwd["bytes"] + extra}))
             i += 2
             continue
-        forward.append((f"{name} forward", (lambda l=layer, a=inputs[i]: l.forward(a)),
-                        fwd["flops"], fwd["bytes"]))
+        forward.append(_pass(f"{lname} forward", (lambda l=layer, a=inputs[i]: _forward(l, a)),
+                             fwd))
         i += 1
     i = len(layers) - 1
     while i >= 0:
-        name, layer = layers[i]
+        lname, layer = layers[i]
         bwd = models[i][1]
         if i >= 1 and native_nets._native(layer, native_layers.Pooling, "backward") and \
                 native_nets._native(layers[i - 1][1], native_layers.Relu, "backward"):
             relu_name, relu = layers[i - 1]
-            backward.append((f"{name} + {relu_name} backward",
-                             (lambda l=layer, r=relu, g=douts[i]: l._backward_relu(g, r)),
-                             bwd["flops"] + models[i - 1][1]["flops"],
-                             bwd["bytes"] + inputs[i].size * _MASK_BYTES))
+            backward.append(_pass(
+                f"{lname} + {relu_name} backward",
+                (lambda l=layer, r=relu, g=douts[i]: l._backward_relu(g, r)),
+                {"flops": bwd["flops"] + models[i - 1][1]["flops"],
+                 "bytes": bwd["bytes"] + inputs[i].size * _MASK_BYTES}))
             i -= 2
             continue
-        backward.append((f"{name} backward", (lambda l=layer, g=douts[i]: l.backward(g)),
-                         bwd["flops"], bwd["bytes"]))
+        backward.append(_pass(f"{lname} backward", (lambda l=layer, g=douts[i]: l.backward(g)),
+                              bwd))
         i -= 1
     softmax_bytes = 2 * h.nbytes + t.nbytes
     passes = forward + [
-        ("SoftmaxWithLoss forward", lambda: last.forward(h, t), 4 * h.size, softmax_bytes),
-        ("SoftmaxWithLoss backward", lambda: last.backward(1), h.size, 2 * h.nbytes),
+        _pass("SoftmaxWithLoss forward", lambda: last.forward(h, t),
+              {"flops": 4 * h.size, "bytes": softmax_bytes}),
+        _pass("SoftmaxWithLoss backward", lambda: last.backward(1),
+              {"flops": h.size, "bytes": 2 * h.nbytes}),
     ] + backward
     params = {k: v.copy() for k, v in net.params.items()}
     adam = Adam(lr=0.001)
     n_params = sum(p.size for p in params.values())
-    passes.append(("Adam update", lambda: adam.update(params, grads), 12 * n_params,
-                   7 * n_params * s))  # reads p, g, m, v; writes p, m, v
+    passes.append(_pass("Adam update", lambda: adam.update(params, grads),
+                        {"flops": 12 * n_params,
+                         "bytes": 7 * n_params * s}))  # reads p, g, m, v; writes p, m, v
     step_opt = Adam(lr=0.001)
     step = (lambda: step_opt.update(net.params, net.gradient(x, t)))
     return passes, step
 
 
-def run(dtype=np.float32, budget=timing.DEFAULT):
-    """Measure the roofs and every pass; returns a JSON-serialisable dict."""
+def simpleconv_passes(dtype=np.float32):
+    """The passes of one SimpleConvNet step (``net_passes("SimpleConvNet", dtype)``)."""
+    return net_passes("SimpleConvNet", dtype)
+
+
+def deepconv_passes(dtype=np.float32):
+    """The passes of one DeepConvNet step (``net_passes("DeepConvNet", dtype)``)."""
+    return net_passes("DeepConvNet", dtype)
+
+
+NETS = {"simpleconv": "SimpleConvNet", "deepconv": "DeepConvNet"}
+
+
+def bound_row(name, flops, nbytes, samples_s, peak_flops, bandwidth, method=""):
+    """One pass's row: its rates and its roofline bound ``max(flops / peak, bytes / bw)``
+    (``peak_flops`` in FLOP/s, ``bandwidth`` in B/s)."""
+    t = float(np.median(samples_s))
+    compute_s, memory_s = flops / peak_flops, nbytes / bandwidth
+    bound = max(compute_s, memory_s)
+    return {"pass": name, "method": method, "flops": int(flops), "bytes": int(nbytes),
+            "intensity": flops / nbytes, "median_s": t, "gflops": flops / t / 1e9,
+            "gbs": nbytes / t / 1e9, "bound": "compute" if compute_s >= memory_s else "memory",
+            "bound_s": bound, "of_roofline": bound / t, "samples_s": list(samples_s)}
+
+
+def run(dtype=np.float32, budget=timing.DEFAULT, net="simpleconv"):
+    """Measure the roofs and every pass of one training step of ``net`` (a key of
+    :data:`NETS`); returns a JSON-serialisable dict."""
+    if net not in NETS:
+        raise ValueError(f"roofline: net must be one of {', '.join(NETS)}, got {net!r}")
     peak = timing.gemm_rate(dtype, budget)
     bandwidth = timing.memory_bandwidth(budget)
-    passes, step = simpleconv_passes(dtype)
-    fns = {name: fn for name, fn, _, _ in passes}
+    passes, step = net_passes(NETS[net], dtype)
+    fns = {p["pass"]: p["fn"] for p in passes}
     fns["whole step"] = step
     measured = timing.measure(fns, budget)
     peak = timing.gemm_rate(dtype, budget, earlier=peak)  # the best of before and after
     peak_flops, bw = peak["gflops"] * 1e9, bandwidth["gbs"] * 1e9
-    rows = []
-    for name, _, flops, nbytes in passes:
-        t = float(np.median(measured[name]["samples_s"]))
-        bound = max(flops / peak_flops, nbytes / bw)
-        rows.append({"pass": name, "flops": int(flops), "bytes": int(nbytes),
-                     "intensity": flops / nbytes, "median_s": t,
-                     "gflops": flops / t / 1e9, "gbs": nbytes / t / 1e9,
-                     "bound": "compute" if flops / peak_flops >= nbytes / bw else "memory",
-                     "bound_s": bound, "of_roofline": bound / t,
-                     "samples_s": measured[name]["samples_s"]})
+    rows = [bound_row(p["pass"], p["flops"], p["bytes"], measured[p["pass"]]["samples_s"],
+                      peak_flops, bw, p["method"]) for p in passes]
     step_s = float(np.median(measured["whole step"]["samples_s"]))
-    return {"dtype": np.dtype(dtype).name, "batch": 100, "gemm_peak": peak,
-            "bandwidth": bandwidth, "passes": rows, "sum_of_passes_s": sum(
-                r["median_s"] for r in rows), "step_s": step_s,
+    sum_s = sum(r["median_s"] for r in rows)
+    return {"net": NETS[net], "dtype": np.dtype(dtype).name, "batch": 100,
+            "gemm_peak": peak, "bandwidth": bandwidth, "passes": rows,
+            "sum_of_passes_s": sum_s, "step_s": step_s,
             "step_samples_s": measured["whole step"]["samples_s"],
-            "step_bound_s": sum(r["bound_s"] for r in rows)}
+            "step_bound_s": sum(r["bound_s"] for r in rows),
+            "step_minus_passes_s": step_s - sum_s}
 
 
 def format_roofline(data):
     peak, bw = data["gemm_peak"], data["bandwidth"]
-    head = (f"SimpleConvNet training step, batch {data['batch']}, {data['dtype']}: roofs "
+    head = (f"{data.get('net', 'SimpleConvNet')} training step, batch {data['batch']}, "
+            f"{data['dtype']}: roofs "
             f"{peak['gflops']:.1f} GFLOP/s (numpy.matmul {peak['shape'][0]}^3), "
             f"{bw['gbs']:.1f} GB/s (copy, {bw['threads']} thread(s): "
             + ", ".join(f"{k} arrays {v:.1f}" for k, v in bw["sizes"].items()) + ")")
-    cols = ("pass", "MFLOP", "MB", "FLOP/B", "ms", "GFLOP/s", "GB/s", "bound", "roof ms",
-            "of roof")
-    rows = [[r["pass"], f"{r['flops'] / 1e6:.2f}", f"{r['bytes'] / 1e6:.2f}",
-             f"{r['intensity']:.1f}", f"{r['median_s'] * 1e3:.3f}", f"{r['gflops']:.1f}",
-             f"{r['gbs']:.1f}", r["bound"], f"{r['bound_s'] * 1e3:.3f}",
+    cols = ("pass", "method", "MFLOP", "MB", "FLOP/B", "ms", "GFLOP/s", "GB/s", "bound",
+            "roof ms", "of roof")
+    rows = [[r["pass"], r.get("method") or "-", f"{r['flops'] / 1e6:.2f}",
+             f"{r['bytes'] / 1e6:.2f}", f"{r['intensity']:.1f}", f"{r['median_s'] * 1e3:.3f}",
+             f"{r['gflops']:.1f}", f"{r['gbs']:.1f}", r["bound"], f"{r['bound_s'] * 1e3:.3f}",
              f"{100 * r['of_roofline']:.0f}%"] for r in data["passes"]]
-    rows.append(["sum of passes", f"{sum(r['flops'] for r in data['passes']) / 1e6:.2f}",
+    rows.append(["sum of passes", "", f"{sum(r['flops'] for r in data['passes']) / 1e6:.2f}",
                  f"{sum(r['bytes'] for r in data['passes']) / 1e6:.2f}", "",
                  f"{data['sum_of_passes_s'] * 1e3:.3f}", "", "", "",
                  f"{data['step_bound_s'] * 1e3:.3f}",
                  f"{100 * data['step_bound_s'] / data['sum_of_passes_s']:.0f}%"])
-    rows.append(["whole step (measured)", "", "", "", f"{data['step_s'] * 1e3:.3f}", "", "",
-                 "", f"{data['step_bound_s'] * 1e3:.3f}",
+    rows.append(["whole step (measured)", "", "", "", "", f"{data['step_s'] * 1e3:.3f}", "",
+                 "", "", f"{data['step_bound_s'] * 1e3:.3f}",
                  f"{100 * data['step_bound_s'] / data['step_s']:.0f}%"])
+    rows.append(["step - sum of passes", "", "", "", "",
+                 f"{(data['step_s'] - data['sum_of_passes_s']) * 1e3:+.3f}", "", "", "", "",
+                 ""])
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    fmt = ("| " + " | ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
-           + " |")
+    left = 2  # pass and method read left-aligned, the numbers right-aligned
+    fmt = ("| " + " | ".join(f"{{:{'<' if i < left else '>'}{w}}}"
+                             for i, w in enumerate(widths)) + " |")
     lines = [head, "", fmt.format(*cols),
-             "|" + "|".join(("-" * (w + 1) + ("-" if i == 0 else ":")) for i, w in
+             "|" + "|".join(("-" * (w + 1) + ("-" if i < left else ":")) for i, w in
                             enumerate(widths)) + "|"]
     return "\n".join(lines + [fmt.format(*r) for r in rows])

@@ -67,6 +67,10 @@ def main(args):
     threads_list = args.threads or [nnfast.get_num_threads()]
     if args.roofline:
         return _roofline(args, budget, threads_list[0])
+    if args.net is not None:
+        print("nnfast bench: --net chooses the network of --roofline; add --roofline",
+              file=sys.stderr)
+        return 2
 
     only = [p.strip() for text in args.only for p in text.split(",") if p.strip()]
     workloads = select(only=only or None, suite=None if args.all else True)
@@ -128,7 +132,7 @@ def _write_outputs(args, data, results):
 def _roofline(args, budget, threads):
     dtype = np.float64 if args.dtype == "float64" else np.float32
     with timing.limit_threads(threads):
-        data = roofline.run(dtype, budget)
+        data = roofline.run(dtype, budget, args.net or "simpleconv")
     data["threads"] = threads
     data["machine"] = timing.machine_info()
     print(f"machine: {timing.describe(data['machine'])}; {threads} thread(s)")
