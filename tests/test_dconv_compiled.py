@@ -167,17 +167,19 @@ def test_entry_points_check_their_arguments():
 
 
 def test_layers_pick_the_direct_kernels_where_they_are_faster():
-    """On a vector CPU: the channel-lane kernels from 32 products per output (any stride),
-    the plane kernels below that for stride 1 and 128+ output positions, else columns."""
+    """On a vector CPU: the channel-lane kernels from 32 products per output and 8 output
+    channels (any stride), the plane kernels below that for stride 1 and 128+ output
+    positions, else columns."""
     if _dispatch._DCONV_ISA not in ("avx2", "avx512"):
         pytest.skip("no vector build of the direct kernels on this CPU")
     rng = np.random.default_rng(5)
-    for (c, h, stride, plan) in ((2, 14, 1, "planes"), (2, 8, 1, "columns"),
-                                 (2, 28, 2, "columns"), (4, 8, 1, "channels"),
-                                 (4, 28, 2, "channels")):
-        layer = L.Convolution(rng.standard_normal((4, c, 3, 3)), np.zeros(4), stride, 1)
+    for (c, f, h, stride, plan) in ((2, 8, 14, 1, "planes"), (2, 8, 8, 1, "columns"),
+                                    (2, 8, 28, 2, "columns"), (4, 8, 8, 1, "channels"),
+                                    (4, 8, 28, 2, "channels"), (4, 7, 14, 1, "planes"),
+                                    (4, 7, 28, 2, "columns")):
+        layer = L.Convolution(rng.standard_normal((f, c, 3, 3)), np.zeros(f), stride, 1)
         out = layer.forward(rng.standard_normal((2, c, h, h)))
-        assert _dispatch.conv_plan(c, 4, 3, 3, stride, out.shape[2] * out.shape[3]) == plan
+        assert _dispatch.conv_plan(c, f, 3, 3, stride, out.shape[2] * out.shape[3]) == plan
         assert (layer._col is None) == (plan != "columns")
 
 
