@@ -192,7 +192,7 @@ def conv_plan(c, fn, fh, fw, stride, p):
     return _conv_plan_cached(_DIRECT_CONV, c, fn, fh, fw, stride, p)
 
 
-def _direct(n, c, fn, stride, p, fh=3, fw=3):
+def _direct(n, c, fn, stride, p, fh, fw):
     """Whether a direct kernel (no columns) runs this convolution."""
     return n >= 1 and conv_plan(c, fn, fh, fw, stride, p) != "columns"
 
