@@ -146,6 +146,18 @@ def build_parser():
                     help="no progress bar (shown only with tqdm, on a terminal or in a notebook)")
     tr.add_argument("--verbose", action="store_true",
                     help="also print the toolkit Trainer's own lines (loss of every step)")
+    tr.add_argument("--sampling", choices=("choice", "permutation"), default="choice",
+                    help="choice (default, the toolkit's): each batch drawn at random with "
+                         "replacement; permutation: batches taken in order from a seeded "
+                         "permutation of the training set per epoch (each image once per "
+                         "epoch)")
+    tr.add_argument("--distributed", action="store_true",
+                    help="data-parallel over MPI (pip install \"nnfast[mpi]\"): run as "
+                         "`mpiexec -n N nnfast train --distributed ...`; each of the N ranks "
+                         "trains on its share of every batch (--batch-size is the global "
+                         "batch), gradients are summed in one allreduce per step, rank 0 "
+                         "alone prints and writes; --threads defaults to this machine's CPUs "
+                         "/ its ranks")
     tr.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K",
                     help="every K epochs, write OUT/checkpoint.npz (network, optimizer "
                          "state, random state, epoch, history; atomic, no pickle), so that an "
@@ -361,7 +373,9 @@ def _rate(images, seconds):
 RUN_KEYS = ("net", "data", "epochs", "batch_size", "optimizer", "lr", "opt_param",
             "weight_decay", "weight_decay_type", "init", "hidden", "dtype", "seed", "augment",
             "test_per_class", "train_samples", "eval_samples", "test_loss",
-            "loss_after_update", "backend")
+            "loss_after_update", "backend", "sampling")
+# Settings added after checkpoints were first written, with the value older runs had.
+_LATER_RUN_KEYS = {"sampling": "choice"}
 CHECKPOINT_FILE = "checkpoint.npz"
 
 
@@ -387,6 +401,8 @@ def _apply_resume(args):
         raise SystemExit(f"nnfast train: --resume {args.resume}: cannot read {path}: "
                          f"{exc}") from None
     saved = meta.get("extra", {}).get("cli")
+    if isinstance(saved, dict):
+        saved = {**_LATER_RUN_KEYS, **saved}
     if not isinstance(saved, dict) or set(saved) != set(RUN_KEYS):
         raise SystemExit(f"nnfast train: --resume {args.resume}: {path} was not written by "
                          f"`nnfast train --checkpoint-every` of this version")
@@ -412,20 +428,46 @@ def _apply_resume(args):
 # --------------------------------------------------------------------------- train
 
 def train(args):
+    comm = None
+    if args.distributed:
+        try:
+            from nnfast import distributed
+            comm = distributed.world()
+        except ImportError as exc:
+            raise SystemExit(f"nnfast train --distributed: {exc}") from None
+        if args.threads is None:
+            args.threads = distributed.default_threads(comm)
+        return distributed.abort_on_error(_train_with_threads, args, comm, comm=comm)
+    from nnfast.distributed import mpi_world_size_from_env
+
+    ranks = mpi_world_size_from_env()
+    if ranks > 1:
+        raise SystemExit(f"nnfast train: this is one of {ranks} processes started by an MPI "
+                         f"launcher, without --distributed: each would train its own copy "
+                         f"and write the same files; add --distributed")
+    return _train_with_threads(args, None)
+
+
+def _train_with_threads(args, comm):
     limits = _limit_threads(args.threads)
     try:
-        return _train(args)
+        return _train(args, comm)
     finally:
         if limits is not None:
             limits.restore_original_limits()
 
 
-def _train(args):
+def _train(args, comm=None):
     import numpy as np
 
     import nnfast
     from nnfast.datasets import Augmenter
 
+    rank = 0 if comm is None else comm.Get_rank()
+    ranks = 1 if comm is None else comm.Get_size()
+    if rank != 0:  # rank 0 alone prints, draws the progress bar and writes files
+        sys.stdout = open(os.devnull, "w")
+        args.progress = False
     resume = _apply_resume(args) if args.resume is not None else None
     nets, trainer_mod, _ = _modules(args.backend)
     dtype = np.dtype(args.dtype).type
@@ -465,18 +507,29 @@ def _train(args):
 
     checkpoint = None
     if args.checkpoint_every is not None:
-        os.makedirs(args.out, exist_ok=True)
+        if rank == 0:
+            os.makedirs(args.out, exist_ok=True)
         checkpoint = os.path.join(args.out, CHECKPOINT_FILE)
-    tr = trainer_mod.Trainer(
-        net, x_train, t_train, x_test, t_test, epochs=epochs, mini_batch_size=args.batch_size,
-        optimizer=args.optimizer, optimizer_param=opt_param,
-        evaluate_sample_num_per_epoch=args.eval_samples, verbose=args.verbose,
-        augment=augment if augment.active else None, progress=args.progress,
-        loss_after_update=args.loss_after_update, eval_loss=args.test_loss,
-        eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch,
-        checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or 1,
-        checkpoint_extra={"cli": _run_settings(args),
-                          "checkpoint_every": args.checkpoint_every})
+    trainer_class, dist = trainer_mod.Trainer, {}
+    if comm is not None:
+        from nnfast import distributed
+
+        trainer_class, dist = distributed.trainer_class(args.backend), {"comm": comm}
+    try:
+        tr = trainer_class(
+            net, x_train, t_train, x_test, t_test, epochs=epochs,
+            mini_batch_size=args.batch_size,
+            optimizer=args.optimizer, optimizer_param=opt_param,
+            evaluate_sample_num_per_epoch=args.eval_samples, verbose=args.verbose,
+            augment=augment if augment.active else None, progress=args.progress,
+            loss_after_update=args.loss_after_update, eval_loss=args.test_loss,
+            eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch,
+            checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or 1,
+            checkpoint_extra={"cli": _run_settings(args),
+                              "checkpoint_every": args.checkpoint_every},
+            sampling=args.sampling, shuffle_seed=args.seed, **dist)
+    except ValueError as exc:
+        raise SystemExit(f"nnfast train: {exc}") from None
     if resume is not None:
         try:
             tr.load_checkpoint(resume[0])
@@ -488,9 +541,13 @@ def _train(args):
     opt_text = ", ".join(f"{k}={v:g}" for k, v in opt_param.items())
     print(f"nnfast train: {_NET_TITLES[args.net]} on {args.data} "
           f"({x_train.shape[0]} train / {x_test.shape[0]} test images, 28x28), "
-          f"{args.dtype}, {args.backend} backend, {threads} thread(s)")
+          f"{args.dtype}, {args.backend} backend, "
+          + (f"{threads} thread(s)" if comm is None else
+             f"{ranks} MPI rank(s) x {threads} thread(s), {tr.hi - tr.lo} images per rank "
+             f"per step"))
     print(f"  {tr.optimizer.__class__.__name__}({opt_text}), batch {args.batch_size}, "
           f"{epochs} epochs ({tr.max_iter} steps), seed {args.seed}"
+          + (", batches from per-epoch permutations" if args.sampling == "permutation" else "")
           + (f", augment {augment!r}" if augment.active else ""))
     print(f"  {kernels}", flush=True)
     if resume is not None:
@@ -501,6 +558,8 @@ def _train(args):
     try:
         tr.train()  # with verbose=False it prints nothing itself
     except KeyboardInterrupt:
+        if comm is not None:
+            raise  # abort_on_error stops every rank
         if checkpoint is not None and os.path.exists(checkpoint):
             print(f"\nnnfast train: interrupted; continue from the last checkpoint with "
                   f"nnfast train --resume {args.out}", file=sys.stderr)
@@ -509,6 +568,8 @@ def _train(args):
         return 130
     wall = time.perf_counter() - start
 
+    if rank != 0:
+        return 0
     test_acc = tr.final_test_acc  # Trainer.train() measured it on the whole test set
     images = tr.max_iter * tr.batch_size
     correct = int(round(test_acc * x_test.shape[0]))
@@ -526,7 +587,8 @@ def _train(args):
     with open(history_path, "w") as f:
         json.dump({"command": " ".join(["nnfast", *args.argv]),
                    "net": args.net, "data": args.data, "dtype": args.dtype,
-                   "backend": args.backend, "threads": threads, "epochs": epochs,
+                   "backend": args.backend, "threads": threads, "ranks": ranks,
+                   "epochs": epochs,
                    "batch_size": args.batch_size, "optimizer": args.optimizer,
                    "optimizer_param": opt_param, "seed": args.seed, "augment": args.augment,
                    "final_test_acc": float(test_acc), "train_time_s": tr.train_time,
