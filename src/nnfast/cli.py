@@ -6,6 +6,7 @@
     nnfast predict     top-k classes of images (PNG) or arrays (.npy) with a trained network
     nnfast gradcheck   backprop vs numerical gradients of a small network, per parameter
     nnfast bench       time nnfast against its NumPy reference (and PyTorch CPU when installed)
+    nnfast search      the book's random hyper-parameter search on Optuna (--jobs, --storage)
 
 ``nnfast train --help`` lists the options.  NumPy and nnfast's modules are imported only after
 the arguments are parsed, so ``--threads`` can still reach NumPy's BLAS through the environment
@@ -74,7 +75,7 @@ def build_parser():
         prog="nnfast", description="nnfast: train networks on compiled kernels, offline.")
     parser.add_argument("--version", action="version", version=f"nnfast {_version()}")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{train,eval,predict,gradcheck,bench}")
+                                metavar="{train,eval,predict,gradcheck,bench,search}")
     sub.required = True
 
     tr = sub.add_parser(
@@ -216,7 +217,55 @@ def build_parser():
                     help="largest accepted relative error (default 1e-5 in float64, 5e-2 in "
                          "float32)")
     _add_bench_parser(sub)
+    _add_search_parser(sub)
     return parser
+
+
+def _add_search_parser(sub):
+    se = sub.add_parser(
+        "search", help="the book's random hyper-parameter search, on Optuna",
+        description="The book's hyper-parameter search (ch06 hyperparameter_optimization): "
+                    "MultiLayerNet (6 hidden layers of 100) on the first 500 training images "
+                    "(400 train / 100 validation), SGD, batch 100, learning rate "
+                    "10^U(-6,-2), weight decay 10^U(-8,-4); prints the best trials, saves "
+                    "the figure of their validation curves and the study. Needs Optuna "
+                    "(pip install \"nnfast[search]\"). Running it again resumes the study.")
+    se.add_argument("--trials", type=_positive_int, default=100, help="(default 100)")
+    se.add_argument("--epochs", type=_positive_int, default=50, help="(default 50)")
+    se.add_argument("--jobs", type=_positive_int, default=1, metavar="J",
+                    help="worker processes on this machine (default 1)")
+    se.add_argument("--threads", type=_positive_int, default=1,
+                    help="kernel threads per worker (default 1)")
+    se.add_argument("--storage", default=None, metavar="URL",
+                    help="Optuna storage shared by every process of the search: "
+                         "sqlite:///PATH (default OUT/search.db), journal:PATH (a journal "
+                         "file, for a shared file system), postgresql://... or mysql://...")
+    se.add_argument("--study", default="nnfast-search", metavar="NAME",
+                    help="study name in the storage (default nnfast-search)")
+    se.add_argument("--sampler", choices=("random", "tpe"), default="random",
+                    help="random (default, the book's: each trial's values from its index) "
+                         "or Optuna's TPE")
+    se.add_argument("--pruner", choices=("none", "median"), default="none",
+                    help="median: stop a trial whose validation accuracy after an epoch is "
+                         "below the median of earlier trials' at that epoch")
+    se.add_argument("--seed", type=int, default=0,
+                    help="seeds the data split and every trial's values and weights")
+    se.add_argument("--data", choices=("digits5k", "mnist"), default="digits5k",
+                    help="digits5k (default, offline) or mnist (the book's; downloaded)")
+    se.add_argument("--samples", type=_positive_int, default=500,
+                    help="training images used, 20%% of them for validation (default 500)")
+    se.add_argument("--hidden", type=_hidden, default=[100] * 6, metavar="N,N,...",
+                    help="hidden layer sizes (default six of 100)")
+    se.add_argument("--top", type=_positive_int, default=20,
+                    help="best trials shown and drawn (default 20)")
+    se.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
+                    help="a running trial without a heartbeat for this long is taken to be "
+                         "dead and run again (default 60)")
+    se.add_argument("--out", default="nnfast-search", metavar="DIR",
+                    help="where search.db (default storage), trials.csv, best_trials.txt "
+                         "and curves.png go (default ./nnfast-search)")
+    se.add_argument("--no-plot", dest="plot", action="store_false")
+    se.add_argument("--quiet", action="store_true", help="no line per trial")
 
 
 def _thread_list(text):
@@ -689,6 +738,55 @@ def gradcheck(args):
     return 0 if ok else 1
 
 
+# --------------------------------------------------------------------------- search
+
+def search(args):
+    try:
+        from nnfast import search as _search
+
+        _search._optuna()
+    except ImportError as exc:
+        raise SystemExit(f"nnfast search: {exc}") from None
+    os.makedirs(args.out, exist_ok=True)
+    url = args.storage or "sqlite:///" + os.path.abspath(os.path.join(args.out, "search.db"))
+    config = _search.SearchConfig(trials=args.trials, epochs=args.epochs, data=args.data,
+                                  samples=args.samples, hidden=args.hidden, seed=args.seed,
+                                  sampler=args.sampler, pruner=args.pruner)
+    print(f"nnfast search: MultiLayerNet {args.hidden} on {args.data} ({args.samples} "
+          f"images, 20% validation), SGD, {args.epochs} epochs, {args.trials} trials, "
+          f"{args.sampler} sampler, pruner {args.pruner}; {args.jobs} worker(s) x "
+          f"{args.threads} thread(s); study {args.study!r} in {url}", flush=True)
+    start = time.perf_counter()
+    try:
+        study = _search.search(url, args.study, config, jobs=args.jobs, threads=args.threads,
+                               stale_after=args.stale_after, quiet=args.quiet)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    except KeyboardInterrupt:
+        print(f"\nnnfast search: interrupted; run the same command again to resume the "
+              f"study {args.study!r} in {url}", file=sys.stderr)
+        return 130
+    wall = time.perf_counter() - start
+    best = _search.best_trials(study, args.trials)
+    table = _search.format_best(best, args.top)
+    print(table)
+    print(f"{len(best)} trials in the study ({args.trials} asked); this run took {wall:.1f} s")
+    saved = [url]
+    with open(os.path.join(args.out, "best_trials.txt"), "w") as f:
+        f.write(table + "\n")
+    saved.append(os.path.join(args.out, "best_trials.txt"))
+    _search.save_trials_csv(study, os.path.join(args.out, "trials.csv"))
+    saved.append(os.path.join(args.out, "trials.csv"))
+    if args.plot:
+        try:
+            _search.save_curves(best, os.path.join(args.out, "curves.png"), args.top)
+            saved.append(os.path.join(args.out, "curves.png"))
+        except ImportError as exc:
+            print(f"nnfast search: figure not saved: {exc}", file=sys.stderr)
+    print("saved " + ", ".join(saved))
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -699,6 +797,8 @@ def main(argv=None):
         from nnfast import _cli_eval
 
         return getattr(_cli_eval, args.command)(args)
+    if args.command == "search":
+        return search(args)
     if args.command == "bench":
         from nnfast.bench.run import main as bench_main
 
