@@ -1,0 +1,221 @@
+"""Scaling of data-parallel training on one machine (docs/scaling.md): MPI allreduce latency
+and bandwidth, and training throughput of 1 process vs ``mpiexec -n N`` ranks, for nnfast and
+(when a Python with torch is given) PyTorch DistributedDataParallel on gloo.
+
+Reproduce (the numbers in docs/scaling.md; about 6 minutes on 2 cores):
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # as root only
+    python benchmarks/scaling.py suite --rounds 3 --torch-python /path/to/python-with-torch
+
+Pieces (``suite`` runs them, interleaved round by round so that noise hits all alike):
+    mpiexec -n 2 python benchmarks/scaling.py allreduce
+    [mpiexec -n N] python benchmarks/scaling.py train --net deepconv --batch 200 --threads 1
+    [mpiexec -n N] PYTHON_WITH_TORCH benchmarks/scaling.py train --impl torch ...
+Each prints one JSON line (rank 0). ``train`` times ``--steps`` training steps (Adam, float32,
+random images, no evaluation) after ``--warmup`` steps; on N ranks the global batch is split,
+and nnfast's step is ``DistributedTrainer.train_step`` (gradient, one allreduce, update).
+The torch model has the same layers and sizes (nnfast.bench.workloads.torch_model);
+under mpiexec it is wrapped in DistributedDataParallel (gloo; rank and size from OpenMPI's
+environment, mpiexec only launches the processes).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+NETS = {"simpleconv": "SimpleConvNet", "deepconv": "DeepConvNet"}
+
+
+def _world_from_env():
+    rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", 0)))
+    size = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", 1)))
+    return rank, size
+
+
+# --------------------------------------------------------------------------- allreduce
+
+def allreduce(args):
+    import numpy as np
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rows = []
+    for nbytes in [8 * 4 ** k for k in range(12)] + ([args.extra_bytes] if args.extra_bytes else []):
+        buf = np.ones(max(1, nbytes // 4), dtype=np.float32)
+        reps = max(5, min(2000, int(2e8 // max(nbytes, 1e4))))
+        for _ in range(3):
+            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        samples = []
+        for _ in range(5):
+            comm.Barrier()
+            start = time.perf_counter()
+            for _ in range(reps):
+                comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            samples.append((time.perf_counter() - start) / reps)
+        t = comm.allreduce(statistics.median(samples), op=MPI.MAX)
+        rows.append({"bytes": buf.nbytes, "seconds": t})
+    if comm.Get_rank() == 0:
+        print(json.dumps({"kind": "allreduce", "ranks": comm.Get_size(), "rows": rows}))
+
+
+# --------------------------------------------------------------------------- train
+
+def _nnfast_step(args, rank, size):
+    import nnfast
+
+    nnfast.set_num_threads(args.threads)
+    import numpy as np
+
+    from nnfast import nets
+    from nnfast.trainer import Trainer
+
+    rng = np.random.RandomState(0)
+    n = args.batch * (args.warmup + args.steps + 1)
+    x = rng.rand(n, 1, 28, 28).astype(np.float32)
+    t = rng.randint(0, 10, size=n)
+    np.random.seed(0)
+    net = getattr(nets, NETS[args.net])(dtype=np.float32)
+    kwargs = dict(epochs=1, mini_batch_size=args.batch, optimizer="adam",
+                  optimizer_param={"lr": 0.001}, verbose=False, loss_after_update=False,
+                  evaluate_sample_num_per_epoch=10)
+    if size > 1:
+        from nnfast.distributed import DistributedTrainer
+
+        tr = DistributedTrainer(net, x, t, x[:10], t[:10], **kwargs)
+        barrier = tr.comm.Barrier
+    else:
+        tr = Trainer(net, x, t, x[:10], t[:10], **kwargs)
+        barrier = lambda: None  # noqa: E731
+    for _ in range(args.warmup):  # the first step also evaluates (the toolkit's epoch 0)
+        tr.train_step()
+    barrier()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        tr.train_step()
+    barrier()
+    return time.perf_counter() - start, {"grad_buffer_bytes": int(
+        getattr(tr, "grad_buffer", None).nbytes) if size > 1 else None}
+
+
+def _torch_step(args, rank, size):
+    import numpy as np
+    import torch
+
+    from nnfast.bench.workloads import torch_model
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = torch_model(NETS[args.net]).train()
+    if size > 1:
+        import torch.distributed as dist
+
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(args.port))
+        dist.init_process_group("gloo", rank=rank, world_size=size)
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    rng = np.random.RandomState(0)
+    local = args.batch // size
+    x = torch.from_numpy(rng.rand(local, 1, 28, 28).astype(np.float32))
+    t = torch.from_numpy(rng.randint(0, 10, size=local))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), t).backward()
+        opt.step()
+
+    def barrier():
+        if size > 1:
+            torch.distributed.barrier()
+
+    for _ in range(args.warmup):
+        step()
+    barrier()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    barrier()
+    elapsed = time.perf_counter() - start
+    if size > 1:
+        torch.distributed.destroy_process_group()
+    return elapsed, {"torch": torch.__version__}
+
+
+def train(args):
+    rank, size = _world_from_env()
+    run = _torch_step if args.impl == "torch" else _nnfast_step
+    elapsed, extra = run(args, rank, size)
+    if rank == 0:
+        print(json.dumps({"kind": "train", "impl": args.impl, "net": args.net,
+                          "batch": args.batch, "ranks": size, "threads": args.threads,
+                          "steps": args.steps, "seconds": elapsed,
+                          "img_per_s": args.steps * args.batch / elapsed, **extra}))
+
+
+# --------------------------------------------------------------------------- suite
+
+def _launch(cmd, env):
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def suite(args):
+    here = os.path.abspath(__file__)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    mpiexec = ["mpiexec", "--oversubscribe", "--bind-to", "none"]
+    results = []
+    print(json.dumps(_launch(mpiexec + ["-n", "2", sys.executable, here, "allreduce"], env)),
+          flush=True)
+    impls = [("nnfast", sys.executable)]
+    if args.torch_python:
+        impls.append(("torch", args.torch_python))
+    configs = [(net, batch) for net in ("simpleconv", "deepconv") for batch in (100, 200)]
+    for rnd in range(args.rounds):
+        for net, batch in configs:
+            steps = str(args.steps if net == "deepconv" else 3 * args.steps)
+            for impl, python in impls:
+                base = [python, here, "train", "--impl", impl, "--net", net, "--batch",
+                        str(batch), "--steps", steps]
+                for ranks, threads in ((1, 1), (1, 2), (2, 1)):
+                    cmd = base + ["--threads", str(threads), "--port", str(29500 + rnd)]
+                    if ranks > 1:
+                        cmd = mpiexec + ["-n", str(ranks)] + cmd
+                    row = _launch(cmd, env)
+                    row["round"] = rnd
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("allreduce")
+    a.add_argument("--extra-bytes", type=int, default=0,
+                   help="also time this size (e.g. a network's gradient buffer)")
+    t = sub.add_parser("train")
+    t.add_argument("--impl", choices=("nnfast", "torch"), default="nnfast")
+    t.add_argument("--net", choices=sorted(NETS), default="deepconv")
+    t.add_argument("--batch", type=int, default=200, help="global batch")
+    t.add_argument("--threads", type=int, default=1, help="threads per process")
+    t.add_argument("--steps", type=int, default=10)
+    t.add_argument("--warmup", type=int, default=3)
+    t.add_argument("--port", type=int, default=29500)
+    s = sub.add_parser("suite")
+    s.add_argument("--rounds", type=int, default=3)
+    s.add_argument("--steps", type=int, default=10, help="DeepConvNet steps (3x for Simple)")
+    s.add_argument("--torch-python", default=None)
+    s.add_argument("--json", default=None)
+    args = p.parse_args()
+    {"allreduce": allreduce, "train": train, "suite": suite}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
