@@ -80,23 +80,47 @@ def _nnfast_step(args, rank, size):
     kwargs = dict(epochs=1, mini_batch_size=args.batch, optimizer="adam",
                   optimizer_param={"lr": 0.001}, verbose=False, loss_after_update=False,
                   evaluate_sample_num_per_epoch=10)
+    comm = None
     if size > 1:
-        from nnfast.distributed import DistributedTrainer
+        from nnfast.distributed import DistributedTrainer, world
 
-        tr = DistributedTrainer(net, x, t, x[:10], t[:10], **kwargs)
-        barrier = tr.comm.Barrier
+        comm = _TimedComm(world())
+        tr = DistributedTrainer(net, x, t, x[:10], t[:10], comm=comm, **kwargs)
+        barrier = comm.Barrier
     else:
         tr = Trainer(net, x, t, x[:10], t[:10], **kwargs)
         barrier = lambda: None  # noqa: E731
     for _ in range(args.warmup):  # the first step also evaluates (the toolkit's epoch 0)
         tr.train_step()
     barrier()
+    if comm is not None:
+        comm.seconds = 0.0
     start = time.perf_counter()
     for _ in range(args.steps):
         tr.train_step()
     barrier()
-    return time.perf_counter() - start, {"grad_buffer_bytes": int(
-        getattr(tr, "grad_buffer", None).nbytes) if size > 1 else None}
+    elapsed = time.perf_counter() - start
+    if comm is None:
+        return elapsed, {}
+    return elapsed, {"grad_buffer_bytes": int(tr.grad_buffer.nbytes),
+                     "allreduce_ms_per_step": 1e3 * comm.seconds / args.steps}
+
+
+class _TimedComm:
+    """A communicator that adds up the time spent in Allreduce (waiting for the slower
+    rank included)."""
+
+    def __init__(self, comm):
+        self._comm = comm
+        self.seconds = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._comm, name)
+
+    def Allreduce(self, *args, **kwargs):  # noqa: N802 (MPI's name)
+        start = time.perf_counter()
+        self._comm.Allreduce(*args, **kwargs)
+        self.seconds += time.perf_counter() - start
 
 
 def _torch_step(args, rank, size):
@@ -194,6 +218,51 @@ def suite(args):
             json.dump(results, f, indent=1)
 
 
+# --------------------------------------------------------------------------- model
+
+# Links of a cluster: (name, alpha = per-message latency in s, beta = s per byte).
+LINKS = (("1 GbE", 50e-6, 1 / 125e6), ("10 GbE", 20e-6, 1 / 1.25e9),
+         ("100 Gb/s InfiniBand", 2e-6, 1 / 12.5e9))
+PARAMS = {"SimpleConvNet": 433_890, "DeepConvNet": 123_552, "SmallAlexNet": 108_362,
+          "MultiLayerNet [100]*6": 130_010}
+
+
+def ring_allreduce_seconds(nbytes, machines, alpha, beta):
+    """Ring allreduce (reduce-scatter then allgather): 2(N-1) messages of S/N bytes."""
+    if machines == 1:
+        return 0.0
+    return 2 * (machines - 1) * alpha + 2 * (machines - 1) / machines * nbytes * beta
+
+
+def model(args):
+    """Speed-up of N machines (one rank each) over one, from the measured 1-process step
+    time: step(N) = compute(B) / N + allreduce(S), compute linear in the batch."""
+    with open(args.json) as f:
+        rows = json.load(f)
+    step = {}
+    for r in rows:
+        if r["kind"] == "train" and r["impl"] == "nnfast" and r["ranks"] == 1 \
+                and r["threads"] == args.threads:
+            step.setdefault((r["net"], r["batch"]), []).append(r["seconds"] / r["steps"])
+    machines = (1, 2, 4, 8, 16, 32)
+    print("| network (params, float32 buffer) | global batch | link | "
+          + " | ".join(f"N={n}" for n in machines) + " |")
+    print("|---|---|---|" + "---|" * len(machines))
+    for key, name in NETS.items():
+        nbytes = 4 * (PARAMS[name] + 1)
+        for batch in (100, 200):
+            if (key, batch) not in step:
+                continue
+            compute = statistics.median(step[key, batch])
+            for link, alpha, beta in LINKS:
+                cells = []
+                for n in machines:
+                    t = compute / n + ring_allreduce_seconds(nbytes, n, alpha, beta)
+                    cells.append(f"{compute / t:.1f}x")
+                print(f"| {name} ({PARAMS[name]:,}, {nbytes / 1e6:.2f} MB) | {batch} | {link} "
+                      f"| " + " | ".join(cells) + " |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -213,8 +282,11 @@ def main():
     s.add_argument("--steps", type=int, default=10, help="DeepConvNet steps (3x for Simple)")
     s.add_argument("--torch-python", default=None)
     s.add_argument("--json", default=None)
+    m = sub.add_parser("model")
+    m.add_argument("--json", required=True, help="the results of `suite --json`")
+    m.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"allreduce": allreduce, "train": train, "suite": suite}[args.cmd](args)
+    {"allreduce": allreduce, "train": train, "suite": suite, "model": model}[args.cmd](args)
 
 
 if __name__ == "__main__":
