@@ -203,8 +203,12 @@ def suite(args):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     mpiexec = ["mpiexec", "--oversubscribe", "--bind-to", "none"]
     results = []
-    print(json.dumps(_launch(mpiexec + ["-n", "2", sys.executable, here, "allreduce"], env)),
-          flush=True)
+    ar = _launch(mpiexec + ["-n", "2", sys.executable, here, "allreduce", "--extra-bytes",
+                            str(4 * 123_553)], env)
+    print(json.dumps(ar), flush=True)
+    if args.json:
+        with open(args.json + ".allreduce", "w") as f:
+            f.write(json.dumps(ar) + "\n")
     impls = [("nnfast", sys.executable)]
     if args.torch_python:
         impls.append(("torch", args.torch_python))
@@ -226,6 +230,57 @@ def suite(args):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+
+
+# --------------------------------------------------------------------------- report
+
+def report(args):
+    """Markdown tables of a ``suite --json`` file (medians over the rounds) and, from
+    ``--allreduce`` (the suite's first output line, saved), the allreduce table."""
+    if args.allreduce:
+        with open(args.allreduce) as f:
+            ar = json.loads(f.readline())
+        n = ar["ranks"]
+        print(f"| bytes | time per allreduce | algorithm bandwidth | bus bandwidth "
+              f"(x 2(N-1)/N, N={n}) |")
+        print("|---:|---:|---:|---:|")
+        for r in ar["rows"]:
+            t, b = r["seconds"], r["bytes"]
+            print(f"| {b:,} | {t * 1e6:,.1f} us | {b / t / 1e9:.2f} GB/s | "
+                  f"{2 * (n - 1) / n * b / t / 1e9:.2f} GB/s |")
+        print()
+    with open(args.json) as f:
+        rows = [r for r in json.load(f) if r["kind"] == "train"]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["net"], r["batch"], r["impl"], r["ranks"], r["threads"]),
+                          []).append(r)
+    med = {k: statistics.median(r["img_per_s"] for r in v) for k, v in groups.items()}
+    spread = {k: (min(r["img_per_s"] for r in v), max(r["img_per_s"] for r in v))
+              for k, v in groups.items()}
+    print("| network | global batch | impl | 1 process x 1 thread | 1 process x 2 threads | "
+          "2 ranks x 1 thread | 2 ranks / 1x1 | 2 ranks / 1x2 | allreduce + wait per step "
+          "| gradient pack per step |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for net in NETS:
+        for batch in (100, 200):
+            for impl in ("nnfast", "torch"):
+                keys = [(net, batch, impl, 1, 1), (net, batch, impl, 1, 2),
+                        (net, batch, impl, 2, 1)]
+                if not all(k in med for k in keys):
+                    continue
+                a, b, c = (med[k] for k in keys)
+                cells = [f"{med[k]:,.0f} img/s ({spread[k][0]:,.0f}-{spread[k][1]:,.0f})"
+                         for k in keys]
+                extra = groups[keys[2]]
+                ar = statistics.median(r.get("allreduce_ms_per_step", float("nan"))
+                                       for r in extra)
+                pk = statistics.median(r.get("pack_ms_per_step", float("nan"))
+                                       for r in extra)
+                comm = ("(inside backward)", "(inside backward)") if impl == "torch" else \
+                    (f"{ar:.2f} ms", f"{pk:.2f} ms")
+                print(f"| {NETS[net]} | {batch} | {impl} | " + " | ".join(cells)
+                      + f" | {c / a:.2f}x | {c / b:.2f}x | {comm[0]} | {comm[1]} |")
 
 
 # --------------------------------------------------------------------------- model
@@ -292,11 +347,15 @@ def main():
     s.add_argument("--steps", type=int, default=10, help="DeepConvNet steps (3x for Simple)")
     s.add_argument("--torch-python", default=None)
     s.add_argument("--json", default=None)
+    r = sub.add_parser("report")
+    r.add_argument("--json", required=True, help="the results of `suite --json`")
+    r.add_argument("--allreduce", default=None, help="a file holding the allreduce line")
     m = sub.add_parser("model")
     m.add_argument("--json", required=True, help="the results of `suite --json`")
     m.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"allreduce": allreduce, "train": train, "suite": suite, "model": model}[args.cmd](args)
+    {"allreduce": allreduce, "train": train, "suite": suite, "report": report,
+     "model": model}[args.cmd](args)
 
 
 if __name__ == "__main__":
