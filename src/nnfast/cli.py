@@ -521,8 +521,12 @@ def _train(args, comm=None):
     nets, trainer_mod, _ = _modules(args.backend)
     dtype = np.dtype(args.dtype).type
     flatten = args.net in ("mlp", "twolayer")
+    if comm is not None and rank != 0:
+        comm.Barrier()  # rank 0 loads first: a download is written by one process only
     (x_train, t_train), (x_test, t_test) = _load_data(args.data, flatten, args.seed,
                                                     args.test_per_class)
+    if comm is not None and rank == 0:
+        comm.Barrier()
     if args.train_samples is not None:
         x_train, t_train = x_train[:args.train_samples], t_train[:args.train_samples]
     x_train = x_train.astype(dtype, copy=False)

@@ -296,7 +296,7 @@ def abort_on_error(fn, *args, comm=None, **kwargs):
         if not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
         _abort(comm, code, f"exited with status {code}")
-    except BaseException as exc:  # noqa: B902 - KeyboardInterrupt too: the job must stop
+    except BaseException as exc:  # KeyboardInterrupt too: every rank must stop
         traceback.print_exc()
         _abort(comm, 1, f"{type(exc).__name__}: {exc}")
 
