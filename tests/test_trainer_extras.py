@@ -266,7 +266,9 @@ def test_progress_bar_silent_in_a_plain_ipython_without_a_terminal(backend, fake
 
 
 def test_progress_bar_silent_without_tqdm(backend, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm -> ImportError
+    # import tqdm / tqdm.auto -> ImportError (tqdm.auto may be imported already: Optuna does)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     monkeypatch.setattr(sys, "stderr", _TTY())
     x_train, t_train, x_test, t_test = _stub_data(6)
     tr = backend.trainer.Trainer(StubNet(), x_train, t_train, x_test, t_test, epochs=2,

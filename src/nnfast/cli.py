@@ -6,6 +6,7 @@
     nnfast predict     top-k classes of images (PNG) or arrays (.npy) with a trained network
     nnfast gradcheck   backprop vs numerical gradients of a small network, per parameter
     nnfast bench       time nnfast against its NumPy reference (and PyTorch CPU when installed)
+    nnfast search      the book's random hyper-parameter search on Optuna (--jobs, --storage)
 
 ``nnfast train --help`` lists the options.  NumPy and nnfast's modules are imported only after
 the arguments are parsed, so ``--threads`` can still reach NumPy's BLAS through the environment
@@ -74,7 +75,7 @@ def build_parser():
         prog="nnfast", description="nnfast: train networks on compiled kernels, offline.")
     parser.add_argument("--version", action="version", version=f"nnfast {_version()}")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{train,eval,predict,gradcheck,bench}")
+                                metavar="{train,eval,predict,gradcheck,bench,search}")
     sub.required = True
 
     tr = sub.add_parser(
@@ -146,6 +147,18 @@ def build_parser():
                     help="no progress bar (shown only with tqdm, on a terminal or in a notebook)")
     tr.add_argument("--verbose", action="store_true",
                     help="also print the toolkit Trainer's own lines (loss of every step)")
+    tr.add_argument("--sampling", choices=("choice", "permutation"), default="choice",
+                    help="choice (default, the toolkit's): each batch drawn at random with "
+                         "replacement; permutation: batches taken in order from a seeded "
+                         "permutation of the training set per epoch (each image once per "
+                         "epoch)")
+    tr.add_argument("--distributed", action="store_true",
+                    help="data-parallel over MPI (pip install \"nnfast[mpi]\"): run as "
+                         "`mpiexec -n N nnfast train --distributed ...`; each of the N ranks "
+                         "trains on its share of every batch (--batch-size is the global "
+                         "batch), gradients are summed in one allreduce per step, rank 0 "
+                         "alone prints and writes; --threads defaults to this machine's CPUs "
+                         "/ its ranks")
     tr.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K",
                     help="every K epochs, write OUT/checkpoint.npz (network, optimizer "
                          "state, random state, epoch, history; atomic, no pickle), so that an "
@@ -204,7 +217,55 @@ def build_parser():
                     help="largest accepted relative error (default 1e-5 in float64, 5e-2 in "
                          "float32)")
     _add_bench_parser(sub)
+    _add_search_parser(sub)
     return parser
+
+
+def _add_search_parser(sub):
+    se = sub.add_parser(
+        "search", help="the book's random hyper-parameter search, on Optuna",
+        description="The book's hyper-parameter search (ch06 hyperparameter_optimization): "
+                    "MultiLayerNet (6 hidden layers of 100) on the first 500 training images "
+                    "(400 train / 100 validation), SGD, batch 100, learning rate "
+                    "10^U(-6,-2), weight decay 10^U(-8,-4); prints the best trials, saves "
+                    "the figure of their validation curves and the study. Needs Optuna "
+                    "(pip install \"nnfast[search]\"). Running it again resumes the study.")
+    se.add_argument("--trials", type=_positive_int, default=100, help="(default 100)")
+    se.add_argument("--epochs", type=_positive_int, default=50, help="(default 50)")
+    se.add_argument("--jobs", type=_positive_int, default=1, metavar="J",
+                    help="worker processes on this machine (default 1)")
+    se.add_argument("--threads", type=_positive_int, default=1,
+                    help="kernel threads per worker (default 1)")
+    se.add_argument("--storage", default=None, metavar="URL",
+                    help="Optuna storage shared by every process of the search: "
+                         "sqlite:///PATH (default OUT/search.db), journal:PATH (a journal "
+                         "file, for a shared file system), postgresql://... or mysql://...")
+    se.add_argument("--study", default="nnfast-search", metavar="NAME",
+                    help="study name in the storage (default nnfast-search)")
+    se.add_argument("--sampler", choices=("random", "tpe"), default="random",
+                    help="random (default, the book's: each trial's values from its index) "
+                         "or Optuna's TPE")
+    se.add_argument("--pruner", choices=("none", "median"), default="none",
+                    help="median: stop a trial whose validation accuracy after an epoch is "
+                         "below the median of earlier trials' at that epoch")
+    se.add_argument("--seed", type=int, default=0,
+                    help="seeds the data split and every trial's values and weights")
+    se.add_argument("--data", choices=("digits5k", "mnist"), default="digits5k",
+                    help="digits5k (default, offline) or mnist (the book's; downloaded)")
+    se.add_argument("--samples", type=_positive_int, default=500,
+                    help="training images used, 20%% of them for validation (default 500)")
+    se.add_argument("--hidden", type=_hidden, default=[100] * 6, metavar="N,N,...",
+                    help="hidden layer sizes (default six of 100)")
+    se.add_argument("--top", type=_positive_int, default=20,
+                    help="best trials shown and drawn (default 20)")
+    se.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
+                    help="a running trial without a heartbeat for this long is taken to be "
+                         "dead and run again (default 60)")
+    se.add_argument("--out", default="nnfast-search", metavar="DIR",
+                    help="where search.db (default storage), trials.csv, best_trials.txt "
+                         "and curves.png go (default ./nnfast-search)")
+    se.add_argument("--no-plot", dest="plot", action="store_false")
+    se.add_argument("--quiet", action="store_true", help="no line per trial")
 
 
 def _thread_list(text):
@@ -369,7 +430,9 @@ def _rate(images, seconds):
 RUN_KEYS = ("net", "data", "epochs", "batch_size", "optimizer", "lr", "opt_param",
             "weight_decay", "weight_decay_type", "init", "hidden", "dtype", "seed", "augment",
             "test_per_class", "train_samples", "eval_samples", "test_loss",
-            "loss_after_update", "backend")
+            "loss_after_update", "backend", "sampling")
+# Settings added after checkpoints were first written, with the value older runs had.
+_LATER_RUN_KEYS = {"sampling": "choice"}
 CHECKPOINT_FILE = "checkpoint.npz"
 
 
@@ -395,6 +458,8 @@ def _apply_resume(args):
         raise SystemExit(f"nnfast train: --resume {args.resume}: cannot read {path}: "
                          f"{exc}") from None
     saved = meta.get("extra", {}).get("cli")
+    if isinstance(saved, dict):
+        saved = {**_LATER_RUN_KEYS, **saved}
     if not isinstance(saved, dict) or set(saved) != set(RUN_KEYS):
         raise SystemExit(f"nnfast train: --resume {args.resume}: {path} was not written by "
                          f"`nnfast train --checkpoint-every` of this version")
@@ -420,26 +485,56 @@ def _apply_resume(args):
 # --------------------------------------------------------------------------- train
 
 def train(args):
+    comm = None
+    if args.distributed:
+        try:
+            from nnfast import distributed
+            comm = distributed.world()
+        except ImportError as exc:
+            raise SystemExit(f"nnfast train --distributed: {exc}") from None
+        if args.threads is None:
+            args.threads = distributed.default_threads(comm)
+        return distributed.abort_on_error(_train_with_threads, args, comm, comm=comm)
+    from nnfast.distributed import mpi_world_size_from_env
+
+    ranks = mpi_world_size_from_env()
+    if ranks > 1:
+        raise SystemExit(f"nnfast train: this is one of {ranks} processes started by an MPI "
+                         f"launcher, without --distributed: each would train its own copy "
+                         f"and write the same files; add --distributed")
+    return _train_with_threads(args, None)
+
+
+def _train_with_threads(args, comm):
     limits = _limit_threads(args.threads)
     try:
-        return _train(args)
+        return _train(args, comm)
     finally:
         if limits is not None:
             limits.restore_original_limits()
 
 
-def _train(args):
+def _train(args, comm=None):
     import numpy as np
 
     import nnfast
     from nnfast.datasets import Augmenter
 
+    rank = 0 if comm is None else comm.Get_rank()
+    ranks = 1 if comm is None else comm.Get_size()
+    if rank != 0:  # rank 0 alone prints, draws the progress bar and writes files
+        sys.stdout = open(os.devnull, "w")
+        args.progress = False
     resume = _apply_resume(args) if args.resume is not None else None
     nets, trainer_mod, _ = _modules(args.backend)
     dtype = np.dtype(args.dtype).type
     flatten = args.net in ("mlp", "twolayer")
+    if comm is not None and rank != 0:
+        comm.Barrier()  # rank 0 loads first: a download is written by one process only
     (x_train, t_train), (x_test, t_test) = _load_data(args.data, flatten, args.seed,
                                                     args.test_per_class)
+    if comm is not None and rank == 0:
+        comm.Barrier()
     if args.train_samples is not None:
         x_train, t_train = x_train[:args.train_samples], t_train[:args.train_samples]
     x_train = x_train.astype(dtype, copy=False)
@@ -473,18 +568,29 @@ def _train(args):
 
     checkpoint = None
     if args.checkpoint_every is not None:
-        os.makedirs(args.out, exist_ok=True)
+        if rank == 0:
+            os.makedirs(args.out, exist_ok=True)
         checkpoint = os.path.join(args.out, CHECKPOINT_FILE)
-    tr = trainer_mod.Trainer(
-        net, x_train, t_train, x_test, t_test, epochs=epochs, mini_batch_size=args.batch_size,
-        optimizer=args.optimizer, optimizer_param=opt_param,
-        evaluate_sample_num_per_epoch=args.eval_samples, verbose=args.verbose,
-        augment=augment if augment.active else None, progress=args.progress,
-        loss_after_update=args.loss_after_update, eval_loss=args.test_loss,
-        eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch,
-        checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or 1,
-        checkpoint_extra={"cli": _run_settings(args),
-                          "checkpoint_every": args.checkpoint_every})
+    trainer_class, dist = trainer_mod.Trainer, {}
+    if comm is not None:
+        from nnfast import distributed
+
+        trainer_class, dist = distributed.trainer_class(args.backend), {"comm": comm}
+    try:
+        tr = trainer_class(
+            net, x_train, t_train, x_test, t_test, epochs=epochs,
+            mini_batch_size=args.batch_size,
+            optimizer=args.optimizer, optimizer_param=opt_param,
+            evaluate_sample_num_per_epoch=args.eval_samples, verbose=args.verbose,
+            augment=augment if augment.active else None, progress=args.progress,
+            loss_after_update=args.loss_after_update, eval_loss=args.test_loss,
+            eval_after_epoch=True, on_epoch=None if args.verbose else on_epoch,
+            checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or 1,
+            checkpoint_extra={"cli": _run_settings(args),
+                              "checkpoint_every": args.checkpoint_every},
+            sampling=args.sampling, shuffle_seed=args.seed, **dist)
+    except ValueError as exc:
+        raise SystemExit(f"nnfast train: {exc}") from None
     if resume is not None:
         try:
             tr.load_checkpoint(resume[0])
@@ -496,9 +602,13 @@ def _train(args):
     opt_text = ", ".join(f"{k}={v:g}" for k, v in opt_param.items())
     print(f"nnfast train: {_NET_TITLES[args.net]} on {args.data} "
           f"({x_train.shape[0]} train / {x_test.shape[0]} test images, 28x28), "
-          f"{args.dtype}, {args.backend} backend, {threads} thread(s)")
+          f"{args.dtype}, {args.backend} backend, "
+          + (f"{threads} thread(s)" if comm is None else
+             f"{ranks} MPI rank(s) x {threads} thread(s), {tr.hi - tr.lo} images per rank "
+             f"per step"))
     print(f"  {tr.optimizer.__class__.__name__}({opt_text}), batch {args.batch_size}, "
           f"{epochs} epochs ({tr.max_iter} steps), seed {args.seed}"
+          + (", batches from per-epoch permutations" if args.sampling == "permutation" else "")
           + (f", augment {augment!r}" if augment.active else ""))
     print(f"  {kernels}", flush=True)
     if resume is not None:
@@ -509,6 +619,8 @@ def _train(args):
     try:
         tr.train()  # with verbose=False it prints nothing itself
     except KeyboardInterrupt:
+        if comm is not None:
+            raise  # abort_on_error stops every rank
         if checkpoint is not None and os.path.exists(checkpoint):
             print(f"\nnnfast train: interrupted; continue from the last checkpoint with "
                   f"nnfast train --resume {args.out}", file=sys.stderr)
@@ -517,6 +629,8 @@ def _train(args):
         return 130
     wall = time.perf_counter() - start
 
+    if rank != 0:
+        return 0
     test_acc = tr.final_test_acc  # Trainer.train() measured it on the whole test set
     images = tr.max_iter * tr.batch_size
     correct = int(round(test_acc * x_test.shape[0]))
@@ -534,7 +648,8 @@ def _train(args):
     with open(history_path, "w") as f:
         json.dump({"command": " ".join(["nnfast", *args.argv]),
                    "net": args.net, "data": args.data, "dtype": args.dtype,
-                   "backend": args.backend, "threads": threads, "epochs": epochs,
+                   "backend": args.backend, "threads": threads, "ranks": ranks,
+                   "epochs": epochs,
                    "batch_size": args.batch_size, "optimizer": args.optimizer,
                    "optimizer_param": opt_param, "seed": args.seed, "augment": args.augment,
                    "final_test_acc": float(test_acc), "train_time_s": tr.train_time,
@@ -635,6 +750,55 @@ def gradcheck(args):
     return 0 if ok else 1
 
 
+# --------------------------------------------------------------------------- search
+
+def search(args):
+    try:
+        from nnfast import search as _search
+
+        _search._optuna()
+    except ImportError as exc:
+        raise SystemExit(f"nnfast search: {exc}") from None
+    os.makedirs(args.out, exist_ok=True)
+    url = args.storage or "sqlite:///" + os.path.abspath(os.path.join(args.out, "search.db"))
+    config = _search.SearchConfig(trials=args.trials, epochs=args.epochs, data=args.data,
+                                  samples=args.samples, hidden=args.hidden, seed=args.seed,
+                                  sampler=args.sampler, pruner=args.pruner)
+    print(f"nnfast search: MultiLayerNet {args.hidden} on {args.data} ({args.samples} "
+          f"images, 20% validation), SGD, {args.epochs} epochs, {args.trials} trials, "
+          f"{args.sampler} sampler, pruner {args.pruner}; {args.jobs} worker(s) x "
+          f"{args.threads} thread(s); study {args.study!r} in {url}", flush=True)
+    start = time.perf_counter()
+    try:
+        study = _search.search(url, args.study, config, jobs=args.jobs, threads=args.threads,
+                               stale_after=args.stale_after, quiet=args.quiet)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    except KeyboardInterrupt:
+        print(f"\nnnfast search: interrupted; run the same command again to resume the "
+              f"study {args.study!r} in {url}", file=sys.stderr)
+        return 130
+    wall = time.perf_counter() - start
+    best = _search.best_trials(study, args.trials)
+    table = _search.format_best(best, args.top)
+    print(table)
+    print(f"{len(best)} trials in the study ({args.trials} asked); this run took {wall:.1f} s")
+    saved = [url]
+    with open(os.path.join(args.out, "best_trials.txt"), "w") as f:
+        f.write(table + "\n")
+    saved.append(os.path.join(args.out, "best_trials.txt"))
+    _search.save_trials_csv(study, os.path.join(args.out, "trials.csv"))
+    saved.append(os.path.join(args.out, "trials.csv"))
+    if args.plot:
+        try:
+            _search.save_curves(best, os.path.join(args.out, "curves.png"), args.top)
+            saved.append(os.path.join(args.out, "curves.png"))
+        except ImportError as exc:
+            print(f"nnfast search: figure not saved: {exc}", file=sys.stderr)
+    print("saved " + ", ".join(saved))
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -645,6 +809,8 @@ def main(argv=None):
         from nnfast import _cli_eval
 
         return getattr(_cli_eval, args.command)(args)
+    if args.command == "search":
+        return search(args)
     if args.command == "bench":
         from nnfast.bench.run import main as bench_main
 

@@ -29,6 +29,10 @@ order and prints the same lines as the toolkit's.  The keyword-only options add:
   toolkit's "after the first step of each epoch" (``current_iter % iter_per_epoch == 0``, which
   evaluates after the very first update), so the last evaluation sees the trained network.
 * ``on_epoch``: a callable ``on_epoch(trainer)`` run after each evaluation.
+* ``sampling='permutation'`` (with ``shuffle_seed``): batches taken in order from seeded
+  per-epoch permutations of the training set instead of ``np.random.choice`` (see
+  :meth:`Trainer.batch_indices`); the order depends on the seed and the step only, which is
+  what ``nnfast.distributed`` shards across processes.
 * ``checkpoint``: a path (``.npz``); after every ``checkpoint_every``-th evaluation the
   trainer writes there, atomically, everything the rest of the run depends on (see
   :meth:`Trainer.save_checkpoint`). ``checkpoint_extra``: a JSON-able dict stored with it.
@@ -60,13 +64,16 @@ import numpy as np
 from nnfast import _npz
 from nnfast.reference import optimizer as _optimizer
 
-__all__ = ["Trainer", "read_checkpoint_meta", "CHECKPOINT_FORMAT"]
+__all__ = ["Trainer", "read_checkpoint_meta", "CHECKPOINT_FORMAT", "SAMPLINGS"]
 
 #: Written into every training checkpoint; a file of another format is refused.
 CHECKPOINT_FORMAT = "nnfast-checkpoint/1"
 
 # Accepted optimizer names (lower case) -> class name in ``_opt_module``.
 # 'rmsprpo' is the spelling of the toolkit's own table, kept so old scripts keep working.
+#: How ``Trainer`` draws its batches (see ``Trainer.batch_indices``).
+SAMPLINGS = ("choice", "permutation")
+
 OPTIMIZER_NAMES = {
     "sgd": "SGD",
     "momentum": "Momentum",
@@ -98,7 +105,7 @@ class Trainer:
                  evaluate_sample_num_per_epoch=None, verbose=True, *, augment=None,
                  progress=False, loss_after_update=True, eval_loss=False,
                  eval_after_epoch=False, on_epoch=None, checkpoint=None, checkpoint_every=1,
-                 checkpoint_extra=None):
+                 checkpoint_extra=None, sampling="choice", shuffle_seed=0):
         self.network = network
         self.verbose = verbose
         self.x_train = x_train
@@ -129,6 +136,14 @@ class Trainer:
                 or checkpoint_every < 1:
             raise ValueError(f"Trainer: checkpoint_every must be an int >= 1, got "
                              f"{checkpoint_every!r}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"Trainer: sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if sampling == "permutation" and (isinstance(shuffle_seed, bool)
+                                          or not isinstance(shuffle_seed, (int, np.integer))):
+            raise ValueError(f"Trainer: shuffle_seed must be an int, got {shuffle_seed!r}")
+        self.sampling = sampling
+        self.shuffle_seed = int(shuffle_seed)
+        self._perm = (None, None)  # (epoch, permutation) of the last 'permutation' batch
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_extra = {} if checkpoint_extra is None else dict(checkpoint_extra)
@@ -164,25 +179,68 @@ class Trainer:
         offset = 1 if self.eval_after_epoch else 0
         return (it + offset) % self.iter_per_epoch == 0
 
-    def train_step(self):
-        start = time.perf_counter()
-        batch_mask = np.random.choice(self.train_size, self.batch_size)
+    def batch_indices(self):
+        """Indices into the training set of the batch of step ``current_iter``.
+
+        'choice' (the toolkit's): ``np.random.choice(train_size, batch_size)``, with
+        replacement, from NumPy's global generator. 'permutation': step k takes the
+        positions k*B .. (k+1)*B - 1 of the concatenated epoch permutations, epoch e's being
+        ``np.random.default_rng([shuffle_seed, e]).permutation(train_size)``: every sample
+        once per epoch, a batch may span two epochs, and the order depends on nothing but
+        the seed and the step (so a resumed run, or a run split across processes, draws
+        the same batches).
+        """
+        if self.sampling == "choice":
+            return np.random.choice(self.train_size, self.batch_size)
+        n = self.train_size
+        start = self.current_iter * self.batch_size
+        parts = []
+        while sum(map(len, parts)) < self.batch_size:
+            done = sum(map(len, parts))
+            epoch, offset = divmod(start + done, n)
+            parts.append(self._epoch_permutation(epoch)[offset:offset + self.batch_size - done])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _epoch_permutation(self, epoch):
+        if self._perm[0] != epoch:
+            rng = np.random.default_rng([self.shuffle_seed, epoch])
+            self._perm = (epoch, rng.permutation(self.train_size))
+        return self._perm[1]
+
+    def _next_batch(self):
+        """The (x, t) the step trains on: the sampled rows, augmented."""
+        batch_mask = self.batch_indices()
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
         if self.augment is not None:
             x_batch = self.augment(x_batch)
+        return x_batch, t_batch
 
+    def _update(self, x_batch, t_batch):
+        """Gradient, optimizer step and the step's loss (see ``loss_after_update``)."""
         grads = self.network.gradient(x_batch, t_batch)
         self.optimizer.update(self.network.params, grads)
 
         if self.loss_after_update:
-            loss = self.network.loss(x_batch, t_batch)
-        else:
-            loss = getattr(self.network, "last_loss", None)
-            if loss is None:
-                raise TypeError("Trainer(loss_after_update=False): the network's gradient() "
-                                "must leave the batch loss in network.last_loss "
-                                "(nnfast networks do)")
+            return self.network.loss(x_batch, t_batch)
+        return self._last_loss()
+
+    def _last_loss(self):
+        loss = getattr(self.network, "last_loss", None)
+        if loss is None:
+            raise TypeError("Trainer(loss_after_update=False): the network's gradient() "
+                            "must leave the batch loss in network.last_loss "
+                            "(nnfast networks do)")
+        return loss
+
+    def _accuracy(self, x, t):
+        """``network.accuracy(x, t)``; the seam where a data-parallel trainer splits it."""
+        return self.network.accuracy(x, t)
+
+    def train_step(self):
+        start = time.perf_counter()
+        x_batch, t_batch = self._next_batch()
+        loss = self._update(x_batch, t_batch)
         self.train_loss_list.append(loss)
         self.train_time += time.perf_counter() - start
         if self.verbose:
@@ -195,8 +253,8 @@ class Trainer:
             start = time.perf_counter()
             self.current_epoch += 1
             x_tr, t_tr, x_te, t_te = self._evaluation_samples()
-            train_acc = self.network.accuracy(x_tr, t_tr)
-            test_acc = self.network.accuracy(x_te, t_te)
+            train_acc = self._accuracy(x_tr, t_tr)
+            test_acc = self._accuracy(x_te, t_te)
             self.train_acc_list.append(train_acc)
             self.test_acc_list.append(test_acc)
             test_loss = self._mean_loss(x_te, t_te) if self.eval_loss else None
@@ -272,7 +330,7 @@ class Trainer:
         finally:
             self._close_bar()
 
-        test_acc = self.network.accuracy(self.x_test, self.t_test)
+        test_acc = self._accuracy(self.x_test, self.t_test)
         self.final_test_acc = test_acc
         if self.verbose:
             print("=============== Final Test Accuracy ===============")
@@ -294,7 +352,8 @@ class Trainer:
             "network": type(net).__name__,
             "optimizer": opt_meta,
             "trainer": {"epochs": self.epochs, "batch_size": self.batch_size,
-                        "train_size": self.train_size, "current_iter": self.current_iter,
+                        "train_size": self.train_size, "sampling": self.sampling,
+                        "shuffle_seed": self.shuffle_seed, "current_iter": self.current_iter,
                         "current_epoch": self.current_epoch,
                         "epoch_losses_start": self._epoch_losses_start,
                         "train_time": self.train_time, "eval_time": self.eval_time,
@@ -328,10 +387,12 @@ class Trainer:
         if meta["network"] != type(self.network).__name__:
             raise ValueError(f"{where}: {os.fspath(path)!r} holds a {meta['network']}, this "
                              f"trainer trains a {type(self.network).__name__}")
-        for key, mine in (("batch_size", self.batch_size), ("train_size", self.train_size)):
-            if tr[key] != mine:
+        for key, mine in (("batch_size", self.batch_size), ("train_size", self.train_size),
+                          ("sampling", self.sampling), ("shuffle_seed", self.shuffle_seed)):
+            if tr.get(key, _OLD_CHECKPOINT_DEFAULTS.get(key)) != mine:
                 raise ValueError(f"{where}: {os.fspath(path)!r} was written with {key} "
-                                 f"{tr[key]}, this trainer has {mine}")
+                                 f"{tr.get(key, _OLD_CHECKPOINT_DEFAULTS.get(key))!r}, this "
+                                 f"trainer has {mine!r}")
         if tr["current_iter"] > self.max_iter:
             raise ValueError(f"{where}: {os.fspath(path)!r} is at iteration "
                              f"{tr['current_iter']}, past this trainer's {self.max_iter} "
@@ -358,6 +419,10 @@ class Trainer:
         self.train_acc_list = list(arrays["train_acc"])
         self.test_acc_list = list(arrays["test_acc"])
         return meta["extra"]
+
+
+# What a checkpoint written before the ``sampling`` option had (the toolkit's sampling).
+_OLD_CHECKPOINT_DEFAULTS = {"sampling": "choice", "shuffle_seed": 0}
 
 
 def read_checkpoint_meta(path):

