@@ -24,6 +24,9 @@
 #define BC_SUM_(a) nnf_sum_##a
 #define BC_SUM_X(a) BC_SUM_(a)
 #define BC_SUM BC_SUM_X(SFX)
+#define BC_DB_(a) nnf_db_from_partials_##a
+#define BC_DB_X(a) BC_DB_(a)
+#define BC_DB BC_DB_X(SFX)
 
 #define VL ((nnf_index)(VBYTES / sizeof(T)))
 typedef T BC_FN(bc_vec) __attribute__((vector_size(VBYTES)));
@@ -466,12 +469,7 @@ int BC_FN(nnf_bconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
     }
     for (nnf_index f = 0; f < F; ++f)
         for (nnf_index k = 0; k < K; ++k) dw[f * K + k] = (T)dwacc[k * Fpad + f];
-    if (db != NULL)
-        for (nnf_index f = 0; f < F; ++f) {
-            double s = 0.0;
-            for (nnf_index n = 0; n < N; ++n) s += dbpart[n * F + f];
-            db[f] = (T)s;
-        }
+    if (db != NULL) BC_DB(dbpart, N, F, db); /* conv_db's order: the same bits */
     return NNF_OK;
 }
 
@@ -483,6 +481,9 @@ int BC_FN(nnf_bconv_dw)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_i
 #undef VL
 #undef BC_FN
 #undef BC_SUM
+#undef BC_DB
+#undef BC_DB_X
+#undef BC_DB_
 #undef BC_SUM_X
 #undef BC_SUM_
 #undef BC_CAT3

@@ -78,11 +78,7 @@ int NNF_FN(nnf_conv_bwd_rows_db_)(const T *NNF_RESTRICT dout, nnf_index N, nnf_i
             }
         }
     }
-    for (nnf_index f = 0; f < FN; ++f) {
-        double s = 0.0;
-        for (nnf_index n = 0; n < N; ++n) s += partial[n * FN + f];
-        db[f] = (T)s;
-    }
+    NNF_FN(nnf_db_from_partials_)(partial, N, FN, db);
     return NNF_OK;
 }
 
