@@ -5,7 +5,7 @@
 
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
-#define NNF_FN(name) NNF_CAT(name, SFX)
+#define NNF_FN(name) NNF_CAT(NNF_CAT(name, SFX), NNF_ISA_TAG)
 
 /* Channels per task: whole rows of features (I == 1) vectorise across channels;
  * with I > 1 one channel per task is enough work. */

@@ -8,6 +8,7 @@
 #define NNFAST_DCONV_H
 
 #include "common.h"
+#include "isa.h" /* the NNF_ISA_* levels */
 
 /* Elements of padding after each flat run in scratch (at least any kernel's register
  * block, VB vectors: the blocks run past the end of a plane and throw those results away). */
@@ -25,9 +26,6 @@ static inline nnf_index nnf_dconv_round(nnf_index n)
 /* Images per group in the filter-gradient kernel: as many as keep a group's padded
  * planes (C + F of them each) within about 128K elements, between 1 and 64. */
 nnf_index nnf_dconv_group(nnf_index C, nnf_index F, nnf_index plane);
-
-/* Instruction-set levels of the kernels. */
-enum { NNF_ISA_BASE = 0, NNF_ISA_AVX2 = 1, NNF_ISA_AVX512 = 2 };
 
 /* The best level this build and this CPU support. */
 int nnf_dconv_isa(void);

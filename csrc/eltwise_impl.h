@@ -3,7 +3,7 @@
 
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
-#define NNF_FN(name) NNF_CAT(name, SFX)
+#define NNF_FN(name) NNF_CAT(NNF_CAT(name, SFX), NNF_ISA_TAG)
 #define NNF_EW_FOR                                                                      \
     _Pragma("omp parallel for schedule(static) num_threads(n_threads) if(n >= NNF_ELTWISE_MIN_PARALLEL && n_threads > 1)") \
     for (nnf_index i = 0; i < n; ++i)

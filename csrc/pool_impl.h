@@ -4,7 +4,7 @@
 
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
-#define NNF_FN(name) NNF_CAT(name, SFX)
+#define NNF_FN(name) NNF_CAT(NNF_CAT(name, SFX), NNF_ISA_TAG)
 
 /* Window rows/columns [*lo, *hi) of a window starting at o0 that fall inside [0, n). */
 static inline void NNF_FN(nnf_pool_clip_)(nnf_index o0, nnf_index f, nnf_index n,

@@ -5,7 +5,7 @@
 
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
-#define NNF_FN(name) NNF_CAT(name, SFX)
+#define NNF_FN(name) NNF_CAT(NNF_CAT(name, SFX), NNF_ISA_TAG)
 
 static inline void NNF_FN(nnf_shift_row_)(const T *NNF_RESTRICT x, nnf_index cols,
                                           T *NNF_RESTRICT y)

@@ -65,3 +65,33 @@ if settings is not None:
     settings.register_profile("long", max_examples=5000, deadline=None,
                               suppress_health_check=_quiet)
     settings.load_profile(os.environ.get("NNFAST_HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---- the element-wise families' builds (csrc/isa.h) -------------------------------------
+# The equivalence grids of the element-wise, softmax, batch-norm, pooling and optimizer
+# kernels run once per build this CPU supports (test modules opt in with
+# ``pytestmark = pytest.mark.usefixtures("eltwise_isa")``).
+ISA_NAMES = ("baseline", "avx2", "avx512")
+
+
+def supported_isas():
+    try:
+        from nnfast import _kernels
+    except ImportError:
+        return []
+    return list(ISA_NAMES[:ISA_NAMES.index(_kernels.cpu_isa()) + 1])
+
+
+@pytest.fixture(params=supported_isas() or ["no-extension"])
+def eltwise_isa(request):
+    """Runs the test with every element-wise family on one build, then restores it."""
+    if request.param == "no-extension":
+        yield None
+        return
+    from nnfast import _kernels
+    before = _kernels.isa_selected()
+    assert _kernels.isa_select(request.param) == request.param
+    try:
+        yield request.param
+    finally:
+        _kernels.isa_select(before)

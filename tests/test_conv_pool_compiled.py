@@ -23,8 +23,10 @@ from nnfast import _dispatch
 from nnfast import layers as L
 from nnfast.reference import layers as R
 
-pytestmark = pytest.mark.skipif(_dispatch._kernels is None,
-                                reason="compiled extension not loaded")
+pytestmark = [pytest.mark.skipif(_dispatch._kernels is None,
+                                 reason="compiled extension not loaded"),
+              # every build of the element-wise families (csrc/isa.h) this CPU has
+              pytest.mark.usefixtures("eltwise_isa")]
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 

@@ -28,8 +28,10 @@ from nnfast.reference import functions as RF
 from nnfast.reference import layers as RL
 from nnfast.reference import optimizer as RO
 
-pytestmark = pytest.mark.skipif(_dispatch._kernels is None,
-                                reason="compiled extension not loaded")
+pytestmark = [pytest.mark.skipif(_dispatch._kernels is None,
+                                 reason="compiled extension not loaded"),
+              # every build of the element-wise families (csrc/isa.h) this CPU has
+              pytest.mark.usefixtures("eltwise_isa")]
 
 CLOSE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
 

@@ -7,6 +7,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from conftest import ATOL, RTOL
 
+# every build of the element-wise families (csrc/isa.h) this CPU has
+pytestmark = pytest.mark.usefixtures("eltwise_isa")
+
 
 def _tol(dtype, factor=1):
     return dict(rtol=RTOL[dtype] * factor, atol=ATOL[dtype] * factor)

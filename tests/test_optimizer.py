@@ -7,6 +7,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from conftest import ATOL, RTOL
 
+# every build of the element-wise families (csrc/isa.h) this CPU has
+pytestmark = pytest.mark.usefixtures("eltwise_isa")
+
 EPS = 1e-7
 
 

@@ -163,8 +163,15 @@ def _isa_cap(best, env):
     return _ISA_LEVELS[min(_ISA_LEVELS.index(env), _ISA_LEVELS.index(best))]
 
 
-_DCONV_ISA = (_isa_cap(_kernels.dconv_isa(), os.environ.get("NNFAST_ISA", ""))
+_ISA_ENV = os.environ.get("NNFAST_ISA", "")
+_DCONV_ISA = (_isa_cap(_kernels.dconv_isa(), _ISA_ENV)
               if _kernels is not None else None)
+# The element-wise families (activations, dropout, softmax + cross-entropy, batch norm,
+# pooling, optimizers, bias adds) have one build per ISA too (csrc/isa.h), all giving the
+# same bits; the same NNFAST_ISA cap picks theirs, once, here.
+_ELTWISE_ISA = (_kernels.isa_select(_isa_cap(
+    _kernels.cpu_isa(), _ISA_ENV if _ISA_ENV.strip().lower() in _ISA_LEVELS else ""))
+    if _kernels is not None else None)
 _DIRECT_CONV = (_DCONV_ISA in ("avx2", "avx512")
                 and os.environ.get("NNFAST_DIRECT_CONV", "1").strip() != "0")
 # products per output (C*FH*FW) and output channels from which the channel-lane kernels
@@ -521,6 +528,11 @@ def build_info():
         # the convolution kernels' vector build (None without the extension), and whether
         # nnfast runs its own GEMMs on one BLAS thread (NumPy imported first: nnfast._blas)
         "conv_isa": _DCONV_ISA,
+        # the build every element-wise family runs (csrc/isa.h): one choice for all of them
+        "isa": {"conv": _DCONV_ISA,
+                **{family: (_kernels.isa_selected() if _kernels is not None else None)
+                   for family in ("eltwise", "batchnorm", "softmax_xent", "pool", "optim",
+                                  "affine")}},
         "direct_conv": _DIRECT_CONV,
         "serial_blas": _blas_serial(),
     }

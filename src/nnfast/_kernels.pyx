@@ -42,6 +42,11 @@ cdef extern from "im2col.h":
                        int64_t FH, int64_t FW, int64_t stride, int64_t pad,
                        double *x, int n_threads) nogil
 
+cdef extern from "isa.h":
+    int nnf_cpu_isa() nogil
+    int nnf_isa_select(int level) nogil
+    int nnf_isa_selected() nogil
+
 cdef extern from "dconv.h":
     int nnf_dconv_isa() nogil
     int64_t nnf_dconv_scratch(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,
@@ -278,6 +283,32 @@ _ISA_NAMES = ("baseline", "avx2", "avx512")
 def dconv_isa():
     """The vector code the direct convolution runs here: "baseline", "avx2" or "avx512"."""
     return _ISA_NAMES[nnf_dconv_isa()]
+
+
+def cpu_isa():
+    """The best build of the element-wise families (eltwise, batchnorm, softmax_xent, pool,
+    optim, affine) this CPU and build support: "baseline", "avx2" or "avx512"."""
+    return _ISA_NAMES[nnf_cpu_isa()]
+
+
+def isa_select(isa=None):
+    """Point every element-wise family at one build (None: the best supported; a level above
+    the CPU's is refused) and return the name of the build now in use. Every build gives the
+    same bits. Not thread-safe: nnfast calls it once at import (tests switch it)."""
+    cdef int level = -1
+    if isa is not None:
+        if isa not in _ISA_NAMES:
+            raise ValueError(f"isa must be None or one of {_ISA_NAMES}, got {isa!r}")
+        level = _ISA_NAMES.index(isa)
+        if level > nnf_cpu_isa():
+            raise ValueError(f"isa {isa!r} is not supported by this CPU or build "
+                             f"(best: {_ISA_NAMES[nnf_cpu_isa()]!r})")
+    return _ISA_NAMES[nnf_isa_select(level)]
+
+
+def isa_selected():
+    """The build the element-wise families run now."""
+    return _ISA_NAMES[nnf_isa_selected()]
 
 
 cdef inline int _isa_level(object isa) except -2:

@@ -1,8 +1,11 @@
-/* optim.c - SGD, Momentum, Nesterov, AdaGrad, RMSprop and Adam updates, float and double.
+/* optim_build.h - the bodies of the optim family, built once per instruction set
+ * by optim_base.c, optim_avx2.c and optim_avx512.c (NNF_ISA_TAG names the build).
+ * SGD, Momentum, Nesterov, AdaGrad, RMSprop and Adam updates, float and double.
  * Flat C-contiguous arrays updated in place; parallel over disjoint index ranges when large. */
 #include <math.h>
 
 #include "optim.h"
+#include "isa_build.h"
 
 /* Memory-bound passes: stay serial below this many elements (a parallel region ~25 us). */
 #define NNF_OPTIM_MIN_PARALLEL ((nnf_index)1 << 17)

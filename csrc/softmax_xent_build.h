@@ -1,9 +1,12 @@
-/* softmax_xent.c - row softmax and fused softmax + cross-entropy, float and double.
+/* softmax_xent_build.h - the bodies of the softmax_xent family, built once per instruction set
+ * by softmax_xent_base.c, softmax_xent_avx2.c and softmax_xent_avx512.c (NNF_ISA_TAG names the build).
+ * row softmax and fused softmax + cross-entropy, float and double.
  * (rows, cols) C-contiguous, one sample per row; parallel over rows (outputs never overlap). */
 #include <math.h>
 #include <stddef.h>
 
 #include "softmax_xent.h"
+#include "isa_build.h"
 
 static int nnf_labels_ok(const int64_t *labels, nnf_index rows, nnf_index cols)
 {

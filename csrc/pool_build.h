@@ -1,10 +1,13 @@
-/* pool.c - max/avg pooling forward (max records argmax) and backward (scatter), float and double.
+/* pool_build.h - the bodies of the pool family, built once per instruction set
+ * by pool_base.c, pool_avx2.c and pool_avx512.c (NNF_ISA_TAG names the build).
+ * max/avg pooling forward (max records argmax) and backward (scatter), float and double.
  * x, dx (N, C, H, W); out, dout, argmax (N, C, OH, OW); one (n, c) plane per task. */
 #include <math.h>
 #include <string.h>
 
 #include "im2col.h"
 #include "pool.h"
+#include "isa_build.h"
 
 /* The window helper must inline so that the 2x2 call unrolls with constant bounds. */
 #if defined(__GNUC__) || defined(__clang__)

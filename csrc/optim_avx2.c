@@ -1,0 +1,8 @@
+/* optim_avx2.c - optim_build.h built for AVX2; chosen at run time (isa.h). */
+#if defined(NNF_DCONV_X86) && defined(__AVX2__)
+#define NNF_ISA_TAG _avx2
+#include "optim_build.h"
+NNF_ISA_INSTALLER(optim, NNF_OPTIM_FUNCS)
+#else
+typedef int nnf_optim_avx2_unused; /* this compiler/target does not build the avx2 path */
+#endif

@@ -1,0 +1,8 @@
+/* pool_avx2.c - pool_build.h built for AVX2; chosen at run time (isa.h). */
+#if defined(NNF_DCONV_X86) && defined(__AVX2__)
+#define NNF_ISA_TAG _avx2
+#include "pool_build.h"
+NNF_ISA_INSTALLER(pool, NNF_POOL_FUNCS)
+#else
+typedef int nnf_pool_avx2_unused; /* this compiler/target does not build the avx2 path */
+#endif
