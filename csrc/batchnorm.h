@@ -12,7 +12,8 @@
 
 /* With M = N*I values per channel: mu = sum(x)/M; xc = x - mu; var = sum(xc*xc)/M;
  * std = sqrt(var + eps); xn = xc / std; out = gamma*xn + beta;
- * rm_out = momentum*rm_in + (1 - momentum)*mu, rv_out likewise with var (new arrays). */
+ * rm_out = momentum*rm_in + (1 - momentum)*mu, rv_out likewise with var (new arrays).
+ * xn may be NULL: it is then not stored (nnf_bn_bwd forms it again from xc and std). */
 extern int (*nnf_bn_fwd_train_f32)(const float *x, nnf_index N, nnf_index C, nnf_index I,
                                    const float *gamma, const float *beta, const float *rm_in,
                                    const float *rv_in, double momentum, float *out, float *xc, float *xn,
@@ -32,7 +33,8 @@ extern int (*nnf_bn_fwd_test_f64)(const double *x, nnf_index N, nnf_index C, nnf
 
 /* dbeta = sum(dout); dgamma = sum(xn*dout); dxn = gamma*dout;
  * dvar = 0.5 * -sum(dxn*xc / (std*std)) / std; dxc = dxn/std + (2/M)*xc*dvar;
- * dx = dxc - sum(dxc)/M   (sums over the M = N*I values of each channel). */
+ * dx = dxc - sum(dxc)/M   (sums over the M = N*I values of each channel).
+ * xn may be NULL: xc/std is then used, the same values the forward would have stored. */
 extern int (*nnf_bn_bwd_f32)(const float *dout, const float *xc, const float *xn, const float *std,
                              const float *gamma, nnf_index N, nnf_index C, nnf_index I, float *dx,
                              float *dgamma, float *dbeta, int n_threads);

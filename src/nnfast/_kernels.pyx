@@ -1186,16 +1186,19 @@ def bn_forward_train(const floating[::1] x not None, int64_t N, int64_t C, int64
                      const floating[::1] gamma not None, const floating[::1] beta not None,
                      const floating[::1] rm_in not None, const floating[::1] rv_in not None,
                      double momentum, floating[::1] out not None, floating[::1] xc not None,
-                     floating[::1] xn not None, floating[::1] std not None,
+                     floating[::1] xn, floating[::1] std not None,
                      floating[::1] rm_out not None, floating[::1] rv_out not None,
                      int n_threads=1):
-    """Training forward of batch normalization on x viewed as (N, C, I), stats per channel."""
+    """Training forward of batch normalization on x viewed as (N, C, I), stats per channel.
+    xn may be None (not stored: bn_backward forms xc/std again)."""
     cdef int64_t total = x.shape[0]
     _bn_sizes(total, N, C, I, "bn_forward_train")
     if N < 1:
         raise ValueError("bn_forward_train: need at least one sample")
-    for arr, name in ((out, "out"), (xc, "xc"), (xn, "xn")):
+    for arr, name in ((out, "out"), (xc, "xc")):
         _same_len(total, arr.shape[0], "bn_forward_train", name)
+    if xn is not None:
+        _same_len(total, xn.shape[0], "bn_forward_train", "xn")
     for arr, name in ((gamma, "gamma"), (beta, "beta"), (rm_in, "running_mean"),
                       (rv_in, "running_var"), (std, "std"), (rm_out, "rm_out"),
                       (rv_out, "rv_out")):
@@ -1204,14 +1207,15 @@ def bn_forward_train(const floating[::1] x not None, int64_t N, int64_t C, int64
     cdef int rc
     if total == 0:
         return
+    cdef floating *xnp = &xn[0] if xn is not None else NULL
     with nogil:
         if floating is float:
             rc = nnf_bn_fwd_train_f32(&x[0], N, C, I, &gamma[0], &beta[0], &rm_in[0],
-                                      &rv_in[0], momentum, &out[0], &xc[0], &xn[0], &std[0],
+                                      &rv_in[0], momentum, &out[0], &xc[0], xnp, &std[0],
                                       &rm_out[0], &rv_out[0], nt)
         else:
             rc = nnf_bn_fwd_train_f64(&x[0], N, C, I, &gamma[0], &beta[0], &rm_in[0],
-                                      &rv_in[0], momentum, &out[0], &xc[0], &xn[0], &std[0],
+                                      &rv_in[0], momentum, &out[0], &xc[0], xnp, &std[0],
                                       &rm_out[0], &rv_out[0], nt)
     if rc != 0:
         raise ValueError("bn_forward_train: invalid arguments")
@@ -1244,29 +1248,33 @@ def bn_forward_test(const floating[::1] x not None, int64_t N, int64_t C, int64_
 
 
 def bn_backward(const floating[::1] dout not None, const floating[::1] xc not None,
-                const floating[::1] xn not None, const floating[::1] std not None,
+                const floating[::1] xn, const floating[::1] std not None,
                 const floating[::1] gamma not None, int64_t N, int64_t C, int64_t I,
                 floating[::1] dx not None, floating[::1] dgamma not None,
                 floating[::1] dbeta not None, int n_threads=1):
-    """Backward of batch normalization from the caches of the training forward."""
+    """Backward of batch normalization from the caches of the training forward (xn may be
+    None: xc/std, the values the forward would have stored, is used)."""
     cdef int64_t total = dout.shape[0]
     _bn_sizes(total, N, C, I, "bn_backward")
     if N < 1:
         raise ValueError("bn_backward: need at least one sample")
-    for arr, name in ((xc, "xc"), (xn, "xn"), (dx, "dx")):
+    for arr, name in ((xc, "xc"), (dx, "dx")):
         _same_len(total, arr.shape[0], "bn_backward", name)
+    if xn is not None:
+        _same_len(total, xn.shape[0], "bn_backward", "xn")
     for arr, name in ((std, "std"), (gamma, "gamma"), (dgamma, "dgamma"), (dbeta, "dbeta")):
         _same_len(C, arr.shape[0], "bn_backward", name)
     cdef int nt = _threads(n_threads)
     cdef int rc
     if total == 0:
         return
+    cdef const floating *xnp = &xn[0] if xn is not None else NULL
     with nogil:
         if floating is float:
-            rc = nnf_bn_bwd_f32(&dout[0], &xc[0], &xn[0], &std[0], &gamma[0], N, C, I,
+            rc = nnf_bn_bwd_f32(&dout[0], &xc[0], xnp, &std[0], &gamma[0], N, C, I,
                                 &dx[0], &dgamma[0], &dbeta[0], nt)
         else:
-            rc = nnf_bn_bwd_f64(&dout[0], &xc[0], &xn[0], &std[0], &gamma[0], N, C, I,
+            rc = nnf_bn_bwd_f64(&dout[0], &xc[0], xnp, &std[0], &gamma[0], N, C, I,
                                 &dx[0], &dgamma[0], &dbeta[0], nt)
     if rc != 0:
         raise ValueError("bn_backward: invalid arguments")

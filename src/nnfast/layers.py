@@ -519,9 +519,26 @@ class BatchNormalization(_ref.BatchNormalization):
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
                  mode="feature"):
+        self._xn = None
+        self._xn_lazy = False  # xn not stored: xc / std, formed when first read
         super().__init__(gamma, beta, momentum, running_mean, running_var, mode)
         self._kernel_caches = False  # whether xc/xn/std come from the kernels
         self._buf = _Buffers()
+
+    # The kernels do not store xn = xc / std (one array less to write in forward and to
+    # read in backward: the passes are memory-bound); backward forms it again, bit for bit.
+    # Reading ``layer.xn`` gives that same array, computed (in NumPy, the reference's own
+    # division) on first access.
+    @property
+    def xn(self):
+        if self._xn_lazy:
+            std = self.std if self.mode != "spatial" else self.std.reshape(-1, 1, 1)
+            self._xn, self._xn_lazy = self.xc / std, False
+        return self._xn
+
+    @xn.setter
+    def xn(self, value):
+        self._xn, self._xn_lazy = value, False
 
     def _geometry(self, shape):
         if self.mode == "spatial":
@@ -561,14 +578,14 @@ class BatchNormalization(_ref.BatchNormalization):
             # whether anyone still holds the previous ones
             shape = x.shape if self.mode == "spatial" else (n, c)
             xc = buf.get("xc", shape, x.dtype, holder=self.xc)
-            xn = buf.get("xn", shape, x.dtype, holder=self.xn)
             std = np.empty(c, dtype=x.dtype)
             rm_new = np.empty(c, dtype=x.dtype)
             rv_new = np.empty(c, dtype=x.dtype)
             _K.bn_forward_train(_flat(xk), n, c, inner, gamma, beta, rm_k, rv_k, momentum,
-                                _flat(out), _flat(xc), _flat(xn), std, rm_new, rv_new, nt)
+                                _flat(out), _flat(xc), None, std, rm_new, rv_new, nt)
             self.batch_size = n * inner
-            self.xc, self.xn, self.std = xc, xn, std
+            self.xc, self.std = xc, std
+            self._xn, self._xn_lazy = None, True
             self.running_mean, self.running_var = rm_new, rv_new
             self._kernel_caches = True
         else:
@@ -579,19 +596,25 @@ class BatchNormalization(_ref.BatchNormalization):
 
     def backward(self, dout):
         where = "BatchNormalization.backward"
-        require_forward(self.xn, where, "a forward with train_flg=True")
+        require_forward(self.xc if self._xn_lazy else self.xn, where,
+                        "a forward with train_flg=True")
         if not self._kernel_caches:
             return super().backward(dout)
         dout = as_float_array(dout, where, "dout")
         check_shape_match(dout, self.input_shape, where, "dout",
                           "the shape of the last forward's x")
         n, c, inner = self._geometry(dout.shape)
-        if self.xn.size != dout.size or self.std.shape != (c,):
+        if self.xc.size != dout.size or self.std.shape != (c,):
             raise ValueError(
                 f"{where}: dout has shape {tuple(dout.shape)} but the last training forward "
-                f"normalised {self.xn.size} values of {self.std.shape[0]} channels")
+                f"normalised {self.xc.size} values of {self.std.shape[0]} channels")
         gamma = self._check_param(self.gamma, "gamma", c, where)
         kin = _dispatch.kernel_input
+        if self._xn_lazy and _same_dtype(dout, gamma, self.xc, self.std):
+            dout = kin(dout, where, "dout")
+            return self._backward_kernel(dout, kin(self.xc, where, "cache"), None,
+                                         kin(self.std, where, "cache"),
+                                         kin(gamma, where, "gamma"), n, c, inner)
         caches = (self.xc, self.xn, self.std)
         if not _same_dtype(dout, gamma, *caches):
             if self.mode != "spatial":
@@ -601,12 +624,15 @@ class BatchNormalization(_ref.BatchNormalization):
             caches = tuple(a.astype(dt) for a in caches)
         dout = kin(dout, where, "dout")
         xc, xn, std = (kin(a, where, "cache") for a in caches)
-        gamma = kin(gamma, where, "gamma")
+        return self._backward_kernel(dout, xc, xn, std, kin(gamma, where, "gamma"), n, c,
+                                     inner)
+
+    def _backward_kernel(self, dout, xc, xn, std, gamma, n, c, inner):
         dx = self._buf.get("dx", dout.shape, dout.dtype)
         dgamma = np.empty(c, dtype=dout.dtype)
         dbeta = np.empty(c, dtype=dout.dtype)
-        _K.bn_backward(_flat(dout), _flat(xc), _flat(xn), std, gamma, n, c, inner,
-                       _flat(dx), dgamma, dbeta, get_num_threads())
+        _K.bn_backward(_flat(dout), _flat(xc), None if xn is None else _flat(xn), std, gamma,
+                       n, c, inner, _flat(dx), dgamma, dbeta, get_num_threads())
         self.dgamma = dgamma
         self.dbeta = dbeta
         return dx
