@@ -289,22 +289,20 @@ static void SW(sweep_dense_)(int threads)
         double *row_loss = malloc(sizeof(double) * (size_t)(rows > 0 ? rows : 1)), loss = 0;
         for (nnf_index r = 0; r < rows; ++r) labels[r] = (r * 5) % cols;
         SW(nnf_bias_add_)(x, b, rows, cols, threads);
-        SW(nnf_softmax_shift_)(x, rows, cols, y, threads);
-        for (nnf_index k = 0; k < n; ++k) y[k] = (T)exp((double)y[k]);
-        SW(nnf_softmax_finish_)(y, rows, cols, threads);
+        SW(nnf_softmax_)(x, rows, cols, y, threads);
         CHECK(SW(nnf_cross_entropy_)(y, rows, cols, labels, &loss) == NNF_OK, "cross_entropy");
         CHECK(SW(nnf_softmax_xent_bwd_)(y, rows, cols, labels, NULL, dx, threads) == NNF_OK,
               "softmax_xent_bwd (labels)");
         CHECK(SW(nnf_softmax_xent_bwd_)(y, rows, cols, NULL, t, dx, threads) == NNF_OK,
               "softmax_xent_bwd (dense)");
-        CHECK(SW(nnf_softmax_xent_)(y, rows, cols, labels, t, dx, row_loss, &loss, threads)
+        CHECK(SW(nnf_softmax_xent_)(x, rows, cols, labels, t, y, dx, row_loss, &loss, threads)
               == NNF_OK, "softmax_xent");
-        CHECK(SW(nnf_softmax_xent_)(y, rows, cols, labels, NULL, NULL, row_loss, &loss, threads)
+        CHECK(SW(nnf_softmax_xent_)(x, rows, cols, labels, NULL, y, NULL, row_loss, &loss, threads)
               == NNF_OK, "softmax_xent without dx");
         if (rows > 0) { /* a label out of range: refused before anything is written */
             for (nnf_index k = 0; k < n; ++k) dx[k] = (T)7;
             labels[rows - 1] = (rows % 2) ? cols : -1;
-            CHECK(SW(nnf_softmax_xent_)(y, rows, cols, labels, NULL, dx, row_loss, &loss,
+            CHECK(SW(nnf_softmax_xent_)(x, rows, cols, labels, NULL, y, dx, row_loss, &loss,
                                         threads) == NNF_EINVAL, "bad label accepted");
             CHECK(SW(nnf_softmax_xent_bwd_)(y, rows, cols, labels, NULL, dx, threads)
                   == NNF_EINVAL, "bad label accepted (bwd)");

@@ -311,6 +311,10 @@ def isa_selected():
     return _ISA_NAMES[nnf_isa_selected()]
 
 
+# At load: the best build (nnfast._dispatch then applies the NNFAST_ISA cap, once).
+nnf_isa_select(-1)
+
+
 cdef inline int _isa_level(object isa) except -2:
     if isa is None:
         return -1
@@ -812,16 +816,14 @@ cdef extern from "affine.h":
     void nnf_bias_add_f64(double *out, const double *b, int64_t rows, int64_t cols, int nt) nogil
 
 cdef extern from "softmax_xent.h":
-    void nnf_softmax_shift_f32(const float *x, int64_t rows, int64_t cols, float *y, int nt) nogil
-    void nnf_softmax_shift_f64(const double *x, int64_t rows, int64_t cols, double *y, int nt) nogil
-    void nnf_softmax_finish_f32(float *e, int64_t rows, int64_t cols, int nt) nogil
-    void nnf_softmax_finish_f64(double *e, int64_t rows, int64_t cols, int nt) nogil
-    int nnf_softmax_xent_f32(float *e, int64_t rows, int64_t cols, const int64_t *labels,
-                             const float *t, float *dx, double *row_loss, double *loss,
-                             int nt) nogil
-    int nnf_softmax_xent_f64(double *e, int64_t rows, int64_t cols, const int64_t *labels,
-                             const double *t, double *dx, double *row_loss, double *loss,
-                             int nt) nogil
+    void nnf_softmax_f32(const float *x, int64_t rows, int64_t cols, float *y, int nt) nogil
+    void nnf_softmax_f64(const double *x, int64_t rows, int64_t cols, double *y, int nt) nogil
+    int nnf_softmax_xent_f32(const float *x, int64_t rows, int64_t cols, const int64_t *labels,
+                             const float *t, float *y, float *dx, double *row_loss,
+                             double *loss, int nt) nogil
+    int nnf_softmax_xent_f64(const double *x, int64_t rows, int64_t cols,
+                             const int64_t *labels, const double *t, double *y, double *dx,
+                             double *row_loss, double *loss, int nt) nogil
     int nnf_softmax_xent_bwd_f32(const float *y, int64_t rows, int64_t cols,
                                  const int64_t *labels, const float *t, float *dx, int nt) nogil
     int nnf_softmax_xent_bwd_f64(const double *y, int64_t rows, int64_t cols,
@@ -1050,18 +1052,6 @@ cdef inline int _same_2d(floating[:, ::1] a, int64_t rows, int64_t cols, str whe
     return 0
 
 
-cdef inline int _shift_exp(const floating[:, ::1] x, floating[:, ::1] y, int nt) except -1:
-    """y = exp(x - row max): the shift in C, the exponentials by NumPy (SIMD), in place."""
-    with nogil:
-        if floating is float:
-            nnf_softmax_shift_f32(&x[0, 0], x.shape[0], x.shape[1], &y[0, 0], nt)
-        else:
-            nnf_softmax_shift_f64(&x[0, 0], x.shape[0], x.shape[1], &y[0, 0], nt)
-    arr = np.asarray(y)
-    np.exp(arr, out=arr)
-    return 0
-
-
 def softmax(const floating[:, ::1] x not None, floating[:, ::1] y not None, int n_threads=1):
     """y = softmax over each row of x."""
     cdef int64_t rows = x.shape[0], cols = x.shape[1]
@@ -1070,12 +1060,11 @@ def softmax(const floating[:, ::1] x not None, floating[:, ::1] y not None, int 
     cdef int nt = _threads(n_threads)
     if rows == 0 or cols == 0:
         return
-    _shift_exp(x, y, nt)
     with nogil:
         if floating is float:
-            nnf_softmax_finish_f32(&y[0, 0], rows, cols, nt)
+            nnf_softmax_f32(&x[0, 0], rows, cols, &y[0, 0], nt)
         else:
-            nnf_softmax_finish_f64(&y[0, 0], rows, cols, nt)
+            nnf_softmax_f64(&x[0, 0], rows, cols, &y[0, 0], nt)
 
 
 def softmax_xent(const floating[:, ::1] x not None, const int64_t[::1] labels not None,
@@ -1111,13 +1100,12 @@ def softmax_xent(const floating[:, ::1] x not None, const int64_t[::1] labels no
     for r in range(rows):  # refuse before writing anything (the C pass checks again)
         if labels[r] < 0 or labels[r] >= cols:
             raise ValueError(f"softmax_xent: labels must be in [0, {cols}), got {labels[r]}")
-    _shift_exp(x, y, nt)
     with nogil:
         if floating is float:
-            rc = nnf_softmax_xent_f32(&y[0, 0], rows, cols, &labels[0], tp, dxp,
+            rc = nnf_softmax_xent_f32(&x[0, 0], rows, cols, &labels[0], tp, &y[0, 0], dxp,
                                       &row_loss[0], &loss, nt)
         else:
-            rc = nnf_softmax_xent_f64(&y[0, 0], rows, cols, &labels[0], tp, dxp,
+            rc = nnf_softmax_xent_f64(&x[0, 0], rows, cols, &labels[0], tp, &y[0, 0], dxp,
                                       &row_loss[0], &loss, nt)
     if rc != 0:
         raise ValueError(f"softmax_xent: labels must be in [0, {cols})")
