@@ -71,6 +71,7 @@ class Convolution:
         self._col = None  # None after a direct 1x1 forward until ``col`` is read
         self._geometry = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
         self._work = {}  # scratch buffers reused across calls (see _dispatch)
+        self._xk = None  # (x, the kernels' copy of it) of the last forward (see _promoted)
 
     @property
     def col(self):
@@ -93,13 +94,14 @@ class Convolution:
     def forward(self, x):
         x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
             self, x, "Convolution.forward")
+        xk = _promoted(x, W, b)
         # The kernels overwrite the reused column buffer, which the last forward's state
         # points at: should they fail midway (MemoryError, Ctrl-C), backward must refuse
         # rather than pair the old x with the new columns. (Argument errors raised above
         # leave the state untouched.)
         self.x = None
-        out, col = _dispatch.conv2d_forward(x, W, b, stride, pad, self._work)
-        self.x = x
+        out, col = _dispatch.conv2d_forward(xk, W, b, stride, pad, self._work)
+        self.x, self._xk = x, (x, xk)
         self._col = col
         self.col_W = W.reshape(W.shape[0], -1).T
         self._geometry = (W.shape, stride, pad, out_h, out_w)
@@ -111,13 +113,14 @@ class Convolution:
         end in the same state, the convolution's output is never stored."""
         x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
             self, x, "Convolution.forward")
+        xk = _promoted(x, W, b)
         shape = (x.shape[0], W.shape[0], out_h, out_w)
         mask = relu._buf.get("mask", shape, np.bool_, holder=relu.mask)
         self.x = None
-        out = _dispatch.conv2d_forward_relu(x, W, b, stride, pad, mask)
+        out = _dispatch.conv2d_forward_relu(xk, W, b, stride, pad, mask)
         if out is None:  # not a direct layer: the two layers one after the other
             return relu.forward(self.forward(x))
-        self.x = x
+        self.x, self._xk = x, (x, xk)
         self._col = None
         self.col_W = W.reshape(W.shape[0], -1).T
         self._geometry = (W.shape, stride, pad, out_h, out_w)
@@ -129,7 +132,8 @@ class Convolution:
             self, dout, "Convolution.backward")
         # the filters of the last forward, as the reference (through col_W)
         W = self.col_W.T.reshape(w_shape)
-        dx, dW, db = _dispatch.conv2d_backward(dout, self.x, self._col, W, stride, pad,
+        xk = self._xk[1] if self._xk is not None and self._xk[0] is self.x else self.x
+        dx, dW, db = _dispatch.conv2d_backward(dout, xk, self._col, W, stride, pad,
                                                not self.skip_dx, self._work)
         self.dW = dW
         self.db = db
@@ -303,6 +307,18 @@ def _flat(a):
     return a.reshape(-1)
 
 
+def _promoted(x, W, b):
+    """x in the dtype of the reference's first product with the parameters, when the
+    parameters are float64 and x float32 (the toolkit's float32 images into its float64
+    networks): that GEMM converts its operands, so converting x once, first, gives the same
+    values, and the layer then runs its kernels in one dtype. Otherwise x itself (other
+    mixtures keep the reference's promotion path)."""
+    if (x.dtype == np.float32 and W.dtype == np.float64
+            and (b is None or b.dtype == np.float64)):
+        return x.astype(np.float64)
+    return x
+
+
 def _same_dtype(*arrays):
     dt = arrays[0].dtype
     return all(a.dtype == dt for a in arrays[1:])
@@ -383,6 +399,7 @@ class Affine(_ref.Affine):
         x = as_float_array(x, where, "x")
         check_min_ndim(x, 2, where, "x", "(N, D) or (N, ...)")
         W, b = _ref._check_affine_params(self.W, self.b, where)
+        x = _promoted(x, W, b)  # float32 data into a float64 layer: the GEMM's conversion
         if not _same_dtype(x, W, b):
             out = super().forward(x)  # a failing call must not change the layer's state
             self._fast = False
