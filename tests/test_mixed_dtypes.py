@@ -38,8 +38,8 @@ def test_affine_float32_input_float64_params_is_the_references_bits():
 @pytest.mark.parametrize("relu", [False, True])
 def test_convolution_float32_input_float64_filters(relu):
     rng = np.random.default_rng(1)
-    W, b = rng.standard_normal((8, 3, 3, 3)), rng.standard_normal(8)
-    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    W, b = rng.standard_normal((8, 4, 3, 3)), rng.standard_normal(8)  # a direct layer
+    x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
     dout = rng.standard_normal((2, 8, 9, 9))
     got, want = L.Convolution(W, b, 1, 1), RL.Convolution(W, b, 1, 1)
     if relu:
