@@ -364,6 +364,14 @@ def test_list_and_no_match(capsys):
     assert "matches no workload" in capsys.readouterr().err
 
 
+def test_float32_run_skips_the_mixed_row_visibly(capsys):
+    assert cli.main(["bench", "--all", "--only", "train_simpleconv_mixed", "--dtype",
+                     "float32", "--threads", "1", "--no-progress", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert ("\n\nskipped: train_simpleconv_mixed in float32 at 1 thread(s) (only meaningful "
+            "in float64)") in out
+
+
 def test_bad_arguments():
     with pytest.raises(SystemExit):
         cli.main(["bench", "--threads", "0"])

@@ -120,6 +120,8 @@ def main(args):
     wall = time.perf_counter() - start
     print()
     print(report.format_table(results, markdown=args.markdown))
+    if measured["skipped"]:
+        print()  # a line right under a Markdown table would read as one of its rows
     for skip in measured["skipped"]:
         print(f"skipped: {skip['workload']} in {skip['dtype']} at {skip['threads']} thread(s) "
               f"({skip['reason']})")
