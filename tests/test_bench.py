@@ -40,7 +40,9 @@ def test_select_filters():
     # an exact name is not also a prefix of the longer ones
     assert [w.name for w in select(only=["softmax_xent_10"])] == ["softmax_xent_10"]
     assert [w.name for w in select(only=["softmax"])] == ["softmax_xent_10",
-                                                          "softmax_xent_1000"]
+                                                          "softmax_xent_1000",
+                                                          "softmax_xent_1000x10"]
+    assert [w.name for w in select(only=["softmax_xent_1000"])] == ["softmax_xent_1000"]
     assert all(not w.long for w in select(long=False))
     assert select(only=["no_such_workload"]) == []
 
@@ -73,6 +75,113 @@ def test_forward_only_conv_workloads():
         np.testing.assert_allclose(got, out["reference"], rtol=1e-10, atol=1e-12)
     if "torch" in impls:
         assert not out["torch"].requires_grad  # timed under torch.no_grad()
+
+
+MEMORY_KINDS = ("maxpool", "avgpool", "softmax_xent", "batchnorm", "optimizer", "dropout",
+                "relu", "sigmoid")
+NEW_ROWS = ("relu_16x28x28", "sigmoid_16x28x28", "dropout_16x28x28", "softmax_xent_1000x10",
+            "batchnorm_spatial_16x28x28", "train_simpleconv_mixed")
+
+
+def test_memory_bound_rows_count_their_bytes():
+    for w in WORKLOADS.values():
+        assert w.memory_bound == (w.kind in MEMORY_KINDS), w.name
+        if w.memory_bound:
+            labels = 8 * int(w.shape.split("x")[0]) if w.kind == "softmax_xent" else 0
+            assert w.bytes(np.float64) - labels == 2 * (w.bytes(np.float32) - labels), w.name
+        else:
+            assert w.bytes(np.float32) is None
+    n = 100 * 16 * 28 * 28
+    # x, out, dout, dx (+ the vectors: gamma, beta, running mean and var read; the new
+    # running mean and var, dgamma, dbeta written)
+    assert WORKLOADS["relu_16x28x28"].bytes(np.float32) == 4 * n * 4
+    assert WORKLOADS["dropout_16x28x28"].bytes(np.float64) == 4 * n * 8
+    assert WORKLOADS["batchnorm_16x28x28"].bytes(np.float32) == (4 * n + 8 * 16 * 784) * 4
+    assert WORKLOADS["batchnorm_spatial_16x28x28"].bytes(np.float32) == (4 * n + 8 * 16) * 4
+    # x and dx (n, c), the int64 labels, the loss
+    assert WORKLOADS["softmax_xent_1000x10"].bytes(np.float32) == (2 * 10000 + 1) * 4 + 8000
+    # x read, out written (forward); dout read, dx written (backward)
+    assert WORKLOADS["maxpool_simple"].bytes(np.float32) == 2 * 4 * 100 * 30 * (576 + 144)
+    params = sum(int(np.prod(s)) for s in workloads.SIMPLECONV_PARAMS.values())
+    assert WORKLOADS["optim_adam"].bytes(np.float32) == 7 * params * 4  # p g m v; p m v
+    assert WORKLOADS["optim_sgd"].bytes(np.float64) == 3 * params * 8
+
+
+def test_new_rows_are_in_all_only():
+    suite = {w.name for w in select(suite=True)}
+    everything = {w.name for w in select(suite=None)}
+    for name in NEW_ROWS:
+        assert name in everything and name not in suite
+    assert WORKLOADS["softmax_xent_1000x10"].shape == "1000x10"
+
+
+@pytest.mark.parametrize("name", [n for n in NEW_ROWS if n != "train_simpleconv_mixed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_new_op_rows_agree(name, dtype):
+    """Each new op row builds and runs for every implementation; nnfast's and the
+    reference's results agree, torch's have the same shape (dropout: the same zeros)."""
+    w = WORKLOADS[name]
+    out = {impl: w.build(impl, dtype)() for impl in workloads.available_impls()}
+    got = {impl: (v.detach().numpy() if impl == "torch" else v) for impl, v in out.items()}
+    for impl, v in got.items():
+        assert v.shape == got["nnfast"].shape and v.dtype == dtype, impl
+    if w.kind == "dropout":
+        return  # different random masks
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got["nnfast"], got["reference"], rtol=rtol, atol=rtol)
+    if "torch" in got and w.kind != "softmax_xent":  # torch averages over the batch too
+        np.testing.assert_allclose(got["torch"], got["nnfast"], rtol=1e2 * rtol, atol=rtol)
+
+
+def test_mixed_dtypes_row():
+    """train_simpleconv_mixed: float64 parameters fed float32 images, float64 only."""
+    w = WORKLOADS["train_simpleconv_mixed"]
+    assert w.dtypes == (np.float64,) and w.runs_in(np.float64) and not w.runs_in(np.float32)
+    assert w.flops == WORKLOADS["train_simpleconv"].flops
+    with pytest.raises(ValueError, match="only meaningful in float64"):
+        w.build("nnfast", np.float32)
+    for impl in workloads.available_impls():
+        w.build(impl, np.float64)()
+    # its kind is its own, so benchmarks/' train-step grid (float32 too) does not take it
+    assert w.kind not in ("train_step",)
+
+
+def test_copy_roof():
+    budget = timing.Budget(rounds=2, min_sample_s=0.0)
+    roof = timing.copy_roof(np.float32, 1, budget, mib=2)
+    assert roof["kernel"] == "nnfast._kernels.scale"
+    assert roof["bytes"] == 2 * 2 * 2 ** 20 and len(roof["samples_s"]) == 2
+    assert roof["gbps"] == pytest.approx(roof["bytes"] / min(roof["samples_s"]) / 1e9)
+    again = timing.copy_roof(np.float64, 2, budget, mib=2, earlier=roof)
+    assert len(again["samples_s"]) == 4 and again["best_s"] == min(again["samples_s"])
+
+
+def test_run_suite_roofs_and_skips():
+    """One quick run: the roofs per (dtype, threads), GB/s for the memory-bound rows, the
+    mixed row skipped (and listed) in float32."""
+    from nnfast.bench.run import run_suite
+
+    chosen = [WORKLOADS[n] for n in ("relu_16x28x28", "softmax_xent_1000x10",
+                                     "train_simpleconv_mixed")]
+    budget = timing.Budget(rounds=1, min_sample_s=0.0)
+    out = run_suite(chosen, (np.float32, np.float64), [1], ("nnfast", "reference"), budget)
+    assert [(c["dtype"], c["threads"]) for c in out["copy_roof"]] == [("float32", 1),
+                                                                     ("float64", 1)]
+    assert all(len(c["samples_s"]) == 2 and c["gbps"] > 0 for c in out["copy_roof"])
+    assert out["skipped"] == [{"workload": "train_simpleconv_mixed", "dtype": "float32",
+                               "threads": 1, "reason": "only meaningful in float64"}]
+    names = [(r["workload"], r["dtype"]) for r in out["results"]]
+    assert ("train_simpleconv_mixed", "float64") in names
+    assert ("train_simpleconv_mixed", "float32") not in names
+    roofs = {c["dtype"]: c["gbps"] for c in out["copy_roof"]}
+    for r in out["results"]:
+        if r["kind"] == "train_step_mixed":
+            assert r["gbps"] is None and r["gflops"] > 0
+            continue
+        med = r["impls"]["nnfast"]["median_s"]
+        assert r["bytes"] == WORKLOADS[r["workload"]].bytes(r["dtype"])
+        assert r["gbps"] == pytest.approx(r["bytes"] / med / 1e9)
+        assert r["fraction_of_copy_roof"] == pytest.approx(r["gbps"] / roofs[r["dtype"]])
 
 
 def test_build_checks_its_arguments(monkeypatch):
@@ -147,8 +256,8 @@ def test_machine_description():
 
 # --------------------------------------------------------------------------- report
 
-def _fake(name="conv_x", flops=None):
-    return Workload(name, "conv", "shape", make=None, flops=flops)
+def _fake(name="conv_x", flops=None, traffic=None):
+    return Workload(name, "conv", "shape", make=None, flops=flops, traffic=traffic)
 
 
 def _timings(**medians):
@@ -182,13 +291,34 @@ def test_table():
     text = report.format_table(results)
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["workload", "dtype", "thr"]
+    assert lines[0].split()[-3:] == ["rate", "of", "roof"]
     assert lines[2].split() == ["conv_a", "float32", "2", "12.5", "50.0", "6.25", "4.00x",
-                                "0.50x", "160.0", "40%"]
+                                "0.50x", "160.0", "GFLOP/s", "40%", "peak"]
     assert lines[3].split() == ["softmax_b", "float64", "1", "0.020", "0.030", "-", "1.50x",
                                 "-", "-", "-"]
     assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
     md = report.format_table(results, markdown=True).splitlines()
     assert len(md) == 4 and md[2].startswith("| conv_a | float32 | 2 | 12.5 |")
+    assert md[2].endswith("| 160.0 GFLOP/s | 40% peak |")
+    # a memory-bound row: GB/s of the copy roof in the same two columns
+    pool = report.summarize(_fake("pool_c", traffic=lambda s: 1e6 * s), "float32", 1,
+                            _timings(nnfast=0.001), copy_gbps=8.0)
+    row = report.format_table([pool]).splitlines()[2].split()
+    assert row[-4:] == ["4.0", "GB/s", "50%", "copy"]
+    assert report.format_table([pool], markdown=True).endswith("| 4.0 GB/s | 50% copy |")
+
+
+def test_summarize_bytes_and_copy_roof():
+    w = _fake("relu_x", traffic=lambda s: 3_000_000 * s)
+    r = report.summarize(w, "float64", 2, _timings(nnfast=0.004, torch=0.008), copy_gbps=12.0)
+    assert r["bytes"] == 24_000_000 and r["gflops"] is None
+    assert r["gbps"] == pytest.approx(24e6 / 0.004 / 1e9)  # 6 GB/s
+    assert r["fraction_of_copy_roof"] == pytest.approx(0.5)
+    assert r["fraction_of_gemm_peak"] is None
+    # GEMM-bound rows keep GFLOP/s and get no GB/s
+    g = report.summarize(_fake(flops=4e9), "float32", 1, _timings(nnfast=0.01), 800, 12.0)
+    assert g["bytes"] is None and g["gbps"] is None and g["fraction_of_copy_roof"] is None
+    assert report.with_roofs(r)["fraction_of_copy_roof"] is None  # roof unknown
 
 
 def test_check_report_rejects_inconsistent_data():
@@ -202,6 +332,13 @@ def test_check_report_rejects_inconsistent_data():
     bad = json.loads(json.dumps(good))
     del bad["results"][0]["impls"]["nnfast"]
     with pytest.raises(ValueError, match="nnfast"):
+        report.check_report(bad)
+    m = report.summarize(_fake(traffic=lambda s: 1000 * s), "float32", 1,
+                         _timings(nnfast=0.01))
+    bad = json.loads(json.dumps(report.report({"cpu": "x"}, {}, [], [m])))
+    report.check_report(bad)
+    bad["results"][0]["gbps"] *= 2
+    with pytest.raises(ValueError, match="gbps"):
         report.check_report(bad)
 
 
@@ -225,6 +362,14 @@ def test_list_and_no_match(capsys):
     assert "train_deepconv" in out and "conv_deep6" in out
     assert cli.main(["bench", "--only", "no_such_workload"]) == 2
     assert "matches no workload" in capsys.readouterr().err
+
+
+def test_float32_run_skips_the_mixed_row_visibly(capsys):
+    assert cli.main(["bench", "--all", "--only", "train_simpleconv_mixed", "--dtype",
+                     "float32", "--threads", "1", "--no-progress", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert ("\n\nskipped: train_simpleconv_mixed in float32 at 1 thread(s) (only meaningful "
+            "in float64)") in out
 
 
 def test_bad_arguments():
@@ -255,12 +400,19 @@ def test_bench_end_to_end(tmp_path):
     assert [(p["dtype"], p["threads"]) for p in data["gemm_peak"]] == [("float32", 1),
                                                                       ("float64", 1)]
     assert all(p["gflops"] > 0 for p in data["gemm_peak"])
+    assert "copy nnfast._kernels.scale float32 64 MiB" in proc.stdout
+    assert [(c["dtype"], c["threads"]) for c in data["copy_roof"]] == [("float32", 1),
+                                                                      ("float64", 1)]
+    roofs = {c["dtype"]: c["gbps"] for c in data["copy_roof"]}
     for r in data["results"]:
         assert r["workload"] == "softmax_xent_10" and r["kind"] == "softmax_xent"
         assert set(r["impls"]) == set(workloads.available_impls())
         expected = r["impls"]["reference"]["median_s"] / r["impls"]["nnfast"]["median_s"]
         assert r["ratio_vs_reference"] == pytest.approx(expected)
         assert r["gflops"] is None
+        assert r["bytes"] == WORKLOADS["softmax_xent_10"].bytes(r["dtype"])
+        assert r["gbps"] == pytest.approx(r["bytes"] / r["impls"]["nnfast"]["median_s"] / 1e9)
+        assert r["fraction_of_copy_roof"] == pytest.approx(r["gbps"] / roofs[r["dtype"]])
     for key in ("cpu", "cpus", "numpy", "blas", "nnfast", "nnfast_openmp", "torch"):
         assert key in data["machine"]
     width, height = _png_size(out_png)

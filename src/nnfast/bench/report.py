@@ -1,10 +1,15 @@
-"""From samples to numbers: medians, ratios, GFLOP/s, the printed table, the JSON and the chart.
+"""From samples to numbers: medians, ratios, GFLOP/s and GB/s, the table, the JSON and the chart.
 
 Ratios are speed-ups of nnfast, from medians measured in the same run:
 ``vs_reference = median(reference) / median(nnfast)`` and ``vs_torch = median(torch) /
-median(nnfast)``; above 1 nnfast is faster. GFLOP/s is ``flops / median(nnfast)``, and
-``of_gemm_peak`` divides it by the best rate numpy.matmul reached on a large GEMM of the same
-dtype at the same thread count in the same run (measured before and after the workloads).
+median(nnfast)``; above 1 nnfast is faster. For GEMM-bound rows GFLOP/s is ``flops /
+median(nnfast)``, and ``fraction_of_gemm_peak`` divides it by the best rate numpy.matmul
+reached on a large GEMM of the same dtype at the same thread count in the same run (measured
+before and after the workloads). For memory-bound rows ``gbps`` is ``bytes / median(nnfast)``
+(GB/s, 1e9 bytes; ``bytes`` the workload's compulsory traffic) and
+``fraction_of_copy_roof`` divides it by the copy roof of the same dtype and thread count
+(nnfast's own element-wise pass over 64 MiB, best sample, before and after the workloads).
+The table shows either pair in its two metric columns, "rate" and "of roof".
 """
 import json
 import math
@@ -19,11 +24,12 @@ def median(samples):
     return float(statistics.median(samples))
 
 
-def summarize(workload, dtype, threads, timings, peak_gflops=None):
+def summarize(workload, dtype, threads, timings, peak_gflops=None, copy_gbps=None):
     """One result record from ``timings`` ({impl: {"samples_s": [...], "number": n}}).
 
-    ``workload`` needs ``name, kind, shape, flops``; ``peak_gflops`` is the GEMM rate of the
-    same dtype and thread count (None: no fraction). Ratios are None when a side is missing.
+    ``workload`` needs ``name, kind, shape, flops`` (and ``bytes(dtype)`` for a memory-bound
+    one); ``peak_gflops`` and ``copy_gbps`` are the GEMM rate and the copy roof of the same
+    dtype and thread count (None: no fraction). Ratios are None when a side is missing.
     """
     impls = {impl: {**t, "median_s": median(t["samples_s"])} for impl, t in timings.items()}
     mine = impls.get("nnfast", {}).get("median_s")
@@ -34,23 +40,34 @@ def summarize(workload, dtype, threads, timings, peak_gflops=None):
         return impls[other]["median_s"] / mine
 
     gflops = workload.flops / mine / 1e9 if workload.flops and mine else None
-    return with_peak({"workload": workload.name, "kind": workload.kind, "shape": workload.shape,
-                      "dtype": str(dtype), "threads": int(threads), "flops": workload.flops,
-                      "impls": impls, "ratio_vs_reference": ratio("reference"),
-                      "ratio_vs_torch": ratio("torch"), "gflops": gflops}, peak_gflops)
+    nbytes = None if workload.flops else _bytes(workload, dtype)
+    gbps = nbytes / mine / 1e9 if nbytes and mine else None
+    return with_roofs({"workload": workload.name, "kind": workload.kind,
+                       "shape": workload.shape, "dtype": str(dtype), "threads": int(threads),
+                       "flops": workload.flops, "bytes": nbytes, "impls": impls,
+                       "ratio_vs_reference": ratio("reference"),
+                       "ratio_vs_torch": ratio("torch"), "gflops": gflops, "gbps": gbps},
+                      peak_gflops, copy_gbps)
 
 
-def with_peak(result, peak_gflops):
-    """``result`` with ``fraction_of_gemm_peak`` set from ``peak_gflops`` (None: unknown)."""
-    gflops = result["gflops"]
-    fraction = gflops / peak_gflops if gflops is not None and peak_gflops else None
-    return {**result, "fraction_of_gemm_peak": fraction}
+def _bytes(workload, dtype):
+    count = getattr(workload, "bytes", None)
+    return count(dtype) if callable(count) else None
+
+
+def with_roofs(result, peak_gflops=None, copy_gbps=None):
+    """``result`` with ``fraction_of_gemm_peak`` and ``fraction_of_copy_roof`` set from the
+    GEMM peak (GFLOP/s) and the copy roof (GB/s) of its dtype and threads (None: unknown)."""
+    def fraction(rate, roof):
+        return rate / roof if rate is not None and roof else None
+    return {**result, "fraction_of_gemm_peak": fraction(result["gflops"], peak_gflops),
+            "fraction_of_copy_roof": fraction(result.get("gbps"), copy_gbps)}
 
 
 # --------------------------------------------------------------------------- table
 
 COLUMNS = ("workload", "dtype", "thr", "nnfast ms", "reference ms", "torch ms", "vs ref",
-           "vs torch", "GFLOP/s", "of peak")
+           "vs torch", "rate", "of roof")
 
 
 def _ms(seconds):
@@ -81,11 +98,21 @@ def table_rows(results):
             r["workload"], r["dtype"], str(r["threads"]),
             _ms(med.get("nnfast")), _ms(med.get("reference")), _ms(med.get("torch")),
             _ratio(r["ratio_vs_reference"]), _ratio(r["ratio_vs_torch"]),
-            "-" if r["gflops"] is None else f"{r['gflops']:.1f}",
-            "-" if r["fraction_of_gemm_peak"] is None
-            else f"{100 * r['fraction_of_gemm_peak']:.0f}%",
+            *_metric_cells(r),
         ])
     return rows
+
+
+def _metric_cells(r):
+    """The "rate" and "of roof" cells: GFLOP/s of the GEMM peak for GEMM-bound rows, GB/s of
+    the copy roof for memory-bound ones, "-" otherwise."""
+    def percent(fraction, roof):
+        return "-" if fraction is None else f"{100 * fraction:.0f}% {roof}"
+    if r["gflops"] is not None:
+        return f"{r['gflops']:.1f} GFLOP/s", percent(r["fraction_of_gemm_peak"], "peak")
+    if r.get("gbps") is not None:
+        return f"{r['gbps']:.1f} GB/s", percent(r.get("fraction_of_copy_roof"), "copy")
+    return "-", "-"
 
 
 def format_table(results, markdown=False):
@@ -113,12 +140,21 @@ def format_peaks(peaks):
                      for p in peaks)
 
 
+def format_copy_roofs(roofs):
+    """One line per measured copy roof."""
+    return "\n".join(f"copy {r['kernel']} {r['dtype']} {r['mib']} MiB -> {r['mib']} MiB, "
+                     f"{r['threads']} thread(s): {r['gbps']:.1f} GB/s (best sample; median "
+                     f"{r['bytes'] / r['median_s'] / 1e9:.1f})" for r in roofs)
+
+
 # --------------------------------------------------------------------------- JSON
 
-def report(machine, settings, peaks, results, command=None):
-    """The whole run as one JSON-serialisable dict (schema ``nnfast-bench/1``)."""
+def report(machine, settings, peaks, results, command=None, copy_roofs=(), skipped=()):
+    """The whole run as one JSON-serialisable dict (schema ``nnfast-bench/1``; ``copy_roof``
+    and ``skipped`` were added to it, readers of older files find them missing)."""
     return {"schema": SCHEMA, "command": command, "machine": machine, "settings": settings,
-            "gemm_peak": peaks, "results": results}
+            "gemm_peak": peaks, "copy_roof": list(copy_roofs), "results": results,
+            "skipped": list(skipped)}
 
 
 def write_json(data, path):
@@ -155,6 +191,15 @@ def check_report(data):
                 raise ValueError(f"{where} {impl}: samples must be positive seconds")
             if not math.isclose(t["median_s"], median(samples)):
                 raise ValueError(f"{where} {impl}: median_s is not the samples' median")
+        if r.get("bytes") is not None and not math.isclose(
+                r["gbps"], r["bytes"] / impls["nnfast"]["median_s"] / 1e9):
+            raise ValueError(f"{where}: gbps is not bytes / nnfast's median")
+    for c in data.get("copy_roof", []):
+        for key in ("dtype", "threads", "bytes", "gbps", "median_s", "samples_s"):
+            if key not in c:
+                raise ValueError(f"copy_roof entry: {key!r} missing")
+        if not math.isclose(c["gbps"], c["bytes"] / min(c["samples_s"]) / 1e9):
+            raise ValueError("copy_roof entry: gbps is not bytes / the best sample")
     return data
 
 

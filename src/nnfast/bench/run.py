@@ -9,49 +9,76 @@ from .workloads import WORKLOADS, available_impls, select, torch_or_none
 
 
 def run_suite(workloads, dtypes, threads_list, impls, budget=timing.DEFAULT, log=None):
-    """Time ``workloads`` for each thread count and dtype. Returns ``(peaks, results,
-    blas_controlled)``; ``log(text)`` receives one progress line per measurement."""
+    """Time ``workloads`` for each thread count and dtype, between two measurements of the
+    roofs (the GEMM peak and the copy roof of that dtype and thread count: the best of both
+    is kept). Returns ``{"gemm_peak": [...], "copy_roof": [...], "results": [...],
+    "skipped": [...], "blas_controlled": bool}``; ``log(text)`` receives one progress line
+    per measurement. A workload not meaningful in a dtype (``Workload.dtypes``) is skipped
+    there and listed in ``skipped``."""
     log = log or (lambda text: None)
     if "torch" in impls:
         torch_or_none()  # import before the thread limits, so they reach torch too
-    peaks, results, controlled = [], [], True
+    peaks, roofs, results, skipped, controlled = [], [], [], [], True
     for threads in threads_list:
         with timing.limit_threads(threads) as blas_ok:
             controlled = controlled and blas_ok
             for dtype in dtypes:
                 name = np.dtype(dtype).name
+                where = {"dtype": name, "threads": threads}
+                block = [w for w in workloads if w.runs_in(dtype)]
+                for w in workloads:
+                    if not w.runs_in(dtype):
+                        only = ", ".join(np.dtype(d).name for d in w.dtypes)
+                        skipped.append({"workload": w.name, **where,
+                                        "reason": f"only meaningful in {only}"})
+                        log(f"{w.name:20s} {name} t{threads}: skipped ({only} only)")
+                if not block:
+                    continue
                 peak = timing.gemm_rate(dtype, budget)
                 log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s")
-                block = []
-                for w in workloads:
+                roof = timing.copy_roof(dtype, threads, budget)
+                log(f"{'copy roof':20s} {name} t{threads}: {roof['gbps']:.1f} GB/s")
+                measured = []
+                for w in block:
                     start = time.perf_counter()
                     fns = {impl: w.build(impl, dtype) for impl in impls if impl in w.impls}
                     timings = timing.measure(fns, budget)
                     del fns  # free this workload's arrays before the next one is set up
-                    block.append(report.summarize(w, name, threads, timings))
+                    measured.append(report.summarize(w, name, threads, timings))
                     med = ", ".join(f"{impl} {t['median_s'] * 1e3:.3g} ms"
-                                    for impl, t in block[-1]["impls"].items())
+                                    for impl, t in measured[-1]["impls"].items())
                     log(f"{w.name:20s} {name} t{threads}: {med} "
                         f"({time.perf_counter() - start:.1f} s)")
-                # the GEMM again after the block: the peak is the best of both measurements
-                peak = {"dtype": name, "threads": threads,
-                        **timing.gemm_rate(dtype, budget, earlier=peak)}
-                log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s "
-                    f"(best of before and after)")
+                # the roofs again after the block: each is the best of both measurements
+                peak = {**where, **timing.gemm_rate(dtype, budget, earlier=peak)}
+                roof = {**where, **timing.copy_roof(dtype, threads, budget, earlier=roof)}
+                log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s, "
+                    f"copy roof {roof['gbps']:.1f} GB/s (best of before and after)")
                 peaks.append(peak)
-                results += [report.with_peak(r, peak["gflops"]) for r in block]
-    return peaks, results, controlled
+                roofs.append(roof)
+                results += [report.with_roofs(r, peak["gflops"], roof["gbps"])
+                            for r in measured]
+    return {"gemm_peak": peaks, "copy_roof": roofs, "results": results, "skipped": skipped,
+            "blas_controlled": controlled}
 
 
 def _dtypes(text):
     return (np.float32, np.float64) if text == "both" else (np.dtype(text).type,)
 
 
-def list_workloads(out=sys.stdout):
+def list_workloads(out=None):
+    out = out or sys.stdout  # looked up per call (pytest's capture replaces it)
     for w in WORKLOADS.values():
         where = "suite" if w.suite else ("--all, long grid" if w.long else "--all")
-        flops = f"{w.flops / 1e6:.1f} MFLOP" if w.flops else "-"
-        print(f"{w.name:22s} {w.kind:13s} {w.shape:48s} {flops:>14s}  {where}", file=out)
+        if len(w.dtypes) == 1:
+            where += f", {np.dtype(w.dtypes[0]).name} only"
+        if w.flops:
+            count = f"{w.flops / 1e6:.1f} MFLOP"
+        elif w.traffic is not None:
+            count = f"{w.bytes(np.float32) / 1e6:.2f} MB f32"
+        else:
+            count = "-"
+        print(f"{w.name:26s} {w.kind:16s} {w.shape:48s} {count:>14s}  {where}", file=out)
 
 
 def main(args):
@@ -87,15 +114,24 @@ def main(args):
     log = None if args.no_progress else (lambda text: print("  " + text, file=sys.stderr,
                                                             flush=True))
     start = time.perf_counter()
-    peaks, results, controlled = run_suite(workloads, _dtypes(args.dtype), threads_list, impls,
-                                           budget, log)
+    measured = run_suite(workloads, _dtypes(args.dtype), threads_list, impls, budget, log)
+    peaks, results = measured["gemm_peak"], measured["results"]
+    controlled = measured["blas_controlled"]
     wall = time.perf_counter() - start
     print()
     print(report.format_table(results, markdown=args.markdown))
+    if measured["skipped"]:
+        print()  # a line right under a Markdown table would read as one of its rows
+    for skip in measured["skipped"]:
+        print(f"skipped: {skip['workload']} in {skip['dtype']} at {skip['threads']} thread(s) "
+              f"({skip['reason']})")
     print()
     print(report.format_peaks(peaks))
+    print(report.format_copy_roofs(measured["copy_roof"]))
     print("vs ref / vs torch: speed-up of nnfast (the other's median / nnfast's), same run; "
-          "GFLOP/s: nnfast's GEMM FLOPs per second; of peak: of numpy.matmul's best rate above")
+          "rate, of roof: GEMM-bound rows nnfast's GEMM FLOPs per second, of numpy.matmul's "
+          "best rate above (peak); memory-bound rows nnfast's compulsory bytes per second, of "
+          "the copy roof above (copy)")
     if not controlled:
         print("note: threadpoolctl is not installed, so NumPy's BLAS threads were not limited "
               "(set OPENBLAS_NUM_THREADS before the run, or pip install threadpoolctl)")
@@ -104,8 +140,9 @@ def main(args):
                 "threads": threads_list, "impls": impls, "only": only, "all": args.all,
                 "budget": budget.__dict__, "blas_threads_controlled": controlled,
                 "wall_s": wall}
-    return _write_outputs(args, report.report(machine, settings, peaks, results,
-                                              command=_command(args)), results)
+    data = report.report(machine, settings, peaks, results, command=_command(args),
+                         copy_roofs=measured["copy_roof"], skipped=measured["skipped"])
+    return _write_outputs(args, data, results)
 
 
 def _command(args):

@@ -1,4 +1,5 @@
-"""Interleaved timing, thread limits, the numpy GEMM rate, memory bandwidth, machine description.
+"""Interleaved timing, thread limits, the roofs (the numpy GEMM rate, nnfast's copy rate, memory
+bandwidth), the machine description.
 
 Timing: every implementation of a workload is set up first, warmed up twice, then sampled in
 rounds; each round times every implementation once, in an order rotated by one every round, so
@@ -126,6 +127,42 @@ def gemm_rate(dtype, budget=DEFAULT, size=GEMM_SIZE, earlier=None):
     return {"shape": [size, size, size], "flops": flops, "samples_s": samples,
             "number": timing["number"], "median_s": float(np.median(samples)),
             "best_s": min(samples), "gflops": flops / min(samples) / 1e9}
+
+
+COPY_MIB = 64  # each of the copy's two arrays: far beyond the caches (L3 32 MiB here)
+
+
+def copy_roof(dtype, threads, budget=DEFAULT, mib=COPY_MIB, earlier=None):
+    """The copy roof of the memory-bound rows: one element-wise pass over a flat ``mib`` MiB
+    array of ``dtype`` into another, through nnfast's own parallel element-wise kernel at
+    ``threads`` threads (``_kernels.scale(a, 1.0, out, threads)``; numpy.multiply when
+    nnfast is not compiled). ``bytes`` counts the read and the write; ``gbps`` (GB/s,
+    1e9 bytes) is the best sample's rate, as the GEMM peak's (see :func:`gemm_rate`);
+    ``earlier``: a previous result for the same dtype and threads whose samples are pooled.
+    Returns ``{"kernel", "mib", "bytes", "samples_s", "number", "median_s", "best_s",
+    "gbps"}``."""
+    a = np.ones(mib * 2 ** 20 // np.dtype(dtype).itemsize, dtype=dtype)
+    out = np.empty_like(a)
+    try:
+        from nnfast import _kernels
+    except ImportError:
+        _kernels = None
+    if _kernels is not None and hasattr(_kernels, "scale"):
+        kernel = "nnfast._kernels.scale"
+
+        def copy():
+            _kernels.scale(a, 1.0, out, threads)
+    else:
+        kernel = "numpy.multiply"
+
+        def copy():
+            np.multiply(a, 1.0, out=out)
+    timing = measure({"copy": copy}, budget)["copy"]
+    samples = (earlier["samples_s"] if earlier else []) + timing["samples_s"]
+    nbytes = 2 * a.nbytes
+    return {"kernel": kernel, "mib": mib, "bytes": nbytes, "samples_s": samples,
+            "number": timing["number"], "median_s": float(np.median(samples)),
+            "best_s": min(samples), "gbps": nbytes / min(samples) / 1e9}
 
 
 def memory_bandwidth(budget=DEFAULT, megabytes=(8, 64), threads=None):

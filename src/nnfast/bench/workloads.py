@@ -11,8 +11,16 @@ first use).
 ``flops`` counts the multiply-adds of the GEMM-shaped work only (2 per multiply-add: forward
 product, weight gradient and input gradient, or the product alone for a forward-only workload;
 not the input gradient a network's first layer never computes); element-wise work is left out,
-so GFLOP/s is only reported for GEMM-bound workloads. ``suite`` marks the fixed suite of
-`nnfast bench`; ``long`` the workloads only the long pytest-benchmark grids (``--long``) run.
+so GFLOP/s is only reported for GEMM-bound workloads. ``traffic(itemsize)`` gives the bytes of
+a memory-bound workload (pooling, softmax + cross-entropy, batch norm, ReLU, Sigmoid, dropout,
+the optimizers): its compulsory traffic, every array the timed call takes in read once and
+every array it gives back written once (forward + backward together: x, out, dout, dx and the
+small parameter vectors). What a backward reads back from its forward (a mask, the argmax,
+batch norm's centred x) is left out: those are choices of an implementation, and the count is
+the floor any implementation must move, so GB/s against the copy roof is comparable across
+nnfast, the reference and torch. ``suite`` marks the fixed suite of `nnfast bench`; ``long``
+the workloads only the long pytest-benchmark grids (``--long``) run; ``dtypes`` the dtypes a
+workload is meaningful in (the others are skipped, and the run says so).
 """
 import dataclasses
 import fnmatch
@@ -21,7 +29,9 @@ from typing import Callable, Optional
 import numpy as np
 
 IMPLS = ("nnfast", "reference", "torch")
+DTYPES = (np.float32, np.float64)
 BATCH = 100
+LABEL_BYTES = 8  # the labels t are int64
 
 _torch = None  # the torch module once imported; False when it cannot be
 
@@ -54,10 +64,23 @@ class Workload:
     suite: bool = True
     long: bool = False
     impls: tuple = IMPLS
+    traffic: Optional[Callable] = None  # traffic(itemsize) -> compulsory bytes of one call
+    dtypes: tuple = DTYPES
 
     @property
     def gemm_bound(self):
         return self.flops is not None
+
+    @property
+    def memory_bound(self):
+        return self.traffic is not None and self.flops is None
+
+    def bytes(self, dtype):
+        """Compulsory bytes of one timed call in ``dtype`` (None: not memory-bound)."""
+        return None if self.traffic is None else int(self.traffic(np.dtype(dtype).itemsize))
+
+    def runs_in(self, dtype):
+        return np.dtype(dtype) in tuple(np.dtype(d) for d in self.dtypes)
 
     def build(self, impl, dtype):
         """Set up and return the timed zero-argument callable for ``impl`` in ``dtype``."""
@@ -68,6 +91,9 @@ class Workload:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"{self.name}: dtype must be float32 or float64, got {dtype}")
+        if not self.runs_in(dtype):
+            raise ValueError(f"{self.name}: only meaningful in "
+                             f"{', '.join(np.dtype(d).name for d in self.dtypes)}, got {dtype}")
         return self.make(impl, dtype.type)
 
 
@@ -91,11 +117,13 @@ def _torch_dtype(dtype):
 
 
 def _torch_backward(fn, inputs, dout):
-    """Step: clear the grads of ``inputs``, then ``fn(*inputs).backward(dout)`` (autograd)."""
+    """Step: clear the grads of ``inputs``, then ``fn(*inputs).backward(dout)`` (autograd);
+    returns the first input's gradient."""
     def step():
         for t in inputs:
             t.grad = None
         fn(*inputs).backward(dout)
+        return inputs[0].grad
     return step
 
 
@@ -227,9 +255,13 @@ def _softmax_xent(n, c):
     return make
 
 
-def _batchnorm(xshape):
+def _batchnorm(xshape, mode="feature"):
+    """One training forward + backward of BatchNormalization; ``mode='feature'`` (the
+    reference's default) normalises each of the C*H*W features over the batch, ``'spatial'``
+    each channel over (N, H, W)."""
     def make(impl, dtype):
-        d = int(np.prod(xshape[1:]))
+        spatial = mode == "spatial"
+        d = xshape[1] if spatial else int(np.prod(xshape[1:]))
         rng = _rng()
         x = rng.standard_normal(xshape).astype(dtype)
         dout = rng.standard_normal(xshape).astype(dtype)
@@ -238,19 +270,41 @@ def _batchnorm(xshape):
             torch = torch_or_none()
             tg, tb = (torch.from_numpy(a).requires_grad_() for a in (gamma, beta))
             rm, rv = torch.zeros(d, dtype=tg.dtype), torch.ones(d, dtype=tg.dtype)
-            td = torch.from_numpy(dout.reshape(xshape[0], d))
+            # per feature as the reference: (N, C*H*W); spatial: (N, C, H, W), per channel
+            shape = xshape if spatial else (xshape[0], d)
+            td = torch.from_numpy(dout.reshape(shape))
 
-            def step():  # per feature, as the reference: (N, C*H*W)
-                tx = torch.from_numpy(x.reshape(xshape[0], d)).requires_grad_()
+            def step():
+                tx = torch.from_numpy(x.reshape(shape)).requires_grad_()
                 out = torch.nn.functional.batch_norm(tx, rm, rv, tg, tb, training=True,
                                                      momentum=0.1, eps=1e-6)
                 out.backward(td)
                 return tx.grad
             return step
-        layer = _layers(impl).BatchNormalization(gamma, beta)
+        layer = _layers(impl).BatchNormalization(gamma, beta, mode=mode)
 
         def step():
             layer.forward(x, train_flg=True)
+            return layer.backward(dout)
+        return step
+    return make
+
+
+def _activation(kind, shape):
+    """One forward + backward of the element-wise layer ``kind`` ("Relu" or "Sigmoid")."""
+    def make(impl, dtype):
+        rng = _rng()
+        x = rng.standard_normal(shape).astype(dtype)
+        dout = rng.standard_normal(shape).astype(dtype)
+        if impl == "torch":
+            torch = torch_or_none()
+            op = torch.relu if kind == "Relu" else torch.sigmoid
+            tx = torch.from_numpy(x).requires_grad_()
+            return _torch_backward(op, (tx,), torch.from_numpy(dout))
+        layer = getattr(_layers(impl), kind)()
+
+        def step():
+            layer.forward(x)
             return layer.backward(dout)
         return step
     return make
@@ -356,7 +410,7 @@ def _deepconv_shapes(n=BATCH):
 def _pool_workload(name, kind, xs, suite=True, long=False):
     c, h, w = xs[1:]
     return Workload(name, f"{kind}pool", f"{c}x{h}x{w}, 2x2 stride 2", _pool(kind, xs, 2, 2),
-                    suite=suite, long=long)
+                    suite=suite, long=long, traffic=_pool_traffic(xs, 2, 2))
 
 
 def make_net(impl, name, dtype):
@@ -400,21 +454,29 @@ def torch_model(name):
     return nn.Sequential(*layers, nn.Linear(100, 10))
 
 
-def _train_step(name):
+def _train_step(name, images=None):
     """One training step at batch 100: gradient + Adam(lr 0.001) update; for torch
-    ``zero_grad, forward, loss, backward, step`` of the equivalent model."""
+    ``zero_grad, forward, loss, backward, step`` of the equivalent model.
+
+    ``images``: the dtype of the input batch when it differs from the parameters' (``dtype``
+    of ``make``): the toolkit's load_mnist gives float32 images to float64 networks. torch
+    cannot mix them in one layer, so its step converts the batch first (``x.to(dtype)``,
+    timed: one conversion, as nnfast's first layer does)."""
     def make(impl, dtype):
+        x_dtype = dtype if images is None else images
         if impl == "torch":
             torch = torch_or_none()
             torch.manual_seed(0)
             model = torch_model(name).to(_torch_dtype(dtype)).train()
             opt = torch.optim.Adam(model.parameters(), lr=0.001)
-            x, t = (torch.from_numpy(a) for a in train_batch(name, dtype))
+            x, t = (torch.from_numpy(a) for a in train_batch(name, x_dtype))
             loss_fn = torch.nn.CrossEntropyLoss()
+            target = _torch_dtype(dtype)
+            convert = x.dtype != target
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                loss_fn(model(x), t).backward()
+                loss_fn(model(x.to(target) if convert else x), t).backward()
                 opt.step()
             return step
         if impl == "nnfast":
@@ -422,6 +484,7 @@ def _train_step(name):
         else:
             from nnfast.reference import optimizer
         net, (x, t) = make_net(impl, name, dtype)
+        x = x.astype(x_dtype, copy=False)  # the same values as the all-`dtype` row, rounded
         opt = optimizer.Adam(lr=0.001)
         return lambda: opt.update(net.params, net.gradient(x, t))
     return make
@@ -438,6 +501,54 @@ def _train_flops(name, n=BATCH):
         return total + affine_flops(n, 64 * 4 * 4, 50) + affine_flops(n, 50, 10)
     return affine_flops(n, 784, 100, dx=False) + 4 * affine_flops(n, 100, 100) \
         + affine_flops(n, 100, 10)
+
+
+# --------------------------------------------------------------------------- bytes
+
+# Compulsory traffic of one timed call, as ``traffic(itemsize) -> bytes`` (the module
+# docstring says what is counted): the arrays the call takes in, read once, and the arrays it
+# gives back, written once; caches between forward and backward are not counted.
+
+def _elementwise_traffic(shape):
+    """ReLU, Sigmoid, dropout forward + backward: x read, out written, dout read, dx written
+    (not ReLU's or dropout's mask, nor Sigmoid's out read back)."""
+    size = int(np.prod(shape))
+    return lambda s: 4 * size * s
+
+
+def _pool_traffic(xs, pool, stride):
+    """Pooling forward + backward: x read, out written, dout read, dx written (not the
+    argmax max pooling keeps)."""
+    n, c, h, w = xs
+    x, out = n * c * h * w, n * c * _conv_out(h, pool, stride, 0) * _conv_out(w, pool, stride, 0)
+    return lambda s: 2 * (x + out) * s
+
+
+def _softmax_xent_traffic(n, c):
+    """SoftmaxWithLoss forward + backward: x read, the int64 labels read, the loss written,
+    dx written (dout is the scalar 1; the probabilities it keeps are not counted)."""
+    return lambda s: (2 * n * c + 1) * s + n * LABEL_BYTES
+
+
+def _batchnorm_traffic(xshape, mode="feature"):
+    """BatchNormalization training forward + backward: x read, out written, dout read, dx
+    written, and the per-feature (per-channel in 'spatial' mode) vectors: gamma, beta and the
+    running mean and variance read, the new running mean and variance, dgamma and dbeta
+    written (not the centred x or the std kept for backward)."""
+    size = int(np.prod(xshape))
+    d = xshape[1] if mode == "spatial" else size // xshape[0]
+    return lambda s: (4 * size + 8 * d) * s
+
+
+# Arrays an update reads and writes per parameter element: every one reads p and g and its
+# state (v, h or m and v) and writes p and its state; Adam: p, g, m, v read + p, m, v written.
+OPTIMIZER_ARRAYS = {"SGD": 3, "Momentum": 5, "Nesterov": 5, "AdaGrad": 5, "RMSprop": 5,
+                    "Adam": 7}
+
+
+def _optimizer_traffic(name, shapes=None):
+    size = sum(int(np.prod(shape)) for shape in (shapes or SIMPLECONV_PARAMS).values())
+    return lambda s: OPTIMIZER_ARRAYS[name] * size * s
 
 
 # --------------------------------------------------------------------------- the registry
@@ -487,16 +598,40 @@ def _build_registry():
                  affine_flops(b, 4320, 100)),
         Workload("affine_twolayer", "affine", "100x784 -> 50", _affine(b, 784, 50),
                  affine_flops(b, 784, 50), suite=False),
-        Workload("softmax_xent_10", "softmax_xent", "100x10", _softmax_xent(b, 10)),
-        Workload("softmax_xent_1000", "softmax_xent", "256x1000", _softmax_xent(256, 1000)),
-        Workload("batchnorm_100", "batchnorm", "100x100", _batchnorm((b, 100)), suite=False),
+        Workload("softmax_xent_10", "softmax_xent", "100x10", _softmax_xent(b, 10),
+                 traffic=_softmax_xent_traffic(b, 10)),
+        Workload("softmax_xent_1000", "softmax_xent", "256x1000", _softmax_xent(256, 1000),
+                 traffic=_softmax_xent_traffic(256, 1000)),
+        Workload("softmax_xent_1000x10", "softmax_xent", "1000x10", _softmax_xent(1000, 10),
+                 suite=False, traffic=_softmax_xent_traffic(1000, 10)),
+        Workload("batchnorm_100", "batchnorm", "100x100", _batchnorm((b, 100)), suite=False,
+                 traffic=_batchnorm_traffic((b, 100))),
         Workload("batchnorm_16x28x28", "batchnorm", "100x16x28x28 per feature",
-                 _batchnorm((b, 16, 28, 28))),
-        Workload("dropout_100", "dropout", "100x100", _dropout((b, 100)), suite=False),
+                 _batchnorm((b, 16, 28, 28)), traffic=_batchnorm_traffic((b, 16, 28, 28))),
+        Workload("batchnorm_spatial_16x28x28", "batchnorm", "100x16x28x28 per channel",
+                 _batchnorm((b, 16, 28, 28), "spatial"), suite=False,
+                 traffic=_batchnorm_traffic((b, 16, 28, 28), "spatial")),
+        Workload("relu_16x28x28", "relu", "100x16x28x28", _activation("Relu", (b, 16, 28, 28)),
+                 suite=False, traffic=_elementwise_traffic((b, 16, 28, 28))),
+        Workload("sigmoid_16x28x28", "sigmoid", "100x16x28x28",
+                 _activation("Sigmoid", (b, 16, 28, 28)), suite=False,
+                 traffic=_elementwise_traffic((b, 16, 28, 28))),
+        Workload("dropout_100", "dropout", "100x100", _dropout((b, 100)), suite=False,
+                 traffic=_elementwise_traffic((b, 100))),
+        Workload("dropout_16x28x28", "dropout", "100x16x28x28, ratio 0.5",
+                 _dropout((b, 16, 28, 28)), suite=False,
+                 traffic=_elementwise_traffic((b, 16, 28, 28))),
         *(Workload(f"optim_{name.lower()}", "optimizer", "SimpleConvNet params",
-                   _optimizer(name), suite=name == "Adam") for name in OPTIMIZERS),
+                   _optimizer(name), suite=name == "Adam", traffic=_optimizer_traffic(name))
+          for name in OPTIMIZERS),
         Workload("train_simpleconv", "train_step", "SimpleConvNet b100 + Adam",
                  _train_step("SimpleConvNet"), _train_flops("SimpleConvNet")),
+        # The toolkit's default configuration: float64 parameters fed float32 images (its
+        # load_mnist's dtype); float64 only (skipped, and said so, in a float32 run).
+        Workload("train_simpleconv_mixed", "train_step_mixed",
+                 "SimpleConvNet f64 params, f32 images b100 + Adam",
+                 _train_step("SimpleConvNet", images=np.float32), _train_flops("SimpleConvNet"),
+                 suite=False, dtypes=(np.float64,)),
         Workload("train_deepconv", "train_step", "DeepConvNet b100 + Adam",
                  _train_step("DeepConvNet"), _train_flops("DeepConvNet")),
         Workload("train_mlp_bn", "train_step", "MultiLayerNetExtend 784-5x100-10 BN b100 + Adam",
