@@ -140,7 +140,7 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None
     (N, FN, OH, OW), zero padding ``pad`` on each side. The Convolution layer's kernels."""
     where = "conv2d"
     xa, wa = _common(where, ("x", x), ("w", w))
-    s, p, _, _ = _conv_geometry(xa, wa, stride, pad, where)
+    s, p, oh, ow = _conv_geometry(xa, wa, stride, pad, where)
     fn = wa.shape[0]
     if b is None:
         ba = np.zeros(fn, dtype=xa.dtype)
@@ -149,6 +149,8 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None
         _c.check_shape_match(ba, (fn,), where, "b", "(FN,) for w of shape (FN, C, FH, FW)")
         if ba.dtype != xa.dtype:
             xa, wa, ba = _common(where, ("x", xa), ("w", wa), ("b", ba))
+    if out is not None:
+        _d._check_out(out, (xa.shape[0], fn, oh, ow), xa.dtype, where)
     plan = _d.plan_conv(xa.shape, wa.shape, s, p)
     res, _ = _d.conv2d_forward(xa, wa, ba, s, p, None, plan, out)
     result: FloatArray = res
@@ -216,7 +218,9 @@ def max_pool2d(x: npt.ArrayLike, pool_h: int, pool_w: Optional[int] = None,
     ``pool_w`` defaults to ``pool_h``; ``pad`` at most half the window."""
     where = "max_pool2d"
     xa = _arr(x, where, "x")
-    ph, pw, s, p, _, _ = _pool_geometry(xa, pool_h, pool_w, stride, pad, where)
+    ph, pw, s, p, oh, ow = _pool_geometry(xa, pool_h, pool_w, stride, pad, where)
+    if out is not None:
+        _d._check_out(out, xa.shape[:2] + (oh, ow), xa.dtype, where)
     res, argmax = _d.maxpool_forward(xa, ph, pw, s, p, out)
     return res, argmax
 
@@ -246,7 +250,9 @@ def avg_pool2d(x: npt.ArrayLike, pool_h: int, pool_w: Optional[int] = None,
     """Mean over each window of x (N, C, H, W), zero padding counted in the divisor."""
     where = "avg_pool2d"
     xa = _arr(x, where, "x")
-    ph, pw, s, p, _, _ = _pool_geometry(xa, pool_h, pool_w, stride, pad, where)
+    ph, pw, s, p, oh, ow = _pool_geometry(xa, pool_h, pool_w, stride, pad, where)
+    if out is not None:
+        _d._check_out(out, xa.shape[:2] + (oh, ow), xa.dtype, where)
     res: FloatArray = _d.avgpool_forward(xa, ph, pw, s, p, out)
     return res
 
