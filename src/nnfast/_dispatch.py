@@ -33,6 +33,9 @@ if os.environ.get("NNFAST_BACKEND", "").strip().lower() == "reference":
 else:
     try:
         from . import _kernels
+        from ._threads import register_with_threadpoolctl
+
+        register_with_threadpoolctl()
     except ImportError as exc:  # a broken or missing build: run, slowly, and say so
         _load_error = f"{type(exc).__name__}: {exc}"
         warnings.warn(
@@ -606,6 +609,11 @@ def build_info():
     return {
         "compiled": _kernels is not None,
         "openmp": bool(_kernels is not None and _kernels.have_openmp()),
+        # how the kernels run in parallel: OpenMP, or (compiled without it, e.g. Apple clang
+        # or a compiler without OpenMP support) one thread whatever set_num_threads says
+        "parallel": ("OpenMP" if _kernels is not None and _kernels.have_openmp()
+                     else "single-threaded (built without OpenMP)" if _kernels is not None
+                     else "single-threaded (NumPy reference)"),
         "num_threads": get_num_threads(),
         "kernels": {name: ("compiled" if _choose(name) is _COMPILED[name][0] else "reference")
                     for name in _COMPILED},
