@@ -221,7 +221,12 @@ def _direct(n, c, fn, stride, p, fh, fw):
 
 def plan_conv(x_shape, w_shape, stride, pad):
     """The ConvPlan of a convolution of x (N, C, H, W) by W (FN, C, FH, FW)."""
-    _, c, h, w = x_shape
+    return _plan_conv_cached(tuple(x_shape[1:]), tuple(w_shape), stride, pad)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_conv_cached(chw, w_shape, stride, pad):
+    c, h, w = chw
     fn, _, fh, fw = w_shape
     oh, ow = _out_hw(h, w, fh, fw, stride, pad)
     return ConvPlan(conv_plan(c, fn, fh, fw, stride, oh * ow),

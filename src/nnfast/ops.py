@@ -76,10 +76,10 @@ _OPT: Any = _d.OPT_CODES
 
 def _arr(x: Any, where: str, name: str) -> FloatArray:
     """x as a C-contiguous, native float32/float64 array (no copy when it already is)."""
-    if type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64 or
-                                  x.dtype == _F32 or x.dtype == _F64) \
-            and x.flags.c_contiguous:
-        return x
+    if type(x) is np.ndarray and x.flags.c_contiguous:
+        dt = x.dtype
+        if dt is _F64 or dt is _F32 or dt == _F64 or dt == _F32:
+            return x
     a: FloatArray = _d.kernel_input(x, where, name)
     return a
 
@@ -275,12 +275,12 @@ def _affine_args(where: str, x: Any, w: Any) -> Tuple[FloatArray, FloatArray, Fl
     _c.check_min_ndim(xa, 2, where, "x", "(N, D) or (N, ...)")
     _c.check_ndim(wa, 2, where, "w", "(D, M)")
     n = xa.shape[0]
-    features = int(np.prod(xa.shape[1:]))
+    features = math.prod(xa.shape[1:])
     if features != wa.shape[0]:
         raise ValueError(f"{where}: x has {features} features per sample (shape "
                          f"{tuple(xa.shape)}) but w expects {wa.shape[0]} (w has shape "
                          f"{tuple(wa.shape)})")
-    return xa, xa.reshape(n, features), wa
+    return xa, (xa if xa.ndim == 2 else xa.reshape(n, features)), wa
 
 
 def affine(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None, *,
@@ -355,10 +355,7 @@ def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
     n, c = x2.shape
     if type(t) is np.ndarray and t.ndim == 1 and t.dtype.kind in "iu" and t.shape[0] == n \
             and c != 1:
-        labels = t
-        if n and (t.min() < 0 or t.max() >= c):
-            bad = t.min() if t.min() < 0 else t.max()
-            raise ValueError(f"{where}: labels in t must be in [0, {c}), got {bad}")
+        labels = t  # (their range is checked by the kernel, before it writes anything)
         if labels.dtype != np.int64 or not labels.flags.c_contiguous:
             labels = np.ascontiguousarray(labels, dtype=np.int64)
         dense = None
@@ -377,8 +374,14 @@ def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
     dx = _out(out, xa.shape, xa.dtype, where)
     y = np.empty(x2.shape, dtype=x2.dtype)
     row_loss = np.empty(n)
-    loss = _SoftmaxXent(x2, labels, dense, y, dx.reshape(x2.shape), row_loss,
-                        get_num_threads())
+    try:
+        loss = _SoftmaxXent(x2, labels, dense, y, dx if xa.ndim == 2 else dx.reshape(x2.shape),
+                            row_loss, get_num_threads())
+    except ValueError:
+        bad = labels[(labels < 0) | (labels >= c)]
+        if not bad.size:
+            raise
+        raise ValueError(f"{where}: labels in t must be in [0, {c}), got {bad[0]}") from None
     value: np.floating[Any] = x2.dtype.type(loss)
     return value, dx
 
@@ -496,7 +499,10 @@ def relu(x: npt.ArrayLike, *, out: Optional[FloatArray] = None) -> FloatArray:
     xa = _arr(x, "relu", "x")
     res = _out(out, xa.shape, xa.dtype, "relu")
     mask = np.empty(xa.shape, dtype=np.uint8)
-    _ReluForward(xa.reshape(-1), res.reshape(-1), mask.reshape(-1), get_num_threads())
+    if xa.ndim == 1:
+        _ReluForward(xa, res, mask, get_num_threads())
+    else:
+        _ReluForward(xa.reshape(-1), res.reshape(-1), mask.reshape(-1), get_num_threads())
     return res
 
 
@@ -516,7 +522,10 @@ def sigmoid(x: npt.ArrayLike, *, out: Optional[FloatArray] = None) -> FloatArray
     """1 / (1 + exp(-x)), without overflow for large |x|."""
     xa = _arr(x, "sigmoid", "x")
     res = _out(out, xa.shape, xa.dtype, "sigmoid")
-    _Sigmoid(xa.reshape(-1), res.reshape(-1), False, get_num_threads())
+    if xa.ndim == 1:
+        _Sigmoid(xa, res, False, get_num_threads())
+    else:
+        _Sigmoid(xa.reshape(-1), res.reshape(-1), False, get_num_threads())
     return res
 
 
@@ -587,33 +596,43 @@ def dropout_backward(dout: npt.ArrayLike, mask: npt.ArrayLike) -> FloatArray:
 
 def _step(where: str, op: str, param: Any, grad: Any, states: Tuple[Tuple[str, Any], ...],
           a: float, b: float = 0.0, c: float = 0.0) -> FloatArray:
-    arrays = [("param", param)] + [(name, s) for name, s in states]
+    arrays = (("param", param),) + states
     for name, arr in arrays:
-        _c.check_float_ndarray(arr, where, name)
+        if type(arr) is not np.ndarray:
+            _c.check_float_ndarray(arr, where, name)
         if not arr.flags.writeable:
             raise ValueError(f"{where}: {name} must be writeable")
     p: FloatArray = param
-    g = _c.as_float_array(grad, where, "grad")
+    dt = p.dtype
+    if dt != _F64 and dt != _F32:
+        _c.check_float_ndarray(p, where, "param")
+    g = grad if type(grad) is np.ndarray else _c.as_float_array(grad, where, "grad")
     if g.shape != p.shape:
         raise ValueError(f"{where}: grad must have the shape of param {tuple(p.shape)}, "
                          f"got shape {tuple(g.shape)}")
-    for name, arr in arrays[1:]:
-        if arr.shape != p.shape or arr.dtype != p.dtype:
+    if g.dtype != dt:
+        g = _c.as_float_array(g, where, "grad").astype(dt)
+    for name, arr in states:
+        if arr.shape != p.shape or arr.dtype != dt:
             raise ValueError(f"{where}: {name} must have param's shape {tuple(p.shape)} and "
-                             f"dtype {p.dtype}, got {arr.dtype} {tuple(arr.shape)}")
+                             f"dtype {dt}, got {arr.dtype} {tuple(arr.shape)}")
     for i, (name, arr) in enumerate(arrays):
         for other, brr in arrays[i + 1:]:
             if np.may_share_memory(arr, brr):
                 raise ValueError(f"{where}: {name} and {other} must not share memory")
-    g = g.astype(p.dtype, copy=False)
     if np.may_share_memory(g, p):
         g = g.copy()
     s = [arr for _, arr in states] + [None] * (2 - len(states))
-    fast = all(arr.flags.c_contiguous and arr.dtype.isnative for _, arr in arrays)
-    if fast:
-        flat = [x.reshape(-1) if x is not None else None for x in s]
-        _OptimUpdate(_OPT[op], p.reshape(-1), np.ascontiguousarray(g).reshape(-1), flat[0],
-                     flat[1], a, b, c, get_num_threads())
+    if all(arr.flags.c_contiguous and arr.dtype.isnative for _, arr in arrays):
+        if not g.flags.c_contiguous or not g.dtype.isnative:
+            g = np.ascontiguousarray(g, dtype=dt.newbyteorder("="))
+        if p.ndim == 1:
+            _OptimUpdate(_OPT[op], p, g, s[0], s[1], a, b, c, get_num_threads())
+        else:
+            _OptimUpdate(_OPT[op], p.reshape(-1), g.reshape(-1),
+                         None if s[0] is None else s[0].reshape(-1),
+                         None if s[1] is None else s[1].reshape(-1), a, b, c,
+                         get_num_threads())
     else:  # strided or byte-swapped arrays: the same forms in NumPy, in place
         _fb.optim_update(_fb_code(op), p, g, s[0], s[1], a, b, c)
     return p
