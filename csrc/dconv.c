@@ -63,6 +63,13 @@ int nnf_dconv_isa(void)
     return NNF_ISA_BASE;
 }
 
+/* the baseline build exists only with vector extensions (common.h) */
+#if NNF_HAVE_VECTOR_EXT
+#define NNF_DCONV_CASE_BASE(call) case NNF_ISA_BASE: return call;
+#else
+#define NNF_DCONV_CASE_BASE(call)
+#endif
+
 static int pick(int isa)
 {
     const int best = nnf_dconv_isa();
@@ -78,9 +85,9 @@ static int pick(int isa)
     {                                                                                        \
         if (N < 0 || n_threads < 1) return NNF_EINVAL;                                       \
         switch (pick(isa)) {                                                                 \
-        case NNF_ISA_BASE:                                                                   \
-            return nnf_dconv_fwd_##SFX##_base(x, N, C, H, W, w, F, KH, KW, ph, pw, bias, out, \
-                                              relu_mask, scratch, n_threads);               \
+        NNF_DCONV_CASE_BASE(nnf_dconv_fwd_##SFX##_base(x, N, C, H, W, w, F, KH, KW, ph, pw,  \
+                                                       bias, out, relu_mask, scratch,        \
+                                                       n_threads))                           \
         NNF_DCONV_CASES_FWD(SFX)                                                             \
         default: return NNF_EINVAL;                                                          \
         }                                                                                    \
@@ -92,9 +99,8 @@ static int pick(int isa)
     {                                                                                        \
         if (N < 0 || n_threads < 1) return NNF_EINVAL;                                       \
         switch (pick(isa)) {                                                                 \
-        case NNF_ISA_BASE:                                                                   \
-            return nnf_dconv_dw_##SFX##_base(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db, \
-                                             scratch, n_threads);                           \
+        NNF_DCONV_CASE_BASE(nnf_dconv_dw_##SFX##_base(x, N, C, H, W, dout, F, KH, KW, ph, pw, \
+                                                      dw, db, scratch, n_threads))            \
         NNF_DCONV_CASES_DW(SFX)                                                              \
         default: return NNF_EINVAL;                                                          \
         }                                                                                    \

@@ -221,11 +221,11 @@ def _direct(n, c, fn, stride, p, fh, fw):
 
 def plan_conv(x_shape, w_shape, stride, pad):
     """The ConvPlan of a convolution of x (N, C, H, W) by W (FN, C, FH, FW)."""
-    return _plan_conv_cached(tuple(x_shape[1:]), tuple(w_shape), stride, pad)
+    return _plan_conv_cached(_DIRECT_CONV, tuple(x_shape[1:]), tuple(w_shape), stride, pad)
 
 
 @functools.lru_cache(maxsize=1024)
-def _plan_conv_cached(chw, w_shape, stride, pad):
+def _plan_conv_cached(enabled, chw, w_shape, stride, pad):  # (enabled: conv_plan reads it)
     c, h, w = chw
     fn, _, fh, fw = w_shape
     oh, ow = _out_hw(h, w, fh, fw, stride, pad)

@@ -81,7 +81,7 @@ class Convolution:
         return None if self._plan is None else self._plan[1]
 
     def _plan_for(self, x, W, stride, pad):
-        key = (x.shape[1:], W.shape, stride, pad)
+        key = (x.shape[1:], W.shape, stride, pad, _dispatch._DIRECT_CONV)
         if self._plan is None or self._plan[0] != key:
             self._plan = (key, _dispatch.plan_conv(x.shape, W.shape, stride, pad))
         return self._plan[1]
