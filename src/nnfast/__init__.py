@@ -12,6 +12,7 @@ needs the compiled extension, so this package does not import it eagerly.
 """
 import importlib
 import os
+from typing import Any, Dict, List
 
 __version__ = "0.1.0"
 
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 # anyway (nnfast._blas).
 _ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "18"}
 _env_opt_out = os.environ.get("NNFAST_SET_ENV", "1").strip() == "0"
-_env_set = {}
+_env_set: Dict[str, str] = {}
 if not _env_opt_out:
     for _key, _value in _ENV_DEFAULTS.items():
         if _key not in os.environ:
@@ -49,7 +50,7 @@ __all__ = ["set_num_threads", "get_num_threads", "num_threads", "build_info", "r
            "__version__", *_SUBMODULES]
 
 
-def build_info():
+def build_info() -> Dict[str, Any]:
     """How this nnfast was built and what it runs: a dict.
 
     ``compiled``: the C extension loaded; ``openmp``: OpenMP compiled in;
@@ -59,15 +60,14 @@ def build_info():
     set at import (``set``, only those the environment did not already hold) and whether
     ``NNFAST_SET_ENV=0`` turned that off (``opted_out``).
     """
-    from . import _dispatch
-
-    info = _dispatch.build_info()
+    dispatch: Any = importlib.import_module(f"{__name__}._dispatch")  # (not annotated)
+    info: Dict[str, Any] = dispatch.build_info()
     info["environment"] = {"set": dict(_env_set), "opted_out": _env_opt_out,
                            "defaults": dict(_ENV_DEFAULTS)}
     return info
 
 
-def release_buffers():
+def release_buffers() -> None:
     """Free the calling thread's scratch buffers shared by the layers' kernels.
 
     Convolution backward keeps one growing per-thread buffer for its transient column
@@ -75,16 +75,15 @@ def release_buffers():
     reused by every layer instead of being allocated at every call. Layers keep their
     own column buffers; drop the layers (or the network) to free those.
     """
-    from . import _dispatch
+    dispatch: Any = importlib.import_module(f"{__name__}._dispatch")
+    dispatch.release_buffers()
 
-    _dispatch.release_buffers()
 
-
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'nnfast' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> List[str]:
     return sorted(set(globals()) | set(_SUBMODULES))
