@@ -53,6 +53,8 @@ nnf_index nnf_dconv_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
     return add_or_neg(fwd > dw ? fwd : dw, NNF_DCONV_ALIGN); /* both multiples of ALIGN */
 }
 
+int nnf_dconv_built(void) { return NNF_HAVE_VECTOR_EXT; }
+
 int nnf_dconv_isa(void)
 {
 #if defined(NNF_DCONV_X86) && (defined(__GNUC__) || defined(__clang__))

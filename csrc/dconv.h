@@ -31,6 +31,10 @@ enum { NNF_ISA_BASE = 0, NNF_ISA_AVX2 = 1, NNF_ISA_AVX512 = 2 };
 
 /* The best level this build and this CPU support. */
 int nnf_dconv_isa(void);
+/* 1 when the direct convolutions (dconv, bconv) are compiled in: the compiler has GCC/clang
+ * vector extensions (common.h: NNF_HAVE_VECTOR_EXT); 0 (MSVC) when every entry point
+ * returns NNF_EINVAL. */
+int nnf_dconv_built(void);
 
 /* Scratch elements (of the data type) one thread needs, or -1 for an invalid geometry
  * or a size that does not fit in nnf_index. Callers pass n_threads times this. */

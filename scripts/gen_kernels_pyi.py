@@ -17,7 +17,7 @@ PYX = ROOT / "src" / "nnfast" / "_kernels.pyx"
 PYI = ROOT / "src" / "nnfast" / "_kernels.pyi"
 
 RETURNS = {
-    "have_openmp": "bool", "max_threads": "int", "dconv_isa": "str",
+    "have_openmp": "bool", "max_threads": "int", "dconv_isa": "str", "dconv_built": "bool",
     "dconv_scratch_size": "int", "bconv_fwd_scratch_size": "int",
     "bconv_dw_scratch_size": "int", "dconv_dw": "bool", "softmax_xent": "float",
     "cross_entropy": "float",

@@ -167,8 +167,9 @@ def _isa_cap(best, env):
     return _ISA_LEVELS[min(_ISA_LEVELS.index(env), _ISA_LEVELS.index(best))]
 
 
+# None without the extension, or in a build without the direct kernels (MSVC)
 _DCONV_ISA = (_isa_cap(_kernels.dconv_isa(), os.environ.get("NNFAST_ISA", ""))
-              if _kernels is not None else None)
+              if _kernels is not None and _kernels.dconv_built() else None)
 _DIRECT_CONV = (_DCONV_ISA in ("avx2", "avx512")
                 and os.environ.get("NNFAST_DIRECT_CONV", "1").strip() != "0")
 # products per output (C*FH*FW) and output channels from which the channel-lane kernels

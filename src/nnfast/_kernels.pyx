@@ -44,6 +44,7 @@ cdef extern from "im2col.h":
 
 cdef extern from "dconv.h":
     int nnf_dconv_isa() nogil
+    int nnf_dconv_built() nogil
     int64_t nnf_dconv_scratch(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,
                               int64_t KW, int64_t ph, int64_t pw) nogil
     int nnf_dconv_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
@@ -278,6 +279,11 @@ _ISA_NAMES = ("baseline", "avx2", "avx512")
 def dconv_isa():
     """The vector code the direct convolution runs here: "baseline", "avx2" or "avx512"."""
     return _ISA_NAMES[nnf_dconv_isa()]
+
+
+def dconv_built():
+    """True when the direct convolutions (dconv_*, bconv_*) are compiled in (GCC/clang)."""
+    return nnf_dconv_built() != 0
 
 
 cdef inline int _isa_level(object isa) except -2:
