@@ -81,6 +81,13 @@ nnf_index nnf_bconv_dw_scratch(nnf_index N, nnf_index C, nnf_index H, nnf_index 
     return elems(bytes, tbytes);
 }
 
+/* the baseline build exists only with vector extensions (common.h) */
+#if NNF_HAVE_VECTOR_EXT
+#define NNF_BCONV_CASE_BASE(call) case NNF_ISA_BASE: return call;
+#else
+#define NNF_BCONV_CASE_BASE(call)
+#endif
+
 static int pick(int isa)
 {
     const int best = nnf_dconv_isa();
@@ -112,7 +119,7 @@ static int pick(int isa)
         if (N < 0 || n_threads < 1) return NNF_EINVAL;                                       \
         if (N == 0) return NNF_OK;                                                           \
         switch (pick(isa)) {                                                                 \
-        case NNF_ISA_BASE: return BC_FWD(SFX, base);                                         \
+        NNF_BCONV_CASE_BASE(BC_FWD(SFX, base))                                         \
         BC_CASES(BC_FWD, SFX)                                                                \
         default: return NNF_EINVAL;                                                          \
         }                                                                                    \
@@ -124,7 +131,7 @@ static int pick(int isa)
     {                                                                                        \
         if (N < 1 || n_threads < 1) return NNF_EINVAL;                                       \
         switch (pick(isa)) {                                                                 \
-        case NNF_ISA_BASE: return BC_DW(SFX, base);                                          \
+        NNF_BCONV_CASE_BASE(BC_DW(SFX, base))                                          \
         BC_CASES(BC_DW, SFX)                                                                 \
         default: return NNF_EINVAL;                                                          \
         }                                                                                    \

@@ -2,7 +2,7 @@
  * x 6 positions (16 registers). Selected at run time by bconv.c. */
 #include "bconv_isa.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if NNF_HAVE_VECTOR_EXT && defined(__AVX2__) && defined(__FMA__)
 #define VBYTES 32
 #define MAXACC 12
 #define FVMAX 2

@@ -2,7 +2,7 @@
  * vectors x 6 positions (32 registers). Selected at run time by bconv.c. */
 #include "bconv_isa.h"
 
-#if defined(__AVX512F__)
+#if NNF_HAVE_VECTOR_EXT && defined(__AVX512F__)
 #define VBYTES 64
 #define MAXACC 24
 #define FVMAX 4

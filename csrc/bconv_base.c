@@ -6,6 +6,7 @@
 
 #include "bconv_isa.h"
 
+#if NNF_HAVE_VECTOR_EXT /* (MSVC: no vector extensions, no direct convolutions) */
 #define VBYTES 16
 #define MAXACC 12
 #define FVMAX 2
@@ -20,3 +21,6 @@
     } while (0)
 
 #include "bconv_build.h"
+#else
+typedef int nnf_bconv_base_unused; /* this compiler does not build the base path */
+#endif

@@ -60,6 +60,7 @@ static inline void BC_FN(bc_store)(T *p, VEC v) { memcpy(p, &v, sizeof v); }
  * and i + VL/2 and interleaving their low and high halves into rows 2i and 2i + 1. */
 NNF_ALWAYS_INLINE void BC_FN(bc_transpose)(VEC *r)
 {
+#if defined(__GNUC__) && !defined(__clang__)
     IVEC lo, hi;
     for (nnf_index l = 0; l < VL; ++l) {
         lo[l] = (IT)(l / 2 + (l % 2) * VL);
@@ -73,6 +74,14 @@ NNF_ALWAYS_INLINE void BC_FN(bc_transpose)(VEC *r)
         }
         BC_UNROLL for (nnf_index i = 0; i < VL; ++i) r[i] = t[i];
     }
+#else
+    /* clang has __builtin_shufflevector (constant indices) but not GCC's __builtin_shuffle
+     * (a vector of indices): transpose through memory instead (the same values) */
+    T m[VL][VL];
+    for (nnf_index i = 0; i < VL; ++i) memcpy(m[i], &r[i], sizeof(VEC));
+    for (nnf_index i = 0; i < VL; ++i)
+        for (nnf_index l = 0; l < VL; ++l) r[i][l] = m[l][i];
+#endif
 }
 
 /* dst[c*dld + r] = src[r*sld + c] for r < rows, c < cols (a tile of at most VL x VL) */

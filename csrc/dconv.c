@@ -53,6 +53,8 @@ nnf_index nnf_dconv_scratch(nnf_index C, nnf_index H, nnf_index W, nnf_index F,
     return add_or_neg(fwd > dw ? fwd : dw, NNF_DCONV_ALIGN); /* both multiples of ALIGN */
 }
 
+int nnf_dconv_built(void) { return NNF_HAVE_VECTOR_EXT; }
+
 int nnf_dconv_isa(void)
 {
 #if defined(NNF_DCONV_X86) && (defined(__GNUC__) || defined(__clang__))
@@ -62,6 +64,13 @@ int nnf_dconv_isa(void)
 #endif
     return NNF_ISA_BASE;
 }
+
+/* the baseline build exists only with vector extensions (common.h) */
+#if NNF_HAVE_VECTOR_EXT
+#define NNF_DCONV_CASE_BASE(call) case NNF_ISA_BASE: return call;
+#else
+#define NNF_DCONV_CASE_BASE(call)
+#endif
 
 static int pick(int isa)
 {
@@ -78,9 +87,9 @@ static int pick(int isa)
     {                                                                                        \
         if (N < 0 || n_threads < 1) return NNF_EINVAL;                                       \
         switch (pick(isa)) {                                                                 \
-        case NNF_ISA_BASE:                                                                   \
-            return nnf_dconv_fwd_##SFX##_base(x, N, C, H, W, w, F, KH, KW, ph, pw, bias, out, \
-                                              relu_mask, scratch, n_threads);               \
+        NNF_DCONV_CASE_BASE(nnf_dconv_fwd_##SFX##_base(x, N, C, H, W, w, F, KH, KW, ph, pw,  \
+                                                       bias, out, relu_mask, scratch,        \
+                                                       n_threads))                           \
         NNF_DCONV_CASES_FWD(SFX)                                                             \
         default: return NNF_EINVAL;                                                          \
         }                                                                                    \
@@ -92,9 +101,8 @@ static int pick(int isa)
     {                                                                                        \
         if (N < 0 || n_threads < 1) return NNF_EINVAL;                                       \
         switch (pick(isa)) {                                                                 \
-        case NNF_ISA_BASE:                                                                   \
-            return nnf_dconv_dw_##SFX##_base(x, N, C, H, W, dout, F, KH, KW, ph, pw, dw, db, \
-                                             scratch, n_threads);                           \
+        NNF_DCONV_CASE_BASE(nnf_dconv_dw_##SFX##_base(x, N, C, H, W, dout, F, KH, KW, ph, pw, \
+                                                      dw, db, scratch, n_threads))            \
         NNF_DCONV_CASES_DW(SFX)                                                              \
         default: return NNF_EINVAL;                                                          \
         }                                                                                    \

@@ -29,6 +29,10 @@ nnf_index nnf_dconv_group(nnf_index C, nnf_index F, nnf_index plane);
 
 /* The best level this build and this CPU support. */
 int nnf_dconv_isa(void);
+/* 1 when the direct convolutions (dconv, bconv) are compiled in: the compiler has GCC/clang
+ * vector extensions (common.h: NNF_HAVE_VECTOR_EXT); 0 (MSVC) when every entry point
+ * returns NNF_EINVAL. */
+int nnf_dconv_built(void);
 
 /* Scratch elements (of the data type) one thread needs, or -1 for an invalid geometry
  * or a size that does not fit in nnf_index. Callers pass n_threads times this. */

@@ -2,7 +2,7 @@
  * Selected at run time by dconv.c. */
 #include "dconv_isa.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if NNF_HAVE_VECTOR_EXT && defined(__AVX2__) && defined(__FMA__)
 #define VBYTES 32
 #define FB 4
 #define VB 3

@@ -2,7 +2,7 @@
  * Selected at run time by dconv.c. */
 #include "dconv_isa.h"
 
-#if defined(__AVX512F__)
+#if NNF_HAVE_VECTOR_EXT && defined(__AVX512F__)
 #define VBYTES 64
 #define FB 6
 #define VB 4

@@ -2,14 +2,16 @@
  * Selected at run time by dconv.c. */
 #include "dconv_isa.h"
 
-#if 1 /* the portable baseline: always built */
+#if NNF_HAVE_VECTOR_EXT /* the portable baseline: built wherever vector extensions are */
 #define VBYTES 16
 #define FB 4
 #define VB 2
 #define DFB 4
 #define DJ 3
 #define ISA base
-#define DC_REG(v) "x"(v) /* the register class of a vector */
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+#define DC_REG(v) "x"(v) /* the register class of a vector (SSE / AArch64 NEON v0-v15) */
+#endif
 
 #include "dconv_build.h"
 #else

@@ -33,7 +33,7 @@ typedef int8_t DC_FN(dc_bvec) __attribute__((vector_size(VBYTES / sizeof(T))));
 
 /* Keep v in a register: without it GCC folds the load into each of its JN multiply-adds,
  * and the loop becomes load-bound (measured ~1.5x slower with AVX-512). */
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && defined(DC_REG)
 #define DC_KEEP(v) __asm__("" : "+" DC_REG(v))
 #else
 #define DC_KEEP(v) ((void)0)

@@ -402,21 +402,28 @@ def test_pooling_threads_agree_exactly(dtype, cls):
         assert_array_equal(a, b)
 
 
-# -- without the kernels: the reference classes ------------------------------------
+# -- without the kernels: the same classes, every op on its NumPy stand-in -------------
 
 def test_backend_reference_environment_runs_the_layers():
     code = (
         "import numpy as np, nnfast\n"
-        "from nnfast import layers as L\n"
-        "assert nnfast.build_info()['kernels']['Convolution'] == 'reference'\n"
+        "from nnfast import layers as L, nets\n"
+        "assert nnfast.build_info()['kernels']['conv2d_forward'] == 'reference'\n"
         "from nnfast.reference import layers as R\n"
-        "assert (L.Convolution, L.Pooling, L.AvgPooling) == (R.Convolution, R.Pooling, R.AvgPooling)\n"
+        "assert L.Convolution is not R.Convolution and L.Pooling.__module__ == 'nnfast.layers'\n"
         "x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))\n"
-        "c = L.Convolution(np.ones((2, 1, 3, 3)), np.zeros(2))\n"
-        "p = L.Pooling(2, 2, 2)\n"
-        "y = p.forward(c.forward(x))\n"
-        "dx = c.backward(p.backward(np.ones_like(y)))\n"
-        "assert dx.shape == x.shape and p.arg_max.shape == (16,)\n"
+        "W = np.random.default_rng(1).standard_normal((2, 1, 3, 3))\n"
+        "outs = []\n"
+        "for M in (L, R):\n"
+        "    c, p = M.Convolution(W, np.zeros(2)), M.Pooling(2, 2, 2)\n"
+        "    y = p.forward(c.forward(x))\n"
+        "    dx = c.backward(p.backward(np.ones_like(y)))\n"
+        "    outs.append((y, dx, c.dW, p.arg_max))\n"
+        "for a, b in zip(*outs):\n"
+        "    assert a.shape == b.shape and np.array_equal(a, b)\n"
+        "net = nets.SimpleConvNet(dtype=np.float32)\n"
+        "g = net.gradient(np.ones((2, 1, 28, 28), np.float32), np.array([1, 2]))\n"
+        "assert g['W1'].dtype == np.float32 and len(net.fusion) == 2\n"
     )
     env = dict(os.environ, NNFAST_BACKEND="reference")
     subprocess.run([sys.executable, "-c", code], env=env, check=True)

@@ -21,7 +21,8 @@ from nnfast import layers as L
 from nnfast.reference import layers as R
 
 _K = _dispatch._kernels
-pytestmark = pytest.mark.skipif(_K is None, reason="compiled extension not loaded")
+pytestmark = pytest.mark.skipif(_K is None or not _K.dconv_built(),
+                                reason="the direct convolutions are not in this build")
 
 ISAS = [] if _K is None else \
     ["baseline", "avx2", "avx512"][:["baseline", "avx2", "avx512"].index(_K.dconv_isa()) + 1]
@@ -249,24 +250,53 @@ def test_networks_fuse_conv_relu_without_changing_anything(name, dtype):
             assert_array_equal(la.col, lb.col)
 
 
-def test_fusion_steps_aside_for_a_replaced_forward():
-    """A forward replaced on the instance (a hook, a profiler) is called, not bypassed."""
+def test_fusion_is_declared_when_the_network_is_built():
+    """The conv+relu and relu+pool pairs are listed on the network, by layer object."""
+    from nnfast import nets
+    net = nets.SimpleConvNet(dtype=np.float32)
+    lay = net.layers
+    assert net.fusion == (("conv+relu forward", lay["Conv1"], lay["Relu1"]),
+                          ("relu+pool backward", lay["Relu1"], lay["Pool1"]))
+    deep = nets.DeepConvNet(dtype=np.float32)
+    assert [k for k, _, _ in deep.fusion].count("conv+relu forward") == 6
+
+
+def test_a_hook_runs_once_fusion_is_off_or_the_layer_is_replaced():
+    """A forward replaced on the instance (a hook, a profiler) runs when the network's
+    fusion is turned off (``net.fusion = ()``); a layer replaced by a subclass instance
+    ends its pair's fusion. Either way the numbers are the fused run's."""
     from nnfast import nets
     np.random.seed(1)
     net = nets.SimpleConvNet(dtype=np.float32)
+    x = np.random.rand(2, 1, 28, 28).astype(np.float32)
+    fused = net.predict(x)
     calls = []
     relu = net.layers["Relu1"]
     inner = relu.forward
-    relu.forward = lambda x: calls.append(x.shape) or inner(x)
-    net.predict(np.zeros((2, 1, 28, 28), np.float32))
+    relu.forward = lambda a: calls.append(a.shape) or inner(a)
+    net.fusion = ()
+    np.testing.assert_array_equal(net.predict(x), fused)
     assert calls == [(2, 30, 24, 24)]
+
+    class Counting(L.Relu):
+        def backward(self, dout):
+            calls.append("backward")
+            return super().backward(dout)
+
+    net2 = nets.SimpleConvNet(dtype=np.float32)
+    net2.layers["Relu1"] = Counting()
+    nets.declare_fusion(net2)
+    assert [k for k, _, _ in net2.fusion] == []
+    net2.gradient(x, np.array([1, 2]))
+    assert calls[-1] == "backward"
 
 
 @pytest.mark.parametrize("cls, method", [("Convolution", "forward"), ("Relu", "forward"),
                                          ("Relu", "backward"), ("Pooling", "backward")])
-def test_fusion_steps_aside_for_a_method_replaced_on_the_class(cls, method, monkeypatch):
-    """A method patched on the layer class (a profiler, a hook) is called by predict() and
-    gradient() as by the reference's loops, not bypassed by a fused pass."""
+def test_unfused_network_calls_a_method_replaced_on_the_class(cls, method, monkeypatch):
+    """With fusion off, predict() and gradient() call each layer's methods as the
+    reference's loops do (a profiler patched on the class sees every call), and fused and
+    unfused runs give the same gradients bit for bit."""
     from nnfast import nets
     klass = getattr(L, cls)
     original = getattr(klass, method)
@@ -276,12 +306,17 @@ def test_fusion_steps_aside_for_a_method_replaced_on_the_class(cls, method, monk
         calls.append(1)
         return original(self, *args, **kwargs)
 
+    x = np.random.rand(2, 1, 28, 28).astype(np.float32)
+    np.random.seed(1)
+    fused = nets.SimpleConvNet(dtype=np.float32).gradient(x, np.array([1, 2]))
     monkeypatch.setattr(klass, method, spy)
     np.random.seed(1)
     net = nets.SimpleConvNet(dtype=np.float32)
-    x = np.random.rand(2, 1, 28, 28).astype(np.float32)
-    net.gradient(x, np.array([1, 2]))
+    net.fusion = ()
+    grads = net.gradient(x, np.array([1, 2]))
     assert len(calls) == {"Relu": 2, "Convolution": 1, "Pooling": 1}[cls]
+    for key in fused:
+        np.testing.assert_array_equal(grads[key], fused[key])
 
 
 def test_mixed_dtypes_take_the_columns_like_the_reference():

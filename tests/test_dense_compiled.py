@@ -439,13 +439,22 @@ def test_layer_shape_and_dtype_errors():
         L.Dropout().forward(np.array(["a"]))
 
 
-def test_reference_backend_uses_reference_classes():
-    code = ("import nnfast.layers as L, nnfast.optimizer as O, nnfast.functions as F\n"
+def test_reference_backend_keeps_the_classes_and_falls_back_per_op():
+    code = ("import nnfast, nnfast.layers as L, nnfast.optimizer as O, nnfast.functions as F\n"
             "import nnfast.reference.layers as RL, nnfast.reference.optimizer as RO\n"
             "import nnfast.reference.functions as RF\n"
-            "assert L.Affine is RL.Affine and L.BatchNormalization is RL.BatchNormalization\n"
-            "assert O.Adam is RO.Adam and F.softmax is RF.softmax\n"
-            "import numpy as np; L.Relu().forward(np.ones(3)); O.SGD().update({'a': np.ones(2)}, {'a': np.ones(2)})\n")
+            "assert L.Affine is not RL.Affine and L.Affine.__module__ == 'nnfast.layers'\n"
+            "assert O.Adam.__module__ == 'nnfast.optimizer' and F.softmax is RF.softmax\n"
+            "k = nnfast.build_info()['kernels']\n"
+            "assert k['kernel:relu_forward'] == k['kernel:optim_update'] == 'reference'\n"
+            "import numpy as np; x = np.array([-1.0, -0.0, 0.0, 2.0, np.nan])\n"
+            "a, b = L.Relu().forward(x), RL.Relu().forward(x)\n"
+            "assert a.tobytes() == b.tobytes()\n"
+            "p, q = {'a': np.ones(2)}, {'a': np.ones(2)}\n"
+            "for _ in range(3):\n"
+            "    O.Adam().update(p, {'a': np.array([0.5, -2.0])})\n"
+            "    RO.Adam().update(q, {'a': np.array([0.5, -2.0])})\n"
+            "assert p['a'].tobytes() == q['a'].tobytes()\n")
     env = dict(__import__("os").environ, NNFAST_BACKEND="reference")
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
 

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from . import _checks
+from . import _fallback
 from ._blas import matmul
 from . import _blas
 from ._threads import get_num_threads
@@ -32,6 +33,9 @@ if os.environ.get("NNFAST_BACKEND", "").strip().lower() == "reference":
 else:
     try:
         from . import _kernels
+        from ._threads import register_with_threadpoolctl
+
+        register_with_threadpoolctl()
     except ImportError as exc:  # a broken or missing build: run, slowly, and say so
         _load_error = f"{type(exc).__name__}: {exc}"
         warnings.warn(
@@ -164,8 +168,9 @@ def _isa_cap(best, env):
 
 
 _ISA_ENV = os.environ.get("NNFAST_ISA", "")
+# None without the extension, or in a build without the direct kernels (MSVC)
 _DCONV_ISA = (_isa_cap(_kernels.dconv_isa(), _ISA_ENV)
-              if _kernels is not None else None)
+              if _kernels is not None and _kernels.dconv_built() else None)
 # The element-wise families (activations, dropout, softmax + cross-entropy, batch norm,
 # pooling, optimizers, bias adds) have one build per ISA too (csrc/isa.h), all giving the
 # same bits; the same NNFAST_ISA cap picks theirs, once, here.
@@ -199,9 +204,41 @@ def conv_plan(c, fn, fh, fw, stride, p):
     return _conv_plan_cached(_DIRECT_CONV, c, fn, fh, fw, stride, p)
 
 
+class ConvPlan(tuple):
+    """How one convolution geometry runs: ``method`` for the forward and the filter
+    gradient, ``dx_method`` for the input gradient (the convolution of dout by the flipped
+    filters); each "channels", "planes" or "columns" (see ``conv_plan``). A layer makes
+    one when its geometry changes (``plan_conv``) and keeps it."""
+
+    __slots__ = ()
+
+    def __new__(cls, method, dx_method):
+        return tuple.__new__(cls, (method, dx_method))
+
+    method = property(lambda self: self[0])
+    dx_method = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"ConvPlan(method={self[0]!r}, dx_method={self[1]!r})"
+
+
 def _direct(n, c, fn, stride, p, fh, fw):
     """Whether a direct kernel (no columns) runs this convolution."""
     return n >= 1 and conv_plan(c, fn, fh, fw, stride, p) != "columns"
+
+
+def plan_conv(x_shape, w_shape, stride, pad):
+    """The ConvPlan of a convolution of x (N, C, H, W) by W (FN, C, FH, FW)."""
+    return _plan_conv_cached(_DIRECT_CONV, tuple(x_shape[1:]), tuple(w_shape), stride, pad)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_conv_cached(enabled, chw, w_shape, stride, pad):  # (enabled: conv_plan reads it)
+    c, h, w = chw
+    fn, _, fh, fw = w_shape
+    oh, ow = _out_hw(h, w, fh, fw, stride, pad)
+    return ConvPlan(conv_plan(c, fn, fh, fw, stride, oh * ow),
+                    conv_plan(fn, c, fh, fw, 1, h * w))
 
 
 # A convolution with at least this many output positions per image runs on the planar
@@ -212,7 +249,7 @@ def _direct(n, c, fn, stride, p, fh, fw):
 _PLANAR_MIN_POSITIONS = 128
 
 
-def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
+def _compiled_conv2d_forward(x, W, b, stride, pad, work=None, plan=None, out=None):
     """(out (N, FN, OH, OW), cols) for conv2d_backward.
 
     cols is None (a direct 1x1 filter), the reference's col (N*OH*OW, C*FH*FW), or the
@@ -224,11 +261,12 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
     fn, _, fh, fw = W.shape
     oh, ow = _out_hw(h, w, fh, fw, stride, pad)
     p, k = oh * ow, c * fh * fw
+    if plan is None:
+        plan = plan_conv(x.shape, W.shape, stride, pad)
     dt = np.result_type(x.dtype, W.dtype, b.dtype)
     W2 = W.reshape(fn, k)
-    out = np.empty((n, fn, oh, ow), dtype=dt)
-    if (fh == fw == 1 and stride == 1 and pad == 0
-            and conv_plan(c, fn, fh, fw, stride, p) != "channels"):
+    out = _output(out, (n, fn, oh, ow), dt, "conv2d")
+    if fh == fw == 1 and stride == 1 and pad == 0 and plan.method != "channels":
         # out[n] = W2 @ x[n]: no im2col, no transpose
         matmul(W2, x.reshape(n, c, p), out=out.reshape(n, fn, p))
         out += np.asarray(b, dtype=dt).reshape(fn, 1, 1)
@@ -238,7 +276,7 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
     # (mixed dtypes take the columns: their GEMM multiplies in x's and W's dtype and adds
     # a wider bias after, as the reference does)
     if n >= 1 and x.dtype == W.dtype == dt and _direct_forward(x, W, bias, stride, pad, out,
-                                                               None, nt):
+                                                               None, nt, plan):
         return out, None
     if p >= _PLANAR_MIN_POSITIONS:
         cols = _scratch(work, "col", (n, k, p), x.dtype)
@@ -256,7 +294,33 @@ def _compiled_conv2d_forward(x, W, b, stride, pad, work=None):
     return out, col
 
 
-def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None):
+def conv2d_columns(x, fh, fw, stride, pad, plan):
+    """The columns ``conv2d_forward`` keeps for the backward pass of this geometry (None
+    where it keeps none), for a caller that did not keep them (``nnfast.ops``); x and the
+    filters share x's dtype. Without the kernels: None (the NumPy backward builds its own)."""
+    if _kernels is None:
+        return None
+    n, c, h, w = x.shape
+    oh, ow = _out_hw(h, w, fh, fw, stride, pad)
+    p, k = oh * ow, c * fh * fw
+    one_by_one = fh == fw == 1 and stride == 1 and pad == 0
+    if one_by_one and plan.method != "channels":
+        return None
+    if n >= 1 and (plan.method == "channels" or (plan.method == "planes" and not
+                                                 (fh == fw == 1 and pad == 0))):
+        return None
+    nt = get_num_threads()
+    if p >= _PLANAR_MIN_POSITIONS:
+        cols = np.empty((n, k, p), dtype=x.dtype)
+        _kernels.im2col_planar(x, fh, fw, stride, pad, cols, nt)
+        return cols
+    col = np.empty((n * p, k), dtype=x.dtype)
+    _kernels.im2col(x, fh, fw, stride, pad, col, nt)
+    return col
+
+
+def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None,
+                              plan=None):
     """(dx or None, dW, db) for the forward that read ``x`` and produced ``col`` (its cols).
 
     Dtypes follow the reference's NumPy promotion: db has dout's, dW (x, dout)'s, dx
@@ -276,12 +340,14 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
     partial = _scratch(work, "partial", (n, fn), np.float64)
     db = np.empty(fn, dtype=dt)
     dx = None
-    plan = conv_plan(c, fn, fh, fw, stride, p)
-    if col is None and (plan == "channels" or not (fh == fw == 1 and stride == 1 and pad == 0)):
+    if plan is None:
+        plan = plan_conv(x.shape, W.shape, stride, pad)
+    if col is None and (plan.method == "channels"
+                        or not (fh == fw == 1 and stride == 1 and pad == 0)):
         # the forward ran a direct convolution and kept no columns
         dW, dx = _direct_backward(dout.astype(dt, copy=False), kernel_input(x, where, "x"),
                                   W.astype(dt, copy=False), stride, pad, need_dx, nt, db,
-                                  partial)
+                                  partial, plan)
     elif col is None:  # the direct 1x1 path: dW = sum_n dout[n] @ x[n].T, dx[n] = W2.T @ dout[n]
         _kernels.conv_db(dout3, db, partial, nt)
         x = kernel_input(x, where, "x")
@@ -342,14 +408,16 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         db.astype(dout.dtype, copy=False)
 
 
-def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
+def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask, plan=None):
     """conv2d_forward then a ReLU in the same pass, when a direct kernel runs it: (out,
     mask) as Relu.forward would leave them, writing the (N, FN, OH, OW) bool ``mask``;
     None when this convolution does not take a direct kernel."""
     n, c, h, w = x.shape
     fn, _, fh, fw = W.shape
     oh, ow = _out_hw(h, w, fh, fw, stride, pad)
-    if n < 1 or not _direct(n, c, fn, stride, oh * ow, fh, fw):
+    if plan is None:
+        plan = plan_conv(x.shape, W.shape, stride, pad)
+    if n < 1 or plan.method == "columns":
         return None
     x = kernel_input(x, "Convolution.forward", "x")
     W = kernel_input(W, "Convolution.forward", "W")
@@ -359,17 +427,17 @@ def _compiled_conv2d_forward_relu(x, W, b, stride, pad, mask):
     bias = kernel_input(np.asarray(b, dtype=dt), "Convolution.forward", "b")
     out = np.empty((n, fn, oh, ow), dtype=dt)
     if not _direct_forward(x, W, bias, stride, pad, out, mask.view(np.uint8),
-                           get_num_threads()):
+                           get_num_threads(), plan):
         return None
     return out
 
 
-def _direct_forward(x, W, bias, stride, pad, out, mask, nt):
+def _direct_forward(x, W, bias, stride, pad, out, mask, nt, plan):
     """out (and the ReLU mask unless None) by a direct kernel, all arrays in one dtype;
     False (nothing written) when the plan for this geometry is the columns."""
     n, c, h, w = x.shape
     fn, _, fh, fw = W.shape
-    plan = conv_plan(c, fn, fh, fw, stride, out.shape[2] * out.shape[3])
+    plan = plan.method
     dt = x.dtype
     if plan == "channels":
         size = _kernels.bconv_fwd_scratch_size(c, h, w, fn, fh, fw, stride, stride, pad, pad,
@@ -385,7 +453,7 @@ def _direct_forward(x, W, bias, stride, pad, out, mask, nt):
     return False
 
 
-def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
+def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial, conv):
     """(dW, dx or None) of a convolution run directly, all arrays in one dtype; db is
     written (by the filter-gradient kernel, or conv_db: the same bits).
 
@@ -402,7 +470,7 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
     p, k = oh * ow, c * fh * fw
     x = x.astype(dt, copy=False)
     dW = np.empty(W.shape, dtype=dt)
-    plan = conv_plan(c, fn, fh, fw, stride, p)
+    plan = conv.method
     if plan == "channels":
         size = _kernels.bconv_dw_scratch_size(n, c, h, w, fn, fh, fw, stride, stride, pad, pad,
                                               nt, dt.itemsize)
@@ -428,7 +496,7 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
     if stride == 1 and pad <= min(fh, fw) - 1 and np.isfinite(W).all():
         flipped = np.ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         ph, pw = fh - 1 - pad, fw - 1 - pad
-        if conv_plan(fn, c, fh, fw, 1, h * w) == "channels":
+        if conv.dx_method == "channels":
             size = _kernels.bconv_fwd_scratch_size(fn, oh, ow, c, fh, fw, 1, 1, ph, pw, nt,
                                                    dt.itemsize)
             _kernels.bconv_forward(dout, flipped, None, 1, 1, ph, pw, dx,
@@ -444,12 +512,12 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial):
     return dW, dx
 
 
-def _compiled_maxpool_forward(x, pool_h, pool_w, stride, pad):
+def _compiled_maxpool_forward(x, pool_h, pool_w, stride, pad, out=None):
     """(out (N, C, OH, OW), argmax (N, C, OH, OW) int32 window offsets)."""
     x = kernel_input(x, "Pooling.forward", "x")
     n, c, h, w = x.shape
     oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    out = _output(out, (n, c, oh, ow), x.dtype, "max_pool2d")
     argmax = np.empty((n, c, oh, ow), dtype=np.int32)
     _kernels.maxpool_forward(x, pool_h, pool_w, stride, pad, out, argmax, get_num_threads())
     return out, argmax
@@ -469,11 +537,11 @@ def _compiled_maxpool_backward(dout, argmax, x_shape, pool_h, pool_w, stride, pa
     return dx
 
 
-def _compiled_avgpool_forward(x, pool_h, pool_w, stride, pad):
+def _compiled_avgpool_forward(x, pool_h, pool_w, stride, pad, out=None):
     x = kernel_input(x, "AvgPooling.forward", "x")
     n, c, h, w = x.shape
     oh, ow = _out_hw(h, w, pool_h, pool_w, stride, pad)
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    out = _output(out, (n, c, oh, ow), x.dtype, "avg_pool2d")
     _kernels.avgpool_forward(x, pool_h, pool_w, stride, pad, out, get_num_threads())
     return out
 
@@ -494,20 +562,55 @@ _COMPILED = {
 
 def _choose(name):
     compiled, reference = _COMPILED[name]
-    return compiled if _kernels is not None else reference
+    return compiled if _kernels is not None and compiled is not None else reference
 
 
 im2col = _choose("im2col")
 col2im = _choose("col2im")
-# The compiled Convolution, Pooling and AvgPooling layers call these directly; without
-# the kernels, ``nnfast.layers`` registers the reference classes instead (``register``).
-conv2d_forward = _compiled_conv2d_forward
-conv2d_forward_relu = _compiled_conv2d_forward_relu
-conv2d_backward = _compiled_conv2d_backward
-maxpool_forward = _compiled_maxpool_forward
-maxpool_backward = _compiled_maxpool_backward
-avgpool_forward = _compiled_avgpool_forward
-avgpool_backward = _compiled_avgpool_backward
+# The layers (Convolution, Pooling, AvgPooling) and nnfast.ops call these; without the
+# kernels they run the reference's NumPy arithmetic (nnfast._fallback), op by op.
+_COMPILED.update({
+    "conv2d_forward": (_compiled_conv2d_forward, _fallback.conv2d_forward),
+    "conv2d_forward_relu": (_compiled_conv2d_forward_relu, _fallback.conv2d_forward_relu),
+    "conv2d_backward": (_compiled_conv2d_backward, _fallback.conv2d_backward),
+    "maxpool_forward": (_compiled_maxpool_forward, _fallback.maxpool_forward),
+    "maxpool_backward": (_compiled_maxpool_backward, _fallback.maxpool_backward),
+    "avgpool_forward": (_compiled_avgpool_forward, _fallback.avgpool_forward),
+    "avgpool_backward": (_compiled_avgpool_backward, _fallback.avgpool_backward),
+})
+conv2d_forward = _choose("conv2d_forward")
+conv2d_forward_relu = _choose("conv2d_forward_relu")
+conv2d_backward = _choose("conv2d_backward")
+maxpool_forward = _choose("maxpool_forward")
+maxpool_backward = _choose("maxpool_backward")
+avgpool_forward = _choose("avgpool_forward")
+avgpool_backward = _choose("avgpool_backward")
+
+
+# ---- raw kernels for the layers, optimizers and nnfast.ops ----------------------------
+# The only way into ``_kernels`` from outside this module: ``kernel(name)`` is the compiled
+# function of that name when the extension is loaded and has it, else its NumPy stand-in
+# (same signature, the reference's arithmetic: nnfast._fallback). Per op, never per class.
+_RAW_KERNELS = ("relu_forward", "relu_backward", "sigmoid", "sigmoid_backward", "mul_mask",
+                "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_backward",
+                "cross_entropy", "bn_forward_train", "bn_forward_test", "bn_backward",
+                "optim_update")
+OPT_CODES = {name: getattr(_kernels if _kernels is not None else _fallback, f"OPT_{name}")
+             for name in ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "RMSPROP", "ADAM")}
+
+
+def kernel(name):
+    """The function that runs raw kernel ``name``: compiled if available, else NumPy."""
+    if name not in _RAW_KERNELS:
+        raise KeyError(f"nnfast: no kernel named {name!r}")
+    fn = getattr(_kernels, name, None) if _kernels is not None else None
+    return fn if fn is not None else getattr(_fallback, name)
+
+
+for _name in _RAW_KERNELS:
+    _COMPILED.setdefault(f"kernel:{_name}", (getattr(_kernels, _name, None),
+                                             getattr(_fallback, _name)))
+del _name
 
 
 def _blas_serial():
@@ -516,13 +619,16 @@ def _blas_serial():
 
 def build_info():
     """See ``nnfast.build_info``."""
-    from . import layers, optimizer  # noqa: F401  (they register their classes here)
-
     return {
         "compiled": _kernels is not None,
         "openmp": bool(_kernels is not None and _kernels.have_openmp()),
+        # how the kernels run in parallel: OpenMP, or (compiled without it, e.g. Apple clang
+        # or a compiler without OpenMP support) one thread whatever set_num_threads says
+        "parallel": ("OpenMP" if _kernels is not None and _kernels.have_openmp()
+                     else "single-threaded (built without OpenMP)" if _kernels is not None
+                     else "single-threaded (NumPy reference)"),
         "num_threads": get_num_threads(),
-        "kernels": {name: ("compiled" if _kernels is not None else "reference")
+        "kernels": {name: ("compiled" if _choose(name) is _COMPILED[name][0] else "reference")
                     for name in _COMPILED},
         "error": _load_error,
         # the convolution kernels' vector build (None without the extension), and whether
@@ -695,7 +801,9 @@ def compiled():
 
 
 def register(name, compiled_impl, reference_impl):
-    """List an implementation defined outside this module (a layer or optimizer class that
-    calls the kernels) and return the one to use: the reference when kernels are off."""
+    """List an implementation defined outside this module and return the one to use: the
+    reference when kernels are off. (No longer used by nnfast's layers and optimizers,
+    whose classes are the same whatever the backend: their fallback is per op, through
+    ``kernel``; kept for code that registers its own.)"""
     _COMPILED[name] = (compiled_impl, reference_impl)
     return _choose(name)

@@ -49,6 +49,7 @@ cdef extern from "isa.h":
 
 cdef extern from "dconv.h":
     int nnf_dconv_isa() nogil
+    int nnf_dconv_built() nogil
     int64_t nnf_dconv_scratch(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,
                               int64_t KW, int64_t ph, int64_t pw) nogil
     int nnf_dconv_fwd_f32(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
@@ -313,6 +314,11 @@ def isa_selected():
 
 # At load: the best build (nnfast._dispatch then applies the NNFAST_ISA cap, once).
 nnf_isa_select(-1)
+
+
+def dconv_built():
+    """True when the direct convolutions (dconv_*, bconv_*) are compiled in (GCC/clang)."""
+    return nnf_dconv_built() != 0
 
 
 cdef inline int _isa_level(object isa) except -2:

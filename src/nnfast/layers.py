@@ -19,6 +19,7 @@ a layer reuses a buffer only when its reference count shows the layer is its sol
 """
 import sys
 import sysconfig
+import types
 
 import numpy as np
 
@@ -72,6 +73,19 @@ class Convolution:
         self._geometry = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
         self._work = {}  # scratch buffers reused across calls (see _dispatch)
         self._xk = None  # (x, the kernels' copy of it) of the last forward (see _promoted)
+        self._plan = None  # (geometry, ConvPlan): chosen once per geometry, kept here
+
+    @property
+    def plan(self):
+        """The ConvPlan of the last forward's geometry (None before the first forward):
+        which kernels run the forward/filter gradient and the input gradient."""
+        return None if self._plan is None else self._plan[1]
+
+    def _plan_for(self, x, W, stride, pad):
+        key = (x.shape[1:], W.shape, stride, pad, _dispatch._DIRECT_CONV)
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, _dispatch.plan_conv(x.shape, W.shape, stride, pad))
+        return self._plan[1]
 
     @property
     def col(self):
@@ -100,7 +114,8 @@ class Convolution:
         # rather than pair the old x with the new columns. (Argument errors raised above
         # leave the state untouched.)
         self.x = None
-        out, col = _dispatch.conv2d_forward(xk, W, b, stride, pad, self._work)
+        out, col = _dispatch.conv2d_forward(xk, W, b, stride, pad, self._work,
+                                            self._plan_for(xk, W, stride, pad))
         self.x, self._xk = x, (x, xk)
         self._col = col
         self.col_W = W.reshape(W.shape[0], -1).T
@@ -109,15 +124,16 @@ class Convolution:
 
     def _forward_relu(self, x, relu):
         """``relu.forward(self.forward(x))`` in one pass where the direct kernels run this
-        layer (the networks call it for each Convolution followed by a Relu): both layers
-        end in the same state, the convolution's output is never stored."""
+        layer (a network declares the pair when it is built): both layers end in the same
+        state, the convolution's output is never stored."""
         x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
             self, x, "Convolution.forward")
         xk = _promoted(x, W, b)
         shape = (x.shape[0], W.shape[0], out_h, out_w)
         mask = relu._buf.get("mask", shape, np.bool_, holder=relu.mask)
         self.x = None
-        out = _dispatch.conv2d_forward_relu(xk, W, b, stride, pad, mask)
+        out = _dispatch.conv2d_forward_relu(xk, W, b, stride, pad, mask,
+                                            self._plan_for(xk, W, stride, pad))
         if out is None:  # not a direct layer: the two layers one after the other
             return relu.forward(self.forward(x))
         self.x, self._xk = x, (x, xk)
@@ -134,7 +150,7 @@ class Convolution:
         W = self.col_W.T.reshape(w_shape)
         xk = self._xk[1] if self._xk is not None and self._xk[0] is self.x else self.x
         dx, dW, db = _dispatch.conv2d_backward(dout, xk, self._col, W, stride, pad,
-                                               not self.skip_dx, self._work)
+                                               not self.skip_dx, self._work, self.plan)
         self.dW = dW
         self.db = db
         return dx
@@ -203,7 +219,8 @@ class Pooling(_ref._Pool2d):
 
     def _backward_relu(self, dout, relu):
         """``relu.backward(self.backward(dout))`` in one pass, for a Relu right before this
-        layer (the networks call it): the pooling's dx is zeroed where the ReLU's mask is
+        layer (a network declares the pair when it is built): the pooling's dx is zeroed
+        where the ReLU's mask is
         set as it is written, instead of in a second pass over it."""
         if relu.mask is None or relu.mask.shape != getattr(self.x, "shape", None):
             return relu.backward(self.backward(dout))
@@ -240,7 +257,10 @@ class AvgPooling(_ref._Pool2d):
 
 # ---- dense layers on the compiled kernels (issue 4) -----------------------------------
 
-_K = _dispatch._kernels  # None when the kernels are off: the reference classes are used
+# The raw kernels the layers call, each compiled or (without the extension) its NumPy
+# stand-in with the reference's arithmetic: the fallback is per op (``_dispatch.kernel``),
+# and these classes are the same whatever backend runs.
+_K = types.SimpleNamespace(**{name: _dispatch.kernel(name) for name in _dispatch._RAW_KERNELS})
 
 
 class _Buffers:
@@ -653,18 +673,6 @@ class BatchNormalization(_ref.BatchNormalization):
         self.dgamma = dgamma
         self.dbeta = dbeta
         return dx
-
-
-Convolution = _dispatch.register("Convolution", Convolution, _ref.Convolution)
-Pooling = _dispatch.register("Pooling", Pooling, _ref.Pooling)
-AvgPooling = _dispatch.register("AvgPooling", AvgPooling, _ref.AvgPooling)
-Relu = _dispatch.register("Relu", Relu, _ref.Relu)
-Sigmoid = _dispatch.register("Sigmoid", Sigmoid, _ref.Sigmoid)
-Affine = _dispatch.register("Affine", Affine, _ref.Affine)
-SoftmaxWithLoss = _dispatch.register("SoftmaxWithLoss", SoftmaxWithLoss, _ref.SoftmaxWithLoss)
-Dropout = _dispatch.register("Dropout", Dropout, _ref.Dropout)
-BatchNormalization = _dispatch.register("BatchNormalization", BatchNormalization,
-                                        _ref.BatchNormalization)
 
 
 __all__ = [

@@ -4,40 +4,54 @@ Each class is the reference network with its layers taken from
 ``nnfast.layers`` (compiled kernels where they exist); behaviour, attributes,
 ``save_params``/``load_params`` format and printed numbers are the reference's.
 """
+import functools
+
 from . import layers as _native_layers
 from .reference import nets as _ref
 from .reference.nets import init_scale
 
 
-# The methods a fused pass stands in for, as defined: a later replacement (on the class, a
-# subclass or an instance: a hook, a profiler) must be called, so it turns the fusion off.
-_FUSABLE = {(cls, method): getattr(cls, method) for cls, method in (
-    (_native_layers.Convolution, "forward"), (_native_layers.Relu, "forward"),
-    (_native_layers.Relu, "backward"), (_native_layers.Pooling, "forward"),
-    (_native_layers.Pooling, "backward"))}
+def declare_fusion(net):
+    """Declare, once the layers are built, which neighbouring layers run as one pass.
+
+    Fused steps: each ``Convolution`` followed by a ``Relu`` runs forward as one pass
+    (``Convolution._forward_relu``); each max ``Pooling`` preceded by a ``Relu`` runs
+    backward with it (``Pooling._backward_relu``). Only layers whose class is exactly
+    the native one, with no method replaced on the instance, are fused (a subclass or a
+    hook installed before the declaration runs its own methods; for a hook installed
+    later, call ``declare_fusion(net)`` again or set ``net.fusion = ()``). The
+    declaration records the layer objects: a layer replaced later in ``net.layers`` ends
+    its pair's fusion. ``net.fusion = ()`` turns fusion off; it is a tuple of
+    ``(kind, first_layer, second_layer)``.
+    """
+    seq = list(net._layer_sequence())
+    pairs = []
+
+    def plain(layer, cls):  # exactly the native class, no method replaced on the instance
+        return type(layer) is cls and not {"forward", "backward"} & set(vars(layer))
+
+    for a, b in zip(seq, seq[1:]):
+        if plain(a, _native_layers.Convolution) and plain(b, _native_layers.Relu):
+            pairs.append(("conv+relu forward", a, b))
+        elif plain(a, _native_layers.Relu) and plain(b, _native_layers.Pooling):
+            pairs.append(("relu+pool backward", a, b))
+    net.fusion = tuple(pairs)
 
 
-def _native(layer, cls, method):
-    """``layer`` is a ``cls`` whose ``method`` is the native one as defined (not replaced
-    on the class, by a subclass or on the instance): only then may a fused pass stand in."""
-    return (isinstance(layer, cls) and getattr(type(layer), method) is _FUSABLE[cls, method]
-            and method not in vars(layer))
-
-
-def _fusable(conv, relu):
-    return _native(conv, _native_layers.Convolution, "forward") and \
-        _native(relu, _native_layers.Relu, "forward")
+def _pairs(self, kind):
+    """{id(first layer): second layer} of the declared pairs of this kind."""
+    return {id(a): b for k, a, b in getattr(self, "fusion", ()) if k == kind}
 
 
 def _fused_backprop(self, dout):
-    """Backward through ``layers`` in reverse order; each max Pooling that follows a Relu
-    runs with the Relu's backward as one pass (``Pooling._backward_relu``)."""
+    """Backward through ``layers`` in reverse order; each declared Relu + max Pooling pair
+    runs as one pass (``Pooling._backward_relu``)."""
+    pairs = _pairs(self, "relu+pool backward")
     seq = list(self._layer_sequence())
     i = len(seq) - 1
     while i >= 0:
         layer = seq[i]
-        if i >= 1 and _native(layer, _native_layers.Pooling, "backward") and \
-                _native(seq[i - 1], _native_layers.Relu, "backward"):
+        if i >= 1 and pairs.get(id(seq[i - 1])) is layer:
             dout = layer._backward_relu(dout, seq[i - 1])
             i -= 2
             continue
@@ -48,22 +62,39 @@ def _fused_backprop(self, dout):
 def _fused_predict(self, x, train_flg=False):
     """Forward through ``layers``; ``train_flg`` reaches Dropout and BatchNormalization only.
 
-    Each Convolution + Relu pair runs as one pass (``Convolution._forward_relu``): the
-    same numbers and the same layer state as the reference's loop, without storing the
+    Each declared Convolution + Relu pair runs as one pass (``Convolution._forward_relu``):
+    the same numbers and the same layer state as the reference's loop, without storing the
     convolution's output and reading it back.
     """
     flagged = (self._L.Dropout, self._L.BatchNormalization)
+    pairs = _pairs(self, "conv+relu forward")
     seq = list(self._layer_sequence())
     i = 0
     while i < len(seq):
         layer = seq[i]
-        if i + 1 < len(seq) and _fusable(layer, seq[i + 1]):
+        if i + 1 < len(seq) and pairs.get(id(layer)) is seq[i + 1]:
             x = layer._forward_relu(x, seq[i + 1])
             i += 2
             continue
         x = layer.forward(x, train_flg) if isinstance(layer, flagged) else layer.forward(x)
         i += 1
     return x
+
+
+def _fused(cls):
+    """Class decorator for the convolutional nets: fusion declared at the end of
+    ``__init__`` (the reference's, whose signature it keeps), and the fused loops."""
+    build = cls.__init__
+
+    @functools.wraps(build)
+    def __init__(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        declare_fusion(self)
+
+    cls.__init__ = __init__
+    cls.predict = _fused_predict
+    cls._backprop = _fused_backprop
+    return cls
 
 
 class TwoLayerNet(_ref.TwoLayerNet):
@@ -81,26 +112,23 @@ class MultiLayerNetExtend(_ref.MultiLayerNetExtend):
     _L = _native_layers
 
 
+@_fused
 class SimpleConvNet(_ref.SimpleConvNet):
     __doc__ = _ref.SimpleConvNet.__doc__
     _L = _native_layers
-    predict = _fused_predict
-    _backprop = _fused_backprop
 
 
+@_fused
 class DeepConvNet(_ref.DeepConvNet):
     __doc__ = _ref.DeepConvNet.__doc__
     _L = _native_layers
-    predict = _fused_predict
-    _backprop = _fused_backprop
 
 
+@_fused
 class SmallAlexNet(_ref.SmallAlexNet):
     __doc__ = _ref.SmallAlexNet.__doc__
     _L = _native_layers
-    predict = _fused_predict
-    _backprop = _fused_backprop
 
 
-__all__ = ["init_scale", "TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend",
+__all__ = ["init_scale", "declare_fusion", "TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend",
            "SimpleConvNet", "DeepConvNet", "SmallAlexNet"]

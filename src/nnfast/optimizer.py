@@ -70,7 +70,7 @@ class _Compiled:
             if args is None:
                 self._reference_step(params, key, g, hp)
             else:
-                _dispatch._kernels.optim_update(self._op, *args, a, b, c, nt)
+                _optim_update(self._op, *args, a, b, c, nt)
 
     def _hyper(self, hp):
         """The kernel's three scalars: the reference's hyper-parameters in order, 0-padded."""
@@ -81,9 +81,12 @@ class _Compiled:
         super()._step({key: params[key]}, {key: g}, hp)
 
 
+# compiled, or its NumPy stand-in (the reference's forms) without the extension: per op
+_optim_update = _dispatch.kernel("optim_update")
+
+
 def _op(name):
-    k = _dispatch._kernels
-    return getattr(k, name) if k is not None else None
+    return _dispatch.OPT_CODES[name[len("OPT_"):]]
 
 
 class SGD(_Compiled, _ref.SGD):
@@ -133,12 +136,5 @@ class Adam(_Compiled, _ref.Adam):
         v += (1 - beta2) * (g ** 2 - v)
         params[key] -= self._lr_t * m / (np.sqrt(v) + _ref.OPT_EPS)
 
-
-SGD = _dispatch.register("SGD", SGD, _ref.SGD)
-Momentum = _dispatch.register("Momentum", Momentum, _ref.Momentum)
-Nesterov = _dispatch.register("Nesterov", Nesterov, _ref.Nesterov)
-AdaGrad = _dispatch.register("AdaGrad", AdaGrad, _ref.AdaGrad)
-RMSprop = _dispatch.register("RMSprop", RMSprop, _ref.RMSprop)
-Adam = _dispatch.register("Adam", Adam, _ref.Adam)
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]

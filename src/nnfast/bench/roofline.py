@@ -151,7 +151,10 @@ def net_passes(name, dtype=np.float32):
              for key, (index, attr) in net._slots.items()}
 
     from nnfast import nets as native_nets
-    from nnfast import layers as native_layers
+
+    # the pairs the network declared when it was built (nnfast.nets.declare_fusion)
+    fused_fwd = native_nets._pairs(net, "conv+relu forward")
+    fused_bwd = native_nets._pairs(net, "relu+pool backward")
 
     # The passes as the network runs them (nnfast.nets): a Convolution + Relu forward and a
     # Pooling + Relu backward are one pass each, the 1-byte mask their only extra array.
@@ -164,7 +167,7 @@ def net_passes(name, dtype=np.float32):
     while i < len(layers):
         lname, layer = layers[i]
         fwd = models[i][0]
-        if i + 1 < len(layers) and native_nets._fusable(layer, layers[i + 1][1]):
+        if i + 1 < len(layers) and fused_fwd.get(id(layer)) is layers[i + 1][1]:
             relu_name, relu = layers[i + 1]
             relu_fwd = models[i + 1][0]
             extra = outputs[i].size * _MASK_BYTES if fwd["direct"] else relu_fwd["bytes"]
@@ -182,8 +185,7 @@ def net_passes(name, dtype=np.float32):
     while i >= 0:
         lname, layer = layers[i]
         bwd = models[i][1]
-        if i >= 1 and native_nets._native(layer, native_layers.Pooling, "backward") and \
-                native_nets._native(layers[i - 1][1], native_layers.Relu, "backward"):
+        if i >= 1 and fused_bwd.get(id(layers[i - 1][1])) is layer:
             relu_name, relu = layers[i - 1]
             backward.append(_pass(
                 f"{lname} + {relu_name} backward",
