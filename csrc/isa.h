@@ -16,11 +16,21 @@ enum { NNF_ISA_BASE = 0, NNF_ISA_AVX2 = 1, NNF_ISA_AVX512 = 2 };
 int nnf_cpu_isa(void);
 
 /* Points every dispatched entry point at one build: the best supported one if level < 0,
- * else min(level, nnf_cpu_isa()). Returns the level now in use. Not thread-safe: call it
- * before other threads run kernels (nnfast calls it once, at import). */
+ * else min(level, nnf_cpu_isa()), each family capped at the highest build it prefers (see
+ * isa.c: one that measured slower than a lower one is not used). Returns the level asked
+ * for, after those limits. Not thread-safe: call it before other threads run kernels
+ * (nnfast calls it once, at import). */
 int nnf_isa_select(int level);
+
+/* The same without the families' preferences: every family at exactly that level (the
+ * tests use it to run every build). */
+int nnf_isa_force(int level);
 
 /* The level selected last (NNF_ISA_BASE before any call). */
 int nnf_isa_selected(void);
+
+/* The build one family ("eltwise", "batchnorm", "softmax_xent", "pool", "optim",
+ * "affine") runs now, or -1 for an unknown name. */
+int nnf_isa_family_level(const char *family);
 
 #endif

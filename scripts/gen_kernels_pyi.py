@@ -20,7 +20,7 @@ RETURNS = {
     "have_openmp": "bool", "max_threads": "int", "dconv_isa": "str", "dconv_built": "bool",
     "dconv_scratch_size": "int", "bconv_fwd_scratch_size": "int",
     "bconv_dw_scratch_size": "int", "dconv_dw": "bool", "softmax_xent": "float",
-    "cross_entropy": "float", "cpu_isa": "str", "isa_select": "str", "isa_selected": "str",
+    "cross_entropy": "float", "cpu_isa": "str", "isa_select": "str", "isa_selected": "str", "isa_family": "str",
 }
 NONE_RETURNING = {
     "im2col", "col2im", "im2col_planar", "col2im_planar", "dconv_forward", "bconv_forward",

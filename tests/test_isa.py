@@ -23,7 +23,7 @@ def _on_every_build(fn):
     results = []
     try:
         for isa in ISAS:
-            _K.isa_select(isa)
+            _K.isa_select(isa, exact=True)
             for nt in (1, 2):
                 results.append(((isa, nt), fn(nt)))
     finally:
@@ -152,11 +152,28 @@ def test_nnfast_isa_caps_every_family():
     best = ISAS[-1]
     families = ("eltwise", "batchnorm", "softmax_xent", "pool", "optim", "affine")
     got = run("")
-    assert all(got[f] == best for f in families)
+    assert all(got[f] == best for f in families if f != "pool")
+    assert got["pool"] == ("avx2" if best == "avx512" else best)
     got = run("baseline")
     assert all(got[f] == "baseline" for f in families) and got["conv"] == "baseline"
     if "avx2" in ISAS:
         assert all(run("avx2")[f] == "avx2" for f in families)
+
+
+def test_families_run_their_preferred_build_and_exact_forces_every_build():
+    before = _K.isa_selected()
+    try:
+        best = _K.isa_select(None)
+        for family in ("eltwise", "batchnorm", "softmax_xent", "optim", "affine"):
+            assert _K.isa_family(family) == best
+        # pooling prefers AVX2 (its AVX-512 build measured slower)
+        assert _K.isa_family("pool") == ("avx2" if best == "avx512" else best)
+        _K.isa_select(best, exact=True)
+        assert _K.isa_family("pool") == best
+        with pytest.raises(ValueError, match="unknown family 'conv'"):
+            _K.isa_family("conv")
+    finally:
+        _K.isa_select(before)
 
 
 def test_isa_select_refuses_unknown_and_unsupported_levels():

@@ -62,7 +62,7 @@ int main(void)
     test_out_size_overflow();
     for (int isa = NNF_ISA_BASE; isa <= nnf_cpu_isa(); ++isa)
     for (int threads = 1; threads <= 2; ++threads) {
-        nnf_isa_select(isa); /* the element-wise families on every build this CPU has */
+        nnf_isa_force(isa); /* the element-wise families on every build this CPU has */
         sweep_geometry_f32(threads);
         sweep_geometry_f64(threads);
         sweep_conv_f32(threads);

@@ -636,7 +636,7 @@ def build_info():
         "conv_isa": _DCONV_ISA,
         # the build every element-wise family runs (csrc/isa.h): one choice for all of them
         "isa": {"conv": _DCONV_ISA,
-                **{family: (_kernels.isa_selected() if _kernels is not None else None)
+                **{family: (_kernels.isa_family(family) if _kernels is not None else None)
                    for family in ("eltwise", "batchnorm", "softmax_xent", "pool", "optim",
                                   "affine")}},
         "direct_conv": _DIRECT_CONV,

@@ -45,7 +45,9 @@ cdef extern from "im2col.h":
 cdef extern from "isa.h":
     int nnf_cpu_isa() nogil
     int nnf_isa_select(int level) nogil
+    int nnf_isa_force(int level) nogil
     int nnf_isa_selected() nogil
+    int nnf_isa_family_level(const char *family) nogil
 
 cdef extern from "dconv.h":
     int nnf_dconv_isa() nogil
@@ -292,10 +294,12 @@ def cpu_isa():
     return _ISA_NAMES[nnf_cpu_isa()]
 
 
-def isa_select(isa=None):
+def isa_select(isa=None, exact=False):
     """Point every element-wise family at one build (None: the best supported; a level above
-    the CPU's is refused) and return the name of the build now in use. Every build gives the
-    same bits. Not thread-safe: nnfast calls it once at import (tests switch it)."""
+    the CPU's is refused) and return its name. Each family stays at or below the highest
+    build it prefers (``isa_family``), unless ``exact``: then every family runs exactly that
+    build (the tests run each). Every build gives the same bits. Not thread-safe: nnfast
+    calls it once at import (tests switch it)."""
     cdef int level = -1
     if isa is not None:
         if isa not in _ISA_NAMES:
@@ -304,12 +308,22 @@ def isa_select(isa=None):
         if level > nnf_cpu_isa():
             raise ValueError(f"isa {isa!r} is not supported by this CPU or build "
                              f"(best: {_ISA_NAMES[nnf_cpu_isa()]!r})")
-    return _ISA_NAMES[nnf_isa_select(level)]
+    return _ISA_NAMES[nnf_isa_force(level) if exact else nnf_isa_select(level)]
 
 
 def isa_selected():
-    """The build the element-wise families run now."""
+    """The level the element-wise families were last pointed at (see isa_family)."""
     return _ISA_NAMES[nnf_isa_selected()]
+
+
+def isa_family(str family):
+    """The build one element-wise family runs now: "baseline", "avx2" or "avx512"."""
+    cdef bytes name = family.encode()
+    cdef int level = nnf_isa_family_level(name)
+    if level < 0:
+        raise ValueError(f"isa_family: unknown family {family!r}; one of eltwise, batchnorm, "
+                         f"softmax_xent, pool, optim, affine")
+    return _ISA_NAMES[level]
 
 
 # At load: the best build (nnfast._dispatch then applies the NNFAST_ISA cap, once).
