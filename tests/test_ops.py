@@ -337,3 +337,37 @@ def test_optimizer_step_errors_change_nothing():
     with pytest.raises(ValueError, match=r"adam_: step must be"):
         ops.adam_(p, g, np.zeros(3), v, 0)
     unchanged(before, [p, v])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_and_read_only_inputs_give_the_contiguous_results(dtype):
+    rng = np.random.default_rng(11)
+    big = rng.standard_normal((2, 3, 10, 12)).astype(dtype)
+    x = big[:, :, ::2, ::2]  # strided
+    xc = np.ascontiguousarray(x)
+    ro = xc.copy()
+    ro.setflags(write=False)
+    for a in (x, ro):
+        same(ops.relu(a), ops.relu(xc))
+        same(ops.sigmoid(a), ops.sigmoid(xc))
+        same(ops.softmax(a), ops.softmax(xc))
+        same(ops.max_pool2d(a, 2)[0], ops.max_pool2d(xc, 2)[0])
+        same(ops.avg_pool2d(a, 2)[0], ops.avg_pool2d(xc, 2)[0])
+        same(ops.batch_norm(a, np.ones(3 * 5 * 6, dtype), np.zeros(3 * 5 * 6, dtype)).out,
+             ops.batch_norm(xc, np.ones(3 * 5 * 6, dtype), np.zeros(3 * 5 * 6, dtype)).out)
+        s = a.reshape(2, -1)[:, :7] if a.flags.c_contiguous else a[:, 0, 0, :]
+        sc = np.ascontiguousarray(s)
+        for u, v in zip(ops.softmax_cross_entropy(s, np.array([1, 2])),
+                        ops.softmax_cross_entropy(sc, np.array([1, 2]))):
+            same(u, v)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)[:, :, ::-1, :]  # negative strides
+    same(ops.conv2d(x, w), ops.conv2d(xc, np.ascontiguousarray(w)))
+
+
+def test_mixed_dtypes_promote_and_ints_become_float64():
+    x32 = np.ones((1, 1, 4, 4), np.float32)
+    assert ops.conv2d(x32, np.ones((1, 1, 2, 2))).dtype == np.float64
+    assert ops.conv2d(x32, np.ones((1, 1, 2, 2), np.float32)).dtype == np.float32
+    assert ops.relu(np.arange(4)).dtype == np.float64
+    assert ops.affine(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32),
+                      np.zeros(2)).dtype == np.float64
