@@ -8,10 +8,17 @@
 #define NNF_AFFINE_BODY(T)                                                             \
     const int parallel = n_threads > 1 && rows * cols >= 4 * NNF_PARALLEL_MIN_WORK;    \
     (void)parallel;                                                                    \
-    _Pragma("omp parallel for schedule(static) num_threads(n_threads) if(parallel)")   \
-    for (nnf_index r = 0; r < rows; ++r) {                                             \
-        T *NNF_RESTRICT o = out + r * cols;                                            \
-        for (nnf_index c = 0; c < cols; ++c) o[c] = o[c] + b[c];                       \
+    if (parallel) {                                                                    \
+        _Pragma("omp parallel for schedule(static) num_threads(n_threads)")            \
+        for (nnf_index r = 0; r < rows; ++r) {                                         \
+            T *NNF_RESTRICT o = out + r * cols;                                        \
+            for (nnf_index c = 0; c < cols; ++c) o[c] = o[c] + b[c];                   \
+        }                                                                              \
+    } else { /* no OpenMP region at all for a serial call (~1 us saved) */             \
+        for (nnf_index r = 0; r < rows; ++r) {                                         \
+            T *NNF_RESTRICT o = out + r * cols;                                        \
+            for (nnf_index c = 0; c < cols; ++c) o[c] = o[c] + b[c];                   \
+        }                                                                              \
     }
 
 void NNF_ISA_CAT(nnf_bias_add_f32, NNF_ISA_TAG)(float *NNF_RESTRICT out,

@@ -4,14 +4,23 @@
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
 #define NNF_FN(name) NNF_CAT(NNF_CAT(name, SFX), NNF_ISA_TAG)
-#define NNF_EW_FOR                                                                      \
-    _Pragma("omp parallel for schedule(static) num_threads(n_threads) if(n >= NNF_ELTWISE_MIN_PARALLEL && n_threads > 1)") \
-    for (nnf_index i = 0; i < n; ++i)
+/* The loop over i with the body given: below the threshold (or on one thread) a plain
+ * loop, without entering OpenMP at all (a region that its if() keeps on one thread still
+ * costs about a microsecond: most of a tiny call). */
+#define NNF_EW_FOR(...)                                                                  \
+    do {                                                                                 \
+        if (n >= NNF_ELTWISE_MIN_PARALLEL && n_threads > 1) {                            \
+            _Pragma("omp parallel for schedule(static) num_threads(n_threads)")          \
+            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
+        } else {                                                                         \
+            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
+        }                                                                                \
+    } while (0)
 
 void NNF_FN(nnf_relu_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT out, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { const T v = x[i]; out[i] = v < (T)0 ? (T)0 : v; }
+    NNF_EW_FOR({ const T v = x[i]; out[i] = v < (T)0 ? (T)0 : v; });
 }
 
 void NNF_FN(nnf_relu_fwd_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT out,
@@ -19,8 +28,8 @@ void NNF_FN(nnf_relu_fwd_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT
 {
     (void)n_threads;
     /* two loops over the same (cached) range: each has one element type and vectorises */
-    NNF_EW_FOR { const T v = x[i]; out[i] = v <= (T)0 ? (T)0 : v; }
-    NNF_EW_FOR { mask[i] = (uint8_t)(x[i] <= (T)0); }
+    NNF_EW_FOR({ const T v = x[i]; out[i] = v <= (T)0 ? (T)0 : v; });
+    NNF_EW_FOR({ mask[i] = (uint8_t)(x[i] <= (T)0); });
 }
 
 void NNF_FN(nnf_relu_bwd_)(const T *NNF_RESTRICT dout, const uint8_t *NNF_RESTRICT mask,
@@ -28,7 +37,7 @@ void NNF_FN(nnf_relu_bwd_)(const T *NNF_RESTRICT dout, const uint8_t *NNF_RESTRI
 {
     (void)n_threads;
     /* loads before the select: no control flow, so the loop vectorises */
-    NNF_EW_FOR { const T d = dout[i]; dx[i] = mask[i] ? (T)0 : d; }
+    NNF_EW_FOR({ const T d = dout[i]; dx[i] = mask[i] ? (T)0 : d; });
 }
 
 void NNF_FN(nnf_positive_)(const T *NNF_RESTRICT x, nnf_index n, int inclusive,
@@ -36,9 +45,9 @@ void NNF_FN(nnf_positive_)(const T *NNF_RESTRICT x, nnf_index n, int inclusive,
 {
     (void)n_threads;
     if (inclusive) {
-        NNF_EW_FOR { const T v = x[i]; out[i] = v >= (T)0 ? (T)1 : (T)0; }
+        NNF_EW_FOR({ const T v = x[i]; out[i] = v >= (T)0 ? (T)1 : (T)0; });
     } else {
-        NNF_EW_FOR { const T v = x[i]; out[i] = v > (T)0 ? (T)1 : (T)0; }
+        NNF_EW_FOR({ const T v = x[i]; out[i] = v > (T)0 ? (T)1 : (T)0; });
     }
 }
 
@@ -46,14 +55,14 @@ void NNF_FN(nnf_step_)(const T *NNF_RESTRICT x, nnf_index n, int64_t *NNF_RESTRI
                        int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { out[i] = x[i] > (T)0; }
+    NNF_EW_FOR({ out[i] = x[i] > (T)0; });
 }
 
 void NNF_FN(nnf_neg_abs_)(const T *NNF_RESTRICT x, nnf_index n, T *NNF_RESTRICT out,
                           int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { const T v = x[i]; out[i] = v < (T)0 ? v : -v; }
+    NNF_EW_FOR({ const T v = x[i]; out[i] = v < (T)0 ? v : -v; });
 }
 
 /* e = exp(-|x|) from NumPy (its SIMD exp, the reference's own): the rest of the
@@ -63,16 +72,16 @@ void NNF_FN(nnf_sigmoid_finish_)(const T *NNF_RESTRICT x, const T *e, nnf_index 
 {
     (void)n_threads;
     if (derivative) {
-        NNF_EW_FOR {
+        NNF_EW_FOR({
             const T ei = e[i], d = (T)1 + ei;
             const T s = (x[i] >= (T)0 ? (T)1 : ei) / d; /* 1/d or e/d: one division */
             out[i] = ((T)1 - s) * s;
-        }
+        });
     } else {
-        NNF_EW_FOR {
+        NNF_EW_FOR({
             const T ei = e[i], d = (T)1 + ei;
             out[i] = (x[i] >= (T)0 ? (T)1 : ei) / d; /* 1/d or e/d: one division */
-        }
+        });
     }
 }
 
@@ -80,14 +89,14 @@ void NNF_FN(nnf_sigmoid_bwd_)(const T *NNF_RESTRICT dout, const T *NNF_RESTRICT 
                               T *NNF_RESTRICT dx, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { dx[i] = dout[i] * ((T)1 - y[i]) * y[i]; }
+    NNF_EW_FOR({ dx[i] = dout[i] * ((T)1 - y[i]) * y[i]; });
 }
 
 void NNF_FN(nnf_mul_mask_)(const T *NNF_RESTRICT a, const uint8_t *NNF_RESTRICT mask,
                            nnf_index n, T *NNF_RESTRICT out, int n_threads)
 {
     (void)n_threads;
-    NNF_EW_FOR { out[i] = a[i] * (T)mask[i]; }
+    NNF_EW_FOR({ out[i] = a[i] * (T)mask[i]; });
 }
 
 void NNF_FN(nnf_scale_)(const T *NNF_RESTRICT a, double s, nnf_index n, T *NNF_RESTRICT out,
@@ -95,7 +104,7 @@ void NNF_FN(nnf_scale_)(const T *NNF_RESTRICT a, double s, nnf_index n, T *NNF_R
 {
     const T st = (T)s;
     (void)n_threads;
-    NNF_EW_FOR { out[i] = a[i] * st; }
+    NNF_EW_FOR({ out[i] = a[i] * st; });
 }
 
 #undef NNF_EW_FOR

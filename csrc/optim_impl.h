@@ -5,16 +5,25 @@
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
 #define NNF_FN(name) NNF_CAT(NNF_CAT(name, SFX), NNF_ISA_TAG)
-#define NNF_OPT_FOR                                                                     \
-    _Pragma("omp parallel for schedule(static) num_threads(n_threads) if(n >= NNF_OPTIM_MIN_PARALLEL && n_threads > 1)") \
-    for (nnf_index i = 0; i < n; ++i)
+/* The loop over i with the body given: below the threshold (or on one thread) a plain
+ * loop, without entering OpenMP at all (a region that its if() keeps on one thread still
+ * costs about a microsecond: most of a tiny call). */
+#define NNF_OPT_FOR(...)                                                                 \
+    do {                                                                                 \
+        if (n >= NNF_OPTIM_MIN_PARALLEL && n_threads > 1) {                              \
+            _Pragma("omp parallel for schedule(static) num_threads(n_threads)")          \
+            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
+        } else {                                                                         \
+            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
+        }                                                                                \
+    } while (0)
 
 void NNF_FN(nnf_sgd_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, nnf_index n, double lr,
                       int n_threads)
 {
     const T lr_ = (T)lr;
     (void)n_threads;
-    NNF_OPT_FOR { p[i] = p[i] - lr_ * g[i]; }
+    NNF_OPT_FOR({ p[i] = p[i] - lr_ * g[i]; });
 }
 
 void NNF_FN(nnf_momentum_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RESTRICT v,
@@ -22,11 +31,11 @@ void NNF_FN(nnf_momentum_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RE
 {
     const T lr_ = (T)lr, mom = (T)momentum;
     (void)n_threads;
-    NNF_OPT_FOR {
+    NNF_OPT_FOR({
         const T vi = mom * v[i] - lr_ * g[i];
         v[i] = vi;
         p[i] = p[i] + vi;
-    }
+    });
 }
 
 void NNF_FN(nnf_nesterov_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RESTRICT v,
@@ -36,12 +45,12 @@ void NNF_FN(nnf_nesterov_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RE
     const T lr_ = (T)lr, mom = (T)momentum, mm = (T)(momentum * momentum);
     const T step = (T)((1.0 + momentum) * lr);
     (void)n_threads;
-    NNF_OPT_FOR {
+    NNF_OPT_FOR({
         const T gi = g[i], vi = v[i];
         T pi = p[i] + mm * vi;
         p[i] = pi - step * gi;
         v[i] = vi * mom - lr_ * gi;
-    }
+    });
 }
 
 void NNF_FN(nnf_adagrad_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RESTRICT h,
@@ -49,11 +58,11 @@ void NNF_FN(nnf_adagrad_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RES
 {
     const T lr_ = (T)lr, eps = (T)NNF_OPT_EPS;
     (void)n_threads;
-    NNF_OPT_FOR {
+    NNF_OPT_FOR({
         const T gi = g[i], hi = h[i] + gi * gi;
         h[i] = hi;
         p[i] = p[i] - lr_ * gi / (SQRT_T(hi) + eps);
-    }
+    });
 }
 
 void NNF_FN(nnf_rmsprop_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RESTRICT h,
@@ -61,13 +70,13 @@ void NNF_FN(nnf_rmsprop_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RES
 {
     const T lr_ = (T)lr, r = (T)rho, omr = (T)(1.0 - rho), eps = (T)NNF_OPT_EPS;
     (void)n_threads;
-    NNF_OPT_FOR {
+    NNF_OPT_FOR({
         const T gi = g[i];
         T hi = h[i] * r;
         hi = hi + omr * gi * gi;
         h[i] = hi;
         p[i] = p[i] - lr_ * gi / (SQRT_T(hi) + eps);
-    }
+    });
 }
 
 void NNF_FN(nnf_adam_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RESTRICT m,
@@ -77,14 +86,14 @@ void NNF_FN(nnf_adam_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, T *NNF_RESTRI
     const T lr_ = (T)lr_t, omb1 = (T)(1.0 - beta1), omb2 = (T)(1.0 - beta2);
     const T eps = (T)NNF_OPT_EPS;
     (void)n_threads;
-    NNF_OPT_FOR {
+    NNF_OPT_FOR({
         const T gi = g[i];
         const T mi = m[i] + omb1 * (gi - m[i]);
         const T vi = v[i] + omb2 * (gi * gi - v[i]);
         m[i] = mi;
         v[i] = vi;
         p[i] = p[i] - lr_ * mi / (SQRT_T(vi) + eps);
-    }
+    });
 }
 
 #undef NNF_OPT_FOR
