@@ -11,16 +11,20 @@ The compiled extension is skipped (everything runs on the reference) when it
 cannot be loaded — with one warning saying why — or when the environment sets
 ``NNFAST_BACKEND=reference``.
 """
+from __future__ import annotations
+
 import functools
 import os
 import threading
 import warnings
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks
 from . import _fallback
-from ._blas import matmul
+from ._blas import matmul as matmul  # re-exported: the layers call _dispatch.matmul
 from . import _blas
 from ._threads import get_num_threads
 from .reference import functions as _ref_functions
@@ -46,7 +50,7 @@ else:
         )
 
 
-def kernel_input(x, where, name):
+def kernel_input(x: Any, where: str, name: str) -> npt.NDArray[np.floating[Any]]:
     """``x`` as a C-contiguous, native-byte-order float32/float64 array for a kernel.
 
     float32/float64 keep their dtype (no upcast); bool/int become float64;

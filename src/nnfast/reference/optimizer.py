@@ -153,7 +153,8 @@ class Optimizer:
         if unknown or set(meta["counters"]) != set(self._counter_names):
             raise ValueError(f"{where}: the saved state {sorted(meta['state'])} / counters "
                              f"{sorted(meta['counters'])} are not {name}'s")
-        state: Dict[str, Any] = {s: ({} if s in meta["state"] else None) for s in self._state_names}
+        state: Dict[str, Any] = {s: ({} if s in meta["state"] else None)
+                                 for s in self._state_names}
         for key, arr in arrays.items():
             s, _, param = key.partition(".")
             if s not in meta["state"] or arr.dtype.kind != "f":
@@ -187,9 +188,9 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """Momentum SGD: ``v = momentum*v - lr*g; p += v``. State: ``v``."""
 
-    _state_names = ("v",)
+    _state_names: Tuple[str, ...] = ("v",)
     v: Any  # {key: array} once the first update ran, else None
-    _hyper_names = ("lr", "momentum")
+    _hyper_names: Tuple[str, ...] = ("lr", "momentum")
 
     def __init__(self, lr: Optional[float] = None, momentum: float = 0.9, *,
                  learning_rate: Optional[float] = None) -> None:
@@ -207,9 +208,9 @@ class Momentum(Optimizer):
 class Nesterov(Optimizer):
     """Nesterov's accelerated gradient (the book's form). State: ``v``."""
 
-    _state_names = ("v",)
+    _state_names: Tuple[str, ...] = ("v",)
     v: Any  # {key: array} once the first update ran, else None
-    _hyper_names = ("lr", "momentum")
+    _hyper_names: Tuple[str, ...] = ("lr", "momentum")
 
     def __init__(self, lr: Optional[float] = None, momentum: float = 0.9, *,
                  learning_rate: Optional[float] = None) -> None:
@@ -230,7 +231,7 @@ class Nesterov(Optimizer):
 class AdaGrad(Optimizer):
     """AdaGrad: ``h += g*g; p -= lr*g / (sqrt(h) + eps)``. State: ``h``."""
 
-    _state_names = ("h",)
+    _state_names: Tuple[str, ...] = ("h",)
     h: Any  # {key: array} once the first update ran, else None
 
     def __init__(self, lr: Optional[float] = None, *,
@@ -249,9 +250,9 @@ class AdaGrad(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop: a decaying average of squared gradients. State: ``h``."""
 
-    _state_names = ("h",)
+    _state_names: Tuple[str, ...] = ("h",)
     h: Any  # {key: array} once the first update ran, else None
-    _hyper_names = ("lr", "decay_rate")
+    _hyper_names: Tuple[str, ...] = ("lr", "decay_rate")
 
     def __init__(self, lr: Optional[float] = None, decay_rate: float = 0.99, *,
                  learning_rate: Optional[float] = None) -> None:
@@ -274,11 +275,11 @@ class Adam(Optimizer):
     State: ``m``, ``v`` (per key) and ``iter`` (number of updates so far).
     """
 
-    _state_names = ("m", "v")
+    _state_names: Tuple[str, ...] = ("m", "v")
     m: Any  # {key: array} once the first update ran, else None
     v: Any
-    _hyper_names = ("lr", "beta1", "beta2")
-    _counter_names = ("iter",)
+    _hyper_names: Tuple[str, ...] = ("lr", "beta1", "beta2")
+    _counter_names: Tuple[str, ...] = ("iter",)
     DEFAULT_LR = 0.001
 
     def __init__(self, lr: Optional[float] = None, beta1: float = 0.9, beta2: float = 0.999, *,
