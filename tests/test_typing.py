@@ -1,6 +1,10 @@
 """Typing: the stub of the compiled module is up to date, and mypy --strict passes on the
-typed surface (the files listed under [tool.mypy] in pyproject.toml: nnfast.ops,
-nnfast._threads, the _kernels stub, the NumPy autograd example)."""
+typed surface: the files listed under [tool.mypy] in pyproject.toml, i.e. nnfast.ops,
+nnfast._threads, the package's __init__, the _kernels stub, the public modules (functions,
+layers, nets, optimizer, trainer, util, gradient, datasets) and the reference modules they
+inherit from (nnfast.reference: functions, util, layers, optimizer, nets, gradient, trainer),
+with the helpers _checks and _npz, and the NumPy autograd example. The array-arithmetic
+modules are checked with warn_return_any off (see the overrides in pyproject.toml)."""
 import pathlib
 import subprocess
 import sys

@@ -18,11 +18,15 @@ The price: a large Affine GEMM at 2 threads runs on one core (SimpleConvNet's
 (100, 4320) x (4320, 100) layer, about 0.7 ms per training step here).
 ``NNFAST_SERIAL_BLAS=0`` lets NumPy's BLAS use its threads again.
 """
+from __future__ import annotations
+
 import ctypes
 import glob
 import os
+from typing import Any, Optional
 
 import numpy as np
+import numpy.typing as npt
 
 
 
@@ -50,7 +54,8 @@ _set_local = _decide()
 serial = _set_local is not None  # reported by build_info()
 
 
-def matmul(a, b, out=None):
+def matmul(a: npt.NDArray[Any], b: npt.NDArray[Any],
+           out: Optional[npt.NDArray[Any]] = None) -> npt.NDArray[Any]:
     """``numpy.matmul(a, b, out=out)`` on one BLAS thread (see above)."""
     if _set_local is None:
         return np.matmul(a, b, out=out)

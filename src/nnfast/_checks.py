@@ -10,19 +10,23 @@ argument, what was expected and what was given, e.g.::
 dtypes and types, ``RuntimeError`` for a backward without a forward.
 This module is pure Python + NumPy: the reference imports it.
 """
+from __future__ import annotations
+
 import operator
+from typing import Any, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _is_float32_or_64(dtype):
+def _is_float32_or_64(dtype: np.dtype[Any]) -> bool:
     """float32/float64 in either byte order."""
     return dtype.kind == "f" and dtype.itemsize in (4, 8)
 
 
-def as_float_array(x, where, name):
+def as_float_array(x: Any, where: str, name: str) -> npt.NDArray[np.floating[Any]]:
     """Return ``x`` as a float32/float64 ndarray.
 
     float32/float64 ndarrays (either byte order) come back unchanged (no copy).
@@ -48,7 +52,7 @@ def as_float_array(x, where, name):
     )
 
 
-def check_float_ndarray(x, where, name):
+def check_float_ndarray(x: Any, where: str, name: str) -> npt.NDArray[np.floating[Any]]:
     """Require an existing float32/float64 ndarray (used for arrays updated in place)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(
@@ -62,13 +66,14 @@ def check_float_ndarray(x, where, name):
     return x
 
 
-def _ndim_text(ndim):
+def _ndim_text(ndim: Union[int, Sequence[int]]) -> str:
     if isinstance(ndim, int):
         return f"{ndim}-D"
     return " or ".join(f"{n}-D" for n in ndim)
 
 
-def check_ndim(x, ndim, where, name, layout=""):
+def check_ndim(x: npt.NDArray[Any], ndim: Union[int, Sequence[int]], where: str, name: str,
+               layout: str = "") -> None:
     """Require ``x.ndim == ndim`` (an int) or ``x.ndim in ndim`` (a tuple).
 
     ``layout`` is a hint appended to the expectation, e.g. ``"(N, C, H, W)"``.
@@ -81,7 +86,8 @@ def check_ndim(x, ndim, where, name, layout=""):
         )
 
 
-def check_min_ndim(x, min_ndim, where, name, layout=""):
+def check_min_ndim(x: npt.NDArray[Any], min_ndim: int, where: str, name: str,
+                   layout: str = "") -> None:
     """Require ``x.ndim >= min_ndim``."""
     if x.ndim < min_ndim:
         hint = f" {layout}" if layout else ""
@@ -91,7 +97,8 @@ def check_min_ndim(x, min_ndim, where, name, layout=""):
         )
 
 
-def check_shape_match(x, expected, where, name, hint=""):
+def check_shape_match(x: npt.NDArray[Any], expected: Sequence[int], where: str, name: str,
+                      hint: str = "") -> None:
     """Require ``x.shape == expected`` exactly (no broadcasting)."""
     expected = tuple(expected)
     if tuple(x.shape) != expected:
@@ -101,7 +108,7 @@ def check_shape_match(x, expected, where, name, hint=""):
         )
 
 
-def check_positive_int(value, name, where, min=1):
+def check_positive_int(value: Any, name: str, where: str, min: int = 1) -> int:
     """Return ``value`` as a Python int, requiring an integer ``>= min``.
 
     Floats (even 2.0) and bools are refused with TypeError.
@@ -119,12 +126,13 @@ def check_positive_int(value, name, where, min=1):
     return ivalue
 
 
-def check_pad(pad, where, name="pad"):
+def check_pad(pad: Any, where: str, name: str = "pad") -> int:
     """Return ``pad`` as a Python int, requiring an integer ``>= 0``."""
     return check_positive_int(pad, name, where, min=0)
 
 
-def check_window(height, width, filter_h, filter_w, pad, where, what="filter"):
+def check_window(height: int, width: int, filter_h: int, filter_w: int, pad: int, where: str,
+                 what: str = "filter") -> None:
     """Require the (filter_h, filter_w) window to fit the padded (height, width) input."""
     ph, pw = height + 2 * pad, width + 2 * pad
     if filter_h > ph or filter_w > pw:
@@ -139,7 +147,7 @@ def check_window(height, width, filter_h, filter_w, pad, where, what="filter"):
 MAX_ELEMENTS = (2**63 - 1) // 8
 
 
-def check_size(shape, where, what):
+def check_size(shape: Sequence[int], where: str, what: str) -> None:
     """Refuse an array of ``shape`` (to be allocated) whose element count overflows.
 
     NumPy would raise an error naming no argument (or, for sizes computed in
@@ -155,7 +163,7 @@ def check_size(shape, where, what):
         )
 
 
-def check_pool_pad(pad, pool_h, pool_w, where):
+def check_pool_pad(pad: int, pool_h: int, pool_w: int, where: str) -> None:
     """Pooling padding may be at most half the window (as PyTorch requires)."""
     if 2 * pad > pool_h or 2 * pad > pool_w:
         raise ValueError(
@@ -165,7 +173,8 @@ def check_pool_pad(pad, pool_h, pool_w, where):
         )
 
 
-def check_labels(t, n_classes, batch, where, name="t"):
+def check_labels(t: npt.NDArray[Any], n_classes: int, batch: int, where: str,
+                 name: str = "t") -> Tuple[npt.NDArray[Any], bool]:
     """Validate a teacher for ``batch`` rows of ``n_classes`` scores.
 
     Returns ``(t, one_hot)``. A teacher with ``t.size == batch * n_classes`` is
@@ -205,13 +214,13 @@ def check_labels(t, n_classes, batch, where, name="t"):
     return t, False
 
 
-def require_forward(value, where, what="forward"):
+def require_forward(value: Any, where: str, what: str = "forward") -> None:
     """Raise RuntimeError if a cache set by forward is still ``None``."""
     if value is None:
         raise RuntimeError(f"{where} called before {what}")
 
 
-def check_real(value, name, where):
+def check_real(value: Any, name: str, where: str) -> float:
     """Return ``value`` as a Python float (a hyper-parameter such as lr)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where}: {name} must be a real number, got bool {value!r}")

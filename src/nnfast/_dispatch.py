@@ -11,16 +11,20 @@ The compiled extension is skipped (everything runs on the reference) when it
 cannot be loaded — with one warning saying why — or when the environment sets
 ``NNFAST_BACKEND=reference``.
 """
+from __future__ import annotations
+
 import functools
 import os
 import threading
 import warnings
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks
 from . import _fallback
-from ._blas import matmul
+from ._blas import matmul as matmul  # re-exported: the layers call _dispatch.matmul
 from . import _blas
 from ._threads import get_num_threads
 from .reference import functions as _ref_functions
@@ -46,7 +50,7 @@ else:
         )
 
 
-def kernel_input(x, where, name):
+def kernel_input(x: Any, where: str, name: str) -> npt.NDArray[np.floating[Any]]:
     """``x`` as a C-contiguous, native-byte-order float32/float64 array for a kernel.
 
     float32/float64 keep their dtype (no upcast); bool/int become float64;
@@ -227,7 +231,8 @@ def _direct(n, c, fn, stride, p, fh, fw):
     return n >= 1 and conv_plan(c, fn, fh, fw, stride, p) != "columns"
 
 
-def plan_conv(x_shape, w_shape, stride, pad):
+def plan_conv(x_shape: Sequence[int], w_shape: Sequence[int], stride: int,
+              pad: int) -> ConvPlan:
     """The ConvPlan of a convolution of x (N, C, H, W) by W (FN, C, FH, FW)."""
     return _plan_conv_cached(_DIRECT_CONV, tuple(x_shape[1:]), tuple(w_shape), stride, pad)
 
@@ -565,8 +570,13 @@ def _choose(name):
     return compiled if _kernels is not None and compiled is not None else reference
 
 
-im2col = _choose("im2col")
-col2im = _choose("col2im")
+# The public functions bound below are typed as the reference's (same arguments, same
+# results; the compiled im2col/col2im also take ``out=``).
+_Unary = Callable[[npt.ArrayLike], npt.NDArray[np.floating[Any]]]
+_Loss = Callable[[npt.ArrayLike, npt.ArrayLike], np.floating[Any]]
+
+im2col: Callable[..., npt.NDArray[Any]] = _choose("im2col")
+col2im: Callable[..., npt.NDArray[Any]] = _choose("col2im")
 # The layers (Convolution, Pooling, AvgPooling) and nnfast.ops call these; without the
 # kernels they run the reference's NumPy arithmetic (nnfast._fallback), op by op.
 _COMPILED.update({
@@ -599,7 +609,7 @@ OPT_CODES = {name: getattr(_kernels if _kernels is not None else _fallback, f"OP
              for name in ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "RMSPROP", "ADAM")}
 
 
-def kernel(name):
+def kernel(name: str) -> Callable[..., Any]:
     """The function that runs raw kernel ``name``: compiled if available, else NumPy."""
     if name not in _RAW_KERNELS:
         raise KeyError(f"nnfast: no kernel named {name!r}")
@@ -718,7 +728,8 @@ def _compiled_softmax(x):
     return y
 
 
-def xent_teacher(d, y2, where):
+def xent_teacher(d: Any, y2: npt.NDArray[Any],
+                 where: str) -> Tuple[npt.NDArray[Any], Optional[npt.NDArray[Any]]]:
     """Validate a teacher for the (N, C) scores/probabilities ``y2`` (the reference's rules).
 
     Returns ``(labels, dense)``: int64 labels (argmax for a one-hot teacher) and, for a
@@ -783,16 +794,17 @@ _COMPILED.update({
     "d_softmax_with_loss": (_compiled_d_softmax_with_loss, _ref_functions.d_softmax_with_loss),
 })
 
-sigmoid = _choose("sigmoid")
-d_sigmoid = _choose("d_sigmoid")
-relu = _choose("relu")
-d_relu = _choose("d_relu")
-relu_grad = _choose("relu_grad")
-step_function = _choose("step_function")
-softmax = _choose("softmax")
-cross_entropy_error = _choose("cross_entropy_error")
-softmax_with_loss = _choose("softmax_with_loss")
-d_softmax_with_loss = _choose("d_softmax_with_loss")
+sigmoid: _Unary = _choose("sigmoid")
+d_sigmoid: _Unary = _choose("d_sigmoid")
+relu: _Unary = _choose("relu")
+d_relu: _Unary = _choose("d_relu")
+relu_grad: _Unary = _choose("relu_grad")
+step_function: Callable[[npt.ArrayLike], npt.NDArray[np.int_]] = _choose("step_function")
+softmax: _Unary = _choose("softmax")
+cross_entropy_error: _Loss = _choose("cross_entropy_error")
+softmax_with_loss: _Loss = _choose("softmax_with_loss")
+d_softmax_with_loss: Callable[[npt.ArrayLike, npt.ArrayLike], npt.NDArray[np.floating[Any]]] = (
+    _choose("d_softmax_with_loss"))
 
 
 def compiled():

@@ -5,22 +5,29 @@ along as a 0-d unicode array, so nothing in them is ever unpickled. Writing goes
 file in the target's folder, flushed to disk, then renamed over the target: an interrupted or
 failed write leaves the previous file (or none), never a truncated one.
 """
+from __future__ import annotations
+
 import json
 import os
 import tempfile
 import zipfile
+from typing import Any, Dict, Mapping, Union
 
 import numpy as np
+import numpy.typing as npt
+
+#: A file name: str or path-like.
+PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["is_npz", "save_npz", "load_npz", "json_array", "read_json_array"]
 
 
-def is_npz(file_name):
+def is_npz(file_name: PathLike) -> bool:
     """Whether ``file_name`` (str or path-like) names the ``.npz`` format."""
     return os.fspath(file_name).lower().endswith(".npz")
 
 
-def save_npz(file_name, arrays):
+def save_npz(file_name: PathLike, arrays: Mapping[str, Any]) -> None:
     """``np.savez`` of ``arrays`` (a dict) to ``file_name``, atomically."""
     target = os.fspath(file_name)
     fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=os.path.dirname(target) or ".")
@@ -36,7 +43,8 @@ def save_npz(file_name, arrays):
         raise
 
 
-def load_npz(file_name, where, what="a readable .npz file of plain arrays"):
+def load_npz(file_name: PathLike, where: str,
+             what: str = "a readable .npz file of plain arrays") -> Dict[str, npt.NDArray[Any]]:
     """Every array of the ``.npz`` file as a dict, read with ``allow_pickle=False``.
 
     FileNotFoundError as it is; anything else unreadable (not a zip, truncated, an object
@@ -52,12 +60,12 @@ def load_npz(file_name, where, what="a readable .npz file of plain arrays"):
                          f"({type(exc).__name__}: {exc})") from None
 
 
-def json_array(document):
+def json_array(document: Any) -> npt.NDArray[np.str_]:
     """``document`` (JSON-serialisable) as a 0-d unicode array for an ``.npz`` file."""
     return np.array(json.dumps(document))
 
 
-def read_json_array(array, where, name):
+def read_json_array(array: Any, where: str, name: str) -> Any:
     """The JSON document stored by :func:`json_array`."""
     if not isinstance(array, np.ndarray) or array.dtype.kind != "U" or array.ndim != 0:
         raise ValueError(f"{where}: {name!r} must be a JSON text, got "

@@ -12,6 +12,10 @@ and the cross-entropy's log is libm's, which may differ from NumPy's in the last
 Labels out of range raise ValueError (also checked again in C). The other functions
 are the reference's (nothing to gain from compiling them).
 """
+from __future__ import annotations
+
+import numpy.typing as npt
+
 from ._dispatch import (
     cross_entropy_error,
     d_relu,
@@ -32,9 +36,10 @@ from .reference.functions import (
     identity_function,
     mean_squared_error,
 )
+from .reference.functions import FloatArray
 
 
-def sigmoid_grad(x):
+def sigmoid_grad(x: npt.ArrayLike) -> FloatArray:
     """The book's name for :func:`d_sigmoid`."""
     return d_sigmoid(x)
 

@@ -17,11 +17,15 @@ Arrays handed out (outputs, ``dx``, ``dW``/``db``/``dgamma``/``dbeta``) are neve
 overwritten by a later call while anything outside the layer still refers to them:
 a layer reuses a buffer only when its reference count shows the layer is its sole owner.
 """
+from __future__ import annotations
+
 import sys
 import sysconfig
 import types
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _dispatch
 from ._checks import (as_float_array, check_min_ndim, check_ndim, check_real,
@@ -29,6 +33,7 @@ from ._checks import (as_float_array, check_min_ndim, check_ndim, check_real,
 from ._threads import get_num_threads
 from .reference import functions as _ref_functions
 from .reference import layers as _ref
+from .reference.functions import FloatArray
 
 
 class Convolution:
@@ -60,35 +65,35 @@ class Convolution:
     skip_dx = False
     _params = _ref.Convolution._params
 
-    def __init__(self, W, b, stride=1, pad=0):
+    def __init__(self, W: FloatArray, b: FloatArray, stride: int = 1, pad: int = 0) -> None:
         self.W = W
         self.b = b
         self.stride = stride
         self.pad = pad
-        self.x = None
-        self.col_W = None
-        self.dW = None
-        self.db = None
-        self._col = None  # None after a direct 1x1 forward until ``col`` is read
-        self._geometry = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
-        self._work = {}  # scratch buffers reused across calls (see _dispatch)
-        self._xk = None  # (x, the kernels' copy of it) of the last forward (see _promoted)
-        self._plan = None  # (geometry, ConvPlan): chosen once per geometry, kept here
+        self.x: Any = None
+        self.col_W: Any = None
+        self.dW: Any = None
+        self.db: Any = None
+        self._col: Any = None  # None after a direct 1x1 forward until ``col`` is read
+        self._geometry: Any = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
+        self._work: Dict[str, Any] = {}  # scratch buffers reused across calls (see _dispatch)
+        self._xk: Any = None  # (x, the kernels' copy of it) of the last forward (see _promoted)
+        self._plan: Any = None  # (geometry, ConvPlan): chosen once per geometry, kept here
 
     @property
-    def plan(self):
+    def plan(self) -> Any:
         """The ConvPlan of the last forward's geometry (None before the first forward):
         which kernels run the forward/filter gradient and the input gradient."""
         return None if self._plan is None else self._plan[1]
 
-    def _plan_for(self, x, W, stride, pad):
+    def _plan_for(self, x: FloatArray, W: FloatArray, stride: int, pad: int) -> Any:
         key = (x.shape[1:], W.shape, stride, pad, _dispatch._DIRECT_CONV)
         if self._plan is None or self._plan[0] != key:
             self._plan = (key, _dispatch.plan_conv(x.shape, W.shape, stride, pad))
         return self._plan[1]
 
     @property
-    def col(self):
+    def col(self) -> Any:
         """im2col of the last forward's x, (N*OH*OW, C*FH*FW)."""
         if self._col is None and self.x is not None:
             (_, _, fh, fw), stride, pad, _, _ = self._geometry
@@ -102,10 +107,10 @@ class Convolution:
         return self._col
 
     @col.setter
-    def col(self, value):
+    def col(self, value: Any) -> None:
         self._col = value
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
             self, x, "Convolution.forward")
         xk = _promoted(x, W, b)
@@ -122,7 +127,7 @@ class Convolution:
         self._geometry = (W.shape, stride, pad, out_h, out_w)
         return out
 
-    def _forward_relu(self, x, relu):
+    def _forward_relu(self, x: npt.ArrayLike, relu: Relu) -> FloatArray:
         """``relu.forward(self.forward(x))`` in one pass where the direct kernels run this
         layer (a network declares the pair when it is built): both layers end in the same
         state, the convolution's output is never stored."""
@@ -143,7 +148,7 @@ class Convolution:
         relu.mask = mask
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (w_shape, stride, pad, _, _) = _ref._conv_backward_args(
             self, dout, "Convolution.backward")
         # the filters of the last forward, as the reference (through col_W)
@@ -168,13 +173,13 @@ class Pooling(_ref._Pool2d):
     windows adding up, bit-equal to the reference.
     """
 
-    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         super().__init__(pool_h, pool_w, stride, pad)
-        self._argmax = None  # (N, C, OH, OW) int32 window offsets of the last forward
-        self._arg_max = None  # the reference's layout, built when read
+        self._argmax: Any = None  # (N, C, OH, OW) int32 window offsets of the last forward
+        self._arg_max: Any = None  # the reference's layout, built when read
 
     @property
-    def arg_max(self):
+    def arg_max(self) -> Any:
         if self._arg_max is None and self._argmax is not None:
             arg_max = self._argmax.transpose(0, 2, 3, 1).reshape(-1).astype(np.intp)
             arg_max.setflags(write=False)
@@ -182,7 +187,7 @@ class Pooling(_ref._Pool2d):
         return self._arg_max
 
     @arg_max.setter
-    def arg_max(self, value):
+    def arg_max(self, value: Any) -> None:
         if value is None or self._geometry is None:
             self._argmax, self._arg_max = None, value
             return
@@ -199,7 +204,7 @@ class Pooling(_ref._Pool2d):
             value.reshape(n, out_h, out_w, c).transpose(0, 3, 1, 2), dtype=np.int32)
         self._arg_max = value
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "Pooling.forward"
         x = as_float_array(x, where, "x")
         geometry = _ref._pool_geometry(self, x, where)
@@ -211,13 +216,13 @@ class Pooling(_ref._Pool2d):
         self._geometry = geometry
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
             dout, "Pooling.backward")
         return _dispatch.maxpool_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
                                           stride, pad)
 
-    def _backward_relu(self, dout, relu):
+    def _backward_relu(self, dout: npt.ArrayLike, relu: Relu) -> FloatArray:
         """``relu.backward(self.backward(dout))`` in one pass, for a Relu right before this
         layer (a network declares the pair when it is built): the pooling's dx is zeroed
         where the ReLU's mask is
@@ -239,7 +244,7 @@ class AvgPooling(_ref._Pool2d):
     reference). Cache: ``x``. Window sums accumulate in float64.
     """
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "AvgPooling.forward"
         x = as_float_array(x, where, "x")
         geometry = _ref._pool_geometry(self, x, where)
@@ -249,7 +254,7 @@ class AvgPooling(_ref._Pool2d):
         self._geometry = geometry
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
             dout, "AvgPooling.backward")
         return _dispatch.avgpool_backward(dout, self.x.shape, pool_h, pool_w, stride, pad)
@@ -279,19 +284,21 @@ class _Buffers:
 
     __slots__ = ("_arrays",)
     _SLOTS = 2
-    _refs = None  # the reference count of a private array, set once by _calibrate()
+    _refs: Optional[int] = None  # the reference count of a private array, set once by _calibrate()
 
-    def __init__(self):
-        self._arrays = {}
+    def __init__(self) -> None:
+        self._arrays: Dict[str, List[npt.NDArray[Any]]] = {}
 
-    def count(self, name):
+    def count(self, name: str) -> int:
         """Reference count of the newest array of ``name``, seen from here (calibration)."""
         slots = self._arrays[name]
         a = slots[len(slots) - 1]
         return sys.getrefcount(a)
 
-    def get(self, name, shape, dtype, holder=None):
+    def get(self, name: str, shape: Sequence[int], dtype: npt.DTypeLike,
+            holder: Any = None) -> npt.NDArray[Any]:
         slots = self._arrays.setdefault(name, [])
+        a: Optional[npt.NDArray[Any]]
         if self._refs is not None:
             held = [holder is slots[i] for i in range(len(slots))]
             holder = None  # drop this frame's reference before counting
@@ -308,7 +315,7 @@ class _Buffers:
         return a
 
 
-def _calibrate():
+def _calibrate() -> Optional[int]:
     """References an array has when only a _Buffers holds it (measured, not assumed)."""
     if (sys.implementation.name != "cpython" or sys.version_info >= (3, 14)
             or sysconfig.get_config_var("Py_GIL_DISABLED")):
@@ -323,11 +330,11 @@ def _calibrate():
 _Buffers._refs = _calibrate()
 
 
-def _flat(a):
+def _flat(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return a.reshape(-1)
 
 
-def _promoted(x, W, b):
+def _promoted(x: FloatArray, W: FloatArray, b: Optional[FloatArray]) -> FloatArray:
     """x in the dtype of the reference's first product with the parameters, when the
     parameters are float64 and x float32 (the toolkit's float32 images into its float64
     networks): that GEMM converts its operands, so converting x once, first, gives the same
@@ -339,7 +346,7 @@ def _promoted(x, W, b):
     return x
 
 
-def _same_dtype(*arrays):
+def _same_dtype(*arrays: npt.NDArray[Any]) -> bool:
     dt = arrays[0].dtype
     return all(a.dtype == dt for a in arrays[1:])
 
@@ -347,11 +354,11 @@ def _same_dtype(*arrays):
 class Relu(_ref.Relu):
     __doc__ = _ref.Relu.__doc__
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._buf = _Buffers()
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         x = _dispatch.kernel_input(x, "Relu.forward", "x")
         out = self._buf.get("out", x.shape, x.dtype)
         mask = self._buf.get("mask", x.shape, np.bool_, holder=self.mask)
@@ -359,7 +366,7 @@ class Relu(_ref.Relu):
         self.mask = mask
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Relu.backward"
         require_forward(self.mask, where)
         dout = as_float_array(dout, where, "dout")
@@ -374,18 +381,18 @@ class Relu(_ref.Relu):
 class Sigmoid(_ref.Sigmoid):
     __doc__ = _ref.Sigmoid.__doc__
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._buf = _Buffers()
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         x = _dispatch.kernel_input(x, "Sigmoid.forward", "x")
         out = self._buf.get("out", x.shape, x.dtype, holder=self.out)
         _K.sigmoid(_flat(x), _flat(out), False, get_num_threads())
         self.out = out
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Sigmoid.backward"
         require_forward(self.out, where)
         dout = as_float_array(dout, where, "dout")
@@ -409,12 +416,12 @@ class Affine(_ref.Affine):
     Mixed dtypes (x, W, b not all alike) follow NumPy promotion via the reference code.
     """
 
-    def __init__(self, W, b):
+    def __init__(self, W: FloatArray, b: FloatArray) -> None:
         super().__init__(W, b)
         self._buf = _Buffers()
         self._fast = False
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "Affine.forward"
         x = as_float_array(x, where, "x")
         check_min_ndim(x, 2, where, "x", "(N, D) or (N, ...)")
@@ -437,7 +444,7 @@ class Affine(_ref.Affine):
         self._fast = True
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Affine.backward"
         require_forward(self.x, where)
         dout = as_float_array(dout, where, "dout")
@@ -470,13 +477,13 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
     Caches ``y``, ``t`` and ``loss``; ``backward(dout=1)`` ignores dout, as the original.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._dx = None
-        self._dx_for = None
+        self._dx: Any = None
+        self._dx_for: Any = None
         self._buf = _Buffers()
 
-    def forward(self, x, t):
+    def forward(self, x: npt.ArrayLike, t: npt.ArrayLike) -> Any:
         where = "SoftmaxWithLoss.forward"
         x = as_float_array(x, where, "x")
         check_ndim(x, (1, 2), where, "x", "(N, C) or (C,)")
@@ -502,7 +509,7 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
         self._dx_for = (self.y, self.t)
         return self.loss
 
-    def backward(self, dout=1):
+    def backward(self, dout: Any = 1) -> FloatArray:
         require_forward(self.y, "SoftmaxWithLoss.backward")
         dx, self._dx = self._dx, None  # handed out once, never written again
         if dx is None or self._dx_for is None or self._dx_for[0] is not self.y \
@@ -512,12 +519,13 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
 
 
 class Dropout(_ref.Dropout):
-    __doc__ = _ref.Dropout.__doc__ + """
+    __doc__ = _ref.Dropout.__doc__ + (  # type: ignore[operator]  # the reference has a docstring
+        """
     The uniform draws and the comparison are NumPy's (``np.random.rand(*x.shape) >
     ratio``, so seeded runs match the reference); the products run in C.
-    """
+    """)
 
-    def forward(self, x, train_flg=True):
+    def forward(self, x: npt.ArrayLike, train_flg: bool = True) -> FloatArray:
         where = "Dropout.forward"
         x = as_float_array(x, where, "x")
         ratio = _ref._check_ratio(self.dropout_ratio, where)
@@ -532,7 +540,7 @@ class Dropout(_ref.Dropout):
             _K.scale(_flat(x), 1.0 - ratio, _flat(out), get_num_threads())
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Dropout.backward"
         require_forward(self.mask, where, "a forward with train_flg=True")
         dout = as_float_array(dout, where, "dout")
@@ -546,17 +554,19 @@ class Dropout(_ref.Dropout):
 
 
 class BatchNormalization(_ref.BatchNormalization):
-    __doc__ = _ref.BatchNormalization.__doc__ + """
+    __doc__ = _ref.BatchNormalization.__doc__ + (  # type: ignore[operator]
+        """
     Compiled: the statistics, normalisation and backward run in C, each channel's sums in
     the reference's order and dtype (float64 results are bit-identical in 'feature' mode).
     In 'spatial' mode the caches ``xc`` and ``xn`` keep x's (N, C, H, W) layout (the
     reference stores them transposed to (N*H*W, C)). Mixed dtypes (e.g. float32 x with
     float64 gamma or running stats) follow NumPy promotion via the reference code.
-    """
+    """)
 
-    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
-                 mode="feature"):
-        self._xn = None
+    def __init__(self, gamma: FloatArray, beta: FloatArray, momentum: float = 0.9,
+                 running_mean: Optional[FloatArray] = None,
+                 running_var: Optional[FloatArray] = None, mode: str = "feature") -> None:
+        self._xn: Any = None
         self._xn_lazy = False  # xn not stored: xc / std, formed when first read
         super().__init__(gamma, beta, momentum, running_mean, running_var, mode)
         self._kernel_caches = False  # whether xc/xn/std come from the kernels
@@ -567,23 +577,23 @@ class BatchNormalization(_ref.BatchNormalization):
     # Reading ``layer.xn`` gives that same array, computed (in NumPy, the reference's own
     # division) on first access.
     @property
-    def xn(self):
+    def xn(self) -> Any:
         if self._xn_lazy:
             std = self.std if self.mode != "spatial" else self.std.reshape(-1, 1, 1)
             self._xn, self._xn_lazy = self.xc / std, False
         return self._xn
 
     @xn.setter
-    def xn(self, value):
+    def xn(self, value: Any) -> None:
         self._xn, self._xn_lazy = value, False
 
-    def _geometry(self, shape):
+    def _geometry(self, shape: Sequence[int]) -> Tuple[int, int, int]:
         if self.mode == "spatial":
             n, c, h, w = shape
             return n, c, h * w
         return shape[0], int(np.prod(shape[1:])), 1
 
-    def forward(self, x, train_flg=True):
+    def forward(self, x: npt.ArrayLike, train_flg: bool = True) -> FloatArray:
         where = "BatchNormalization.forward"
         x = as_float_array(x, where, "x")
         if self.mode == "spatial":
@@ -631,7 +641,7 @@ class BatchNormalization(_ref.BatchNormalization):
         self.input_shape = x.shape
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "BatchNormalization.backward"
         require_forward(self.xc if self._xn_lazy else self.xn, where,
                         "a forward with train_flg=True")
@@ -664,7 +674,9 @@ class BatchNormalization(_ref.BatchNormalization):
         return self._backward_kernel(dout, xc, xn, std, kin(gamma, where, "gamma"), n, c,
                                      inner)
 
-    def _backward_kernel(self, dout, xc, xn, std, gamma, n, c, inner):
+    def _backward_kernel(self, dout: FloatArray, xc: FloatArray, xn: Optional[FloatArray],
+                         std: FloatArray, gamma: FloatArray, n: int, c: int,
+                         inner: int) -> FloatArray:
         dx = self._buf.get("dx", dout.shape, dout.dtype)
         dgamma = np.empty(c, dtype=dout.dtype)
         dbeta = np.empty(c, dtype=dout.dtype)

@@ -4,14 +4,19 @@ Each class is the reference network with its layers taken from
 ``nnfast.layers`` (compiled kernels where they exist); behaviour, attributes,
 ``save_params``/``load_params`` format and printed numbers are the reference's.
 """
+from __future__ import annotations
+
 import functools
+from typing import Any, Type, TypeVar
 
 from . import layers as _native_layers
 from .reference import nets as _ref
 from .reference.nets import init_scale
 
+_N = TypeVar("_N", bound=Type[_ref._Network])
 
-def declare_fusion(net):
+
+def declare_fusion(net: Any) -> None:
     """Declare, once the layers are built, which neighbouring layers run as one pass.
 
     Fused steps: each ``Convolution`` followed by a ``Relu`` runs forward as one pass
@@ -27,7 +32,8 @@ def declare_fusion(net):
     seq = list(net._layer_sequence())
     pairs = []
 
-    def plain(layer, cls):  # exactly the native class, no method replaced on the instance
+    # exactly the native class, no method replaced on the instance
+    def plain(layer: Any, cls: type) -> bool:
         return type(layer) is cls and not {"forward", "backward"} & set(vars(layer))
 
     for a, b in zip(seq, seq[1:]):
@@ -38,12 +44,12 @@ def declare_fusion(net):
     net.fusion = tuple(pairs)
 
 
-def _pairs(self, kind):
+def _pairs(self: Any, kind: str) -> Any:
     """{id(first layer): second layer} of the declared pairs of this kind."""
     return {id(a): b for k, a, b in getattr(self, "fusion", ()) if k == kind}
 
 
-def _fused_backprop(self, dout):
+def _fused_backprop(self: Any, dout: Any) -> None:
     """Backward through ``layers`` in reverse order; each declared Relu + max Pooling pair
     runs as one pass (``Pooling._backward_relu``)."""
     pairs = _pairs(self, "relu+pool backward")
@@ -59,7 +65,7 @@ def _fused_backprop(self, dout):
         i -= 1
 
 
-def _fused_predict(self, x, train_flg=False):
+def _fused_predict(self: Any, x: Any, train_flg: bool = False) -> Any:
     """Forward through ``layers``; ``train_flg`` reaches Dropout and BatchNormalization only.
 
     Each declared Convolution + Relu pair runs as one pass (``Convolution._forward_relu``):
@@ -81,19 +87,19 @@ def _fused_predict(self, x, train_flg=False):
     return x
 
 
-def _fused(cls):
+def _fused(cls: _N) -> _N:
     """Class decorator for the convolutional nets: fusion declared at the end of
     ``__init__`` (the reference's, whose signature it keeps), and the fused loops."""
     build = cls.__init__
 
     @functools.wraps(build)
-    def __init__(self, *args, **kwargs):
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         build(self, *args, **kwargs)
         declare_fusion(self)
 
-    cls.__init__ = __init__
-    cls.predict = _fused_predict
-    cls._backprop = _fused_backprop
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    cls.predict = _fused_predict  # type: ignore[method-assign]
+    cls._backprop = _fused_backprop  # type: ignore[method-assign]
     return cls
 
 

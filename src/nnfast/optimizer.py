@@ -10,16 +10,21 @@ A parameter whose arrays the kernels cannot take as they are (non-contiguous or
 byte-swapped parameter, gradient of another dtype, state arrays rebound by the user,
 overlapping memory) is updated by the reference's NumPy code instead, with the same result.
 """
+from __future__ import annotations
+
 import math
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _dispatch
 from ._threads import get_num_threads
 from .reference import optimizer as _ref
+from .reference.optimizer import Params
 
 
-def _flat(a, order):
+def _flat(a: npt.NDArray[Any], order: str) -> Optional[npt.NDArray[Any]]:
     """The flat view of an array contiguous in ``order`` ('C' or 'F'), else None."""
     if order == "C" and a.flags.c_contiguous:
         return a.reshape(-1)
@@ -32,19 +37,23 @@ class _Compiled:
     """Mix-in: ``_step`` runs the kernel ``_op`` per parameter (the base class has
     validated everything and created the state before ``_step`` is called)."""
 
-    _op = None
+    _op: Any = None
+    _state_names: Tuple[str, ...]
+    _hyper_names: Tuple[str, ...]
 
-    def _kernel_args(self, key, p, g):
+    def _kernel_args(self, key: str, p: npt.NDArray[Any],
+                     g: npt.NDArray[Any]) -> Optional[List[Any]]:
         """(p, g, state1, state2) as flat native arrays for the kernel, or None."""
         if not p.dtype.isnative or not p.flags.writeable:
             return None
-        order = "C" if p.flags.c_contiguous else ("F" if p.flags.f_contiguous else None)
+        order: Optional[Literal["C", "F"]] = (
+            "C" if p.flags.c_contiguous else ("F" if p.flags.f_contiguous else None))
         if order is None or g.dtype != p.dtype:
             return None
         if not g.dtype.isnative:
             g = g.astype(g.dtype.newbyteorder("="))
         g = np.asarray(g, order=order)
-        flat = [_flat(p, order), _flat(g, order)]
+        flat: List[Any] = [_flat(p, order), _flat(g, order)]
         for name in self._state_names:
             s = getattr(self, name)[key]
             if (not isinstance(s, np.ndarray) or s.dtype != p.dtype or s.shape != p.shape
@@ -60,7 +69,8 @@ class _Compiled:
         flat += [None] * (4 - len(flat))
         return flat
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         # Plan every parameter first (nothing written), then update.
         plan = {key: self._kernel_args(key, params[key], g) for key, g in grads.items()}
         a, b, c = self._hyper(hp)
@@ -72,20 +82,21 @@ class _Compiled:
             else:
                 _optim_update(self._op, *args, a, b, c, nt)
 
-    def _hyper(self, hp):
+    def _hyper(self, hp: Dict[str, float]) -> Tuple[float, ...]:
         """The kernel's three scalars: the reference's hyper-parameters in order, 0-padded."""
         values = [hp[name] for name in self._hyper_names]
         return tuple(values + [0.0] * (3 - len(values)))
 
-    def _reference_step(self, params, key, g, hp):
-        super()._step({key: params[key]}, {key: g}, hp)
+    def _reference_step(self, params: Params, key: str, g: npt.NDArray[np.floating[Any]],
+                        hp: Dict[str, float]) -> None:
+        super()._step({key: params[key]}, {key: g}, hp)  # type: ignore[misc]  # the base's
 
 
 # compiled, or its NumPy stand-in (the reference's forms) without the extension: per op
 _optim_update = _dispatch.kernel("optim_update")
 
 
-def _op(name):
+def _op(name: str) -> Any:
     return _dispatch.OPT_CODES[name[len("OPT_"):]]
 
 
@@ -119,17 +130,19 @@ class Adam(_Compiled, _ref.Adam):
 
     _op = _op("OPT_ADAM")
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         self.iter += 1
         beta1, beta2 = hp["beta1"], hp["beta2"]
         # In Python, as the reference: a float, so float32 stays float32 arithmetic.
         self._lr_t = hp["lr"] * math.sqrt(1.0 - beta2 ** self.iter) / (1.0 - beta1 ** self.iter)
         super()._step(params, grads, hp)
 
-    def _hyper(self, hp):
+    def _hyper(self, hp: Dict[str, float]) -> Tuple[float, ...]:
         return self._lr_t, hp["beta1"], hp["beta2"]
 
-    def _reference_step(self, params, key, g, hp):
+    def _reference_step(self, params: Params, key: str, g: npt.NDArray[np.floating[Any]],
+                        hp: Dict[str, float]) -> None:
         beta1, beta2 = hp["beta1"], hp["beta2"]
         m, v = self.m[key], self.v[key]
         m += (1 - beta1) * (g - m)

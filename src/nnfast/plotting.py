@@ -3,7 +3,10 @@
 The figure is drawn with matplotlib's object API on an Agg canvas: no pyplot, no display and no
 change to the user's global matplotlib backend.
 """
+from __future__ import annotations
+
 import os
+from typing import Any, List, Mapping, Optional, Union
 
 __all__ = ["save_learning_curve", "save_ratio_chart", "save_misclassified"]
 
@@ -26,7 +29,9 @@ def _series(history, key):
     return [e for e, _ in pairs], [v for _, v in pairs]
 
 
-def save_learning_curve(history, path, title=None, dpi=100):
+def save_learning_curve(history: Mapping[str, List[Any]],
+                        path: Union[str, "os.PathLike[str]"], title: Optional[str] = None,
+                        dpi: int = 100) -> Any:
     """Two panels, loss and accuracy per epoch (train and test), saved as a PNG at ``path``.
 
     ``history`` is ``Trainer.history`` (keys ``epoch, train_loss, test_loss, train_acc,

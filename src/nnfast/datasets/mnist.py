@@ -7,6 +7,8 @@ data dir is the ``data_dir`` argument, else ``$NNFAST_DATA_DIR``, else
 mirror that answers and kept only if its MD5 matches; every file is checked against its MD5
 before it is parsed, so a truncated or corrupt file is reported, never half-read.
 """
+from __future__ import annotations
+
 import gzip
 import hashlib
 import io
@@ -17,8 +19,15 @@ import sys
 import urllib.error
 import urllib.request
 import zlib
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
+
+_PathLike = Union[str, "os.PathLike[str]"]
+#: ``(x_train, t_train), (x_test, t_test)``, as every loader returns it.
+Split = Tuple[Tuple[npt.NDArray[Any], npt.NDArray[Any]],
+              Tuple[npt.NDArray[Any], npt.NDArray[Any]]]
 
 __all__ = ["load_mnist", "mnist_dir", "data_home", "read_idx", "MNIST_FILES", "MIRRORS",
            "DATA_DIR_ENV", "original_data_dir", "read_original_pickle", "load_original_mnist"]
@@ -44,7 +53,7 @@ _IDX_UBYTE = 0x08
 _IMG_SHAPE = (28, 28)
 
 
-def data_home(data_dir=None):
+def data_home(data_dir: Optional[_PathLike] = None) -> str:
     """The nnfast data directory: ``data_dir``, else ``$NNFAST_DATA_DIR``, else the cache dir."""
     if data_dir is not None:
         return os.fspath(data_dir)
@@ -55,12 +64,12 @@ def data_home(data_dir=None):
     return os.path.join(cache, "nnfast")
 
 
-def mnist_dir(data_dir=None):
+def mnist_dir(data_dir: Optional[_PathLike] = None) -> str:
     """Folder holding the four MNIST gz files."""
     return os.path.join(data_home(data_dir), "mnist")
 
 
-def _md5(path):
+def _md5(path: _PathLike) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -68,7 +77,7 @@ def _md5(path):
     return digest.hexdigest()
 
 
-def _offline_message(folder, missing, errors):
+def _offline_message(folder: str, missing: Sequence[str], errors: Sequence[str]) -> str:
     names = "\n".join(f"  {name}" for name in missing)
     why = "; ".join(errors) if errors else "downloading is disabled (download=False)"
     return (
@@ -82,7 +91,7 @@ def _offline_message(folder, missing, errors):
     )
 
 
-def _download(name, md5, dest):
+def _download(name: str, md5: str, dest: str) -> Optional[List[str]]:
     """Fetch ``name`` from the first mirror that serves it with the right MD5.
 
     Returns None on success, else a list of the reasons each mirror failed.  The file is written
@@ -112,7 +121,7 @@ def _download(name, md5, dest):
     return errors
 
 
-def _ensure_files(folder, download):
+def _ensure_files(folder: str, download: bool) -> Dict[str, str]:
     paths = {key: os.path.join(folder, name) for key, (name, _) in MNIST_FILES.items()}
     missing = [MNIST_FILES[k][0] for k, p in paths.items() if not os.path.exists(p)]
     if not missing:
@@ -131,7 +140,7 @@ def _ensure_files(folder, download):
     raise FileNotFoundError(_offline_message(folder, missing, errors))
 
 
-def _check_md5(path, expected):
+def _check_md5(path: str, expected: str) -> None:
     got = _md5(path)
     if got != expected:
         raise ValueError(
@@ -141,7 +150,7 @@ def _check_md5(path, expected):
         )
 
 
-def read_idx(path):
+def read_idx(path: _PathLike) -> npt.NDArray[np.uint8]:
     """Read a gzip-compressed IDX file of unsigned bytes: an ndarray of uint8 with its shape.
 
     Raises ValueError naming the file when it is not gzip, is truncated, has a bad magic number,
@@ -170,7 +179,7 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
-def _read_pair(img_path, label_path):
+def _read_pair(img_path: str, label_path: str) -> Tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     images = read_idx(img_path)
     labels = read_idx(label_path)
     if images.ndim != 3 or images.shape[1:] != _IMG_SHAPE:
@@ -179,7 +188,8 @@ def _read_pair(img_path, label_path):
     return _check_labels(images.reshape(-1, 28 * 28), labels, img_path, label_path)
 
 
-def _check_labels(images, labels, img_where, label_where):
+def _check_labels(images: npt.NDArray[Any], labels: npt.NDArray[Any], img_where: Any,
+                  label_where: Any) -> Tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """(images, labels) after checking one label in 0..9 per image."""
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"load_mnist: {label_where} must hold one label per image of "
@@ -190,14 +200,15 @@ def _check_labels(images, labels, img_where, label_where):
     return images, labels
 
 
-def _one_hot(labels):
+def _one_hot(labels: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """The toolkit's one-hot form: float64 (N, 10)."""
     out = np.zeros((labels.size, 10))
     out[np.arange(labels.size), labels] = 1
     return out
 
 
-def format_digits(x, t, normalize, flatten, one_hot_label):
+def format_digits(x: npt.NDArray[Any], t: npt.NDArray[Any], normalize: bool, flatten: bool,
+                  one_hot_label: bool) -> Tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """The toolkit's conversions, shared with the offline set.
 
     ``x`` is (N, 784) uint8, ``t`` (N,) uint8: normalize -> float32 in [0, 1], else uint8;
@@ -213,8 +224,8 @@ def format_digits(x, t, normalize, flatten, one_hot_label):
     return x, t
 
 
-def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, data_dir=None,
-               download=True):
+def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool = False, *,
+               data_dir: Optional[_PathLike] = None, download: bool = True) -> Split:
     """MNIST as ``(x_train, t_train), (x_test, t_test)``, as the toolkit returns it.
 
     Images are (60000, 784) / (10000, 784), float32 in [0, 1] with ``normalize`` (uint8 0..255
@@ -259,7 +270,7 @@ _ARRAY_GLOBALS = {
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ARRAY_GLOBALS:
             raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is not part of "
                                          f"a pickle of NumPy arrays")
@@ -268,7 +279,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def original_data_dir(package, path=None):
+def original_data_dir(package: str, path: Optional[Iterable[Any]] = None) -> Optional[str]:
     """The folder of the first ``<entry>/<package>/mnist.py`` on ``sys.path`` (or ``path``).
 
     ``package`` is ``'dataset'`` (the book) or ``'data'`` (the course). Entries are taken in
@@ -284,7 +295,7 @@ def original_data_dir(package, path=None):
     return None
 
 
-def read_original_pickle(path):
+def read_original_pickle(path: _PathLike) -> Dict[str, npt.NDArray[Any]]:
     """The four arrays of the originals' ``mnist.pkl``, as a dict, checked.
 
     Only NumPy arrays are unpickled (any other object in the file is refused, so the file
@@ -319,8 +330,9 @@ def read_original_pickle(path):
     return out
 
 
-def load_original_mnist(package, normalize=True, flatten=True, one_hot_label=False, *,
-                        path=None):
+def load_original_mnist(package: str, normalize: bool = True, flatten: bool = True,
+                        one_hot_label: bool = False, *,
+                        path: Optional[Iterable[Any]] = None) -> Optional[Split]:
     """MNIST from the original package's own folder, or None when that folder has none.
 
     The folder is :func:`original_data_dir` (``package``: ``'dataset'`` for the book,

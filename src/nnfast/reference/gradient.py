@@ -1,5 +1,10 @@
 """Numerical gradients by central differences (the oracle for every backward)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numpy as np
+import numpy.typing as npt
 
 from .._checks import check_float_ndarray
 
@@ -7,7 +12,8 @@ from .._checks import check_float_ndarray
 NUMERICAL_H = 1e-4
 
 
-def numerical_gradient(f, x):
+def numerical_gradient(f: Callable[[npt.NDArray[np.floating[Any]]], Any],
+                       x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
     """Gradient of the scalar function ``f`` at ``x``, for any ndim.
 
     ``(f(x + h e_i) - f(x - h e_i)) / (2h)`` for every index i, with h = 1e-4.

@@ -11,13 +11,18 @@ promotion, bool/integer inputs become float64); inputs and ``dout`` are never
 written to; bad arguments raise ValueError/TypeError before any state changes;
 ``backward`` before ``forward`` raises RuntimeError.
 """
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
 import numpy as np
+import numpy.typing as npt
 
 from .._checks import (as_float_array, check_min_ndim, check_ndim, check_pad,
                        check_pool_pad, check_positive_int, check_real,
                        check_shape_match, check_size, check_window, require_forward)
 from . import util
-from .functions import cross_entropy_error, sigmoid, softmax
+from .functions import FloatArray, cross_entropy_error, sigmoid, softmax
 
 #: Batch-normalization epsilon. The original writes it as ``10e-7``, which is 1e-6.
 BN_EPS = 1e-6
@@ -26,10 +31,10 @@ BN_EPS = 1e-6
 class Relu:
     """max(0, x); the gradient is 0 where ``x <= 0`` (0 at 0). Cache: ``mask``."""
 
-    def __init__(self):
-        self.mask = None
+    def __init__(self) -> None:
+        self.mask: Any = None
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         x = as_float_array(x, "Relu.forward", "x")
         mask = x <= 0
         out = x.copy()
@@ -37,7 +42,7 @@ class Relu:
         self.mask = mask
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Relu.backward"
         require_forward(self.mask, where)
         dout = as_float_array(dout, where, "dout")
@@ -50,16 +55,16 @@ class Relu:
 class Sigmoid:
     """1 / (1 + exp(-x)). Cache: ``out``."""
 
-    def __init__(self):
-        self.out = None
+    def __init__(self) -> None:
+        self.out: Any = None
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         x = as_float_array(x, "Sigmoid.forward", "x")
         out = np.asarray(sigmoid(x))
         self.out = out
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Sigmoid.backward"
         require_forward(self.out, where)
         dout = as_float_array(dout, where, "dout")
@@ -67,7 +72,7 @@ class Sigmoid:
         return dout * (1.0 - self.out) * self.out
 
 
-def _check_affine_params(W, b, where):
+def _check_affine_params(W: Any, b: Any, where: str) -> Tuple[FloatArray, FloatArray]:
     W = as_float_array(W, where, "W")
     check_ndim(W, 2, where, "W", "(D, M)")
     b = as_float_array(b, where, "b")
@@ -88,15 +93,15 @@ class Affine:
 
     skip_dx = False
 
-    def __init__(self, W, b):
+    def __init__(self, W: FloatArray, b: FloatArray) -> None:
         self.W = W
         self.b = b
-        self.x = None
-        self.original_x_shape = None
-        self.dW = None
-        self.db = None
+        self.x: Any = None
+        self.original_x_shape: Any = None
+        self.dW: Any = None
+        self.db: Any = None
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "Affine.forward"
         x = as_float_array(x, where, "x")
         check_min_ndim(x, 2, where, "x", "(N, D) or (N, ...)")
@@ -114,7 +119,7 @@ class Affine:
         self.x = x2
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Affine.backward"
         require_forward(self.x, where)
         dout = as_float_array(dout, where, "dout")
@@ -140,12 +145,12 @@ class SoftmaxWithLoss:
     dout, as the original: ``(y - t) / N``, or for labels ``y`` minus 1 at each label, / N.
     """
 
-    def __init__(self):
-        self.loss = None
-        self.y = None
-        self.t = None
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Any = None
+        self.t: Any = None
 
-    def forward(self, x, t):
+    def forward(self, x: npt.ArrayLike, t: npt.ArrayLike) -> Any:
         where = "SoftmaxWithLoss.forward"
         x = as_float_array(x, where, "x")
         check_ndim(x, (1, 2), where, "x", "(N, C) or (C,)")
@@ -156,7 +161,7 @@ class SoftmaxWithLoss:
         self.loss = loss
         return loss
 
-    def backward(self, dout=1):
+    def backward(self, dout: Any = 1) -> FloatArray:
         require_forward(self.y, "SoftmaxWithLoss.backward")
         y = self.y.reshape(1, -1) if self.y.ndim == 1 else self.y
         t = self.t
@@ -173,7 +178,7 @@ class SoftmaxWithLoss:
         return dx.reshape(self.y.shape)
 
 
-def _check_ratio(ratio, where):
+def _check_ratio(ratio: Any, where: str) -> float:
     ratio = check_real(ratio, "dropout_ratio", where)
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"{where}: dropout_ratio must be in [0, 1], got {ratio}")
@@ -188,11 +193,11 @@ class Dropout:
     Draws the same random numbers, in the same order, as the original.
     """
 
-    def __init__(self, dropout_ratio=0.5):
+    def __init__(self, dropout_ratio: float = 0.5) -> None:
         self.dropout_ratio = dropout_ratio
-        self.mask = None
+        self.mask: Any = None
 
-    def forward(self, x, train_flg=True):
+    def forward(self, x: npt.ArrayLike, train_flg: bool = True) -> FloatArray:
         where = "Dropout.forward"
         x = as_float_array(x, where, "x")
         ratio = _check_ratio(self.dropout_ratio, where)
@@ -202,7 +207,7 @@ class Dropout:
             return x * mask
         return x * (1.0 - ratio)
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Dropout.backward"
         require_forward(self.mask, where, "a forward with train_flg=True")
         dout = as_float_array(dout, where, "dout")
@@ -228,8 +233,9 @@ class BatchNormalization:
 
     MODES = ("feature", "spatial")
 
-    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
-                 mode="feature"):
+    def __init__(self, gamma: FloatArray, beta: FloatArray, momentum: float = 0.9,
+                 running_mean: Optional[FloatArray] = None,
+                 running_var: Optional[FloatArray] = None, mode: str = "feature") -> None:
         if mode not in self.MODES:
             raise ValueError(
                 f"BatchNormalization: mode must be 'feature' or 'spatial', got {mode!r}"
@@ -238,38 +244,38 @@ class BatchNormalization:
         self.beta = beta
         self.momentum = momentum
         self.mode = mode
-        self.input_shape = None
+        self.input_shape: Any = None
         self.running_mean = running_mean
         self.running_var = running_var
         # caches of the last training forward, used by backward
-        self.batch_size = None
-        self.xc = None
-        self.xn = None
-        self.std = None
-        self.dgamma = None
-        self.dbeta = None
+        self.batch_size: Any = None
+        self.xc: Any = None
+        self.xn: Any = None
+        self.std: Any = None
+        self.dgamma: Any = None
+        self.dbeta: Any = None
 
-    def _to_2d(self, a):
+    def _to_2d(self, a: FloatArray) -> FloatArray:
         """(N, ...) -> (rows, features) in the layout of ``self.mode``."""
         if self.mode == "spatial":
             n, c, h, w = a.shape
             return a.transpose(0, 2, 3, 1).reshape(n * h * w, c)
         return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
 
-    def _from_2d(self, a2, shape):
+    def _from_2d(self, a2: FloatArray, shape: Sequence[int]) -> FloatArray:
         if self.mode == "spatial":
             n, c, h, w = shape
             return np.ascontiguousarray(a2.reshape(n, h, w, c).transpose(0, 3, 1, 2))
         return a2.reshape(shape)
 
-    def _check_param(self, value, name, features, where):
+    def _check_param(self, value: Any, name: str, features: int, where: str) -> FloatArray:
         value = as_float_array(value, where, name)
         check_shape_match(value, (features,), where, name,
                           "one value per channel" if self.mode == "spatial"
                           else "one value per feature of the flattened input")
         return value
 
-    def forward(self, x, train_flg=True):
+    def forward(self, x: npt.ArrayLike, train_flg: bool = True) -> FloatArray:
         where = "BatchNormalization.forward"
         x = as_float_array(x, where, "x")
         if self.mode == "spatial":
@@ -311,7 +317,7 @@ class BatchNormalization:
         out = gamma * xn + beta
         return self._from_2d(out, x.shape)
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         where = "BatchNormalization.backward"
         require_forward(self.xn, where, "a forward with train_flg=True")
         dout = as_float_array(dout, where, "dout")
@@ -340,7 +346,8 @@ class BatchNormalization:
         return self._from_2d(dx, self.input_shape)
 
 
-def _conv_forward_args(layer, x, where):
+def _conv_forward_args(layer: Any, x: npt.ArrayLike, where: str) -> Tuple[
+        FloatArray, FloatArray, FloatArray, int, int, int, int]:
     """Validate a convolution forward; return (x, W, b, stride, pad, out_h, out_w)."""
     x = as_float_array(x, where, "x")
     check_ndim(x, 4, where, "x", "(N, C, H, W)")
@@ -363,7 +370,7 @@ def _conv_forward_args(layer, x, where):
     return x, W, b, stride, pad, out_h, out_w
 
 
-def _conv_backward_args(layer, dout, where):
+def _conv_backward_args(layer: Any, dout: npt.ArrayLike, where: str) -> Tuple[FloatArray, Any]:
     """Check ``dout`` against the last forward; return (dout, geometry of that forward)."""
     require_forward(layer.x, where)
     dout = as_float_array(dout, where, "dout")
@@ -392,26 +399,26 @@ class Convolution:
     _im2col = staticmethod(util.im2col)
     _col2im = staticmethod(util.col2im)
 
-    def __init__(self, W, b, stride=1, pad=0):
+    def __init__(self, W: FloatArray, b: FloatArray, stride: int = 1, pad: int = 0) -> None:
         self.W = W
         self.b = b
         self.stride = stride
         self.pad = pad
-        self.x = None
-        self.col = None
-        self.col_W = None
-        self.dW = None
-        self.db = None
-        self._geometry = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
+        self.x: Any = None
+        self.col: Any = None
+        self.col_W: Any = None
+        self.dW: Any = None
+        self.db: Any = None
+        self._geometry: Any = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
 
-    def _params(self, where):
+    def _params(self, where: str) -> Tuple[FloatArray, FloatArray]:
         W = as_float_array(self.W, where, "W")
         check_ndim(W, 4, where, "W", "(FN, C, FH, FW)")
         b = as_float_array(self.b, where, "b")
         check_shape_match(b, (W.shape[0],), where, "b", "(FN,) for W of shape (FN, C, FH, FW)")
         return W, b
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         x, W, b, stride, pad, out_h, out_w = _conv_forward_args(self, x, "Convolution.forward")
         n = x.shape[0]
         fn, _, fh, fw = W.shape
@@ -427,7 +434,7 @@ class Convolution:
         self._geometry = (W.shape, stride, pad, out_h, out_w)
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         dout, ((fn, c, fh, fw), stride, pad, _, _) = _conv_backward_args(
             self, dout, "Convolution.backward")
 
@@ -445,7 +452,7 @@ class Convolution:
         return dx
 
 
-def _pool_geometry(layer, x, where):
+def _pool_geometry(layer: Any, x: FloatArray, where: str) -> Tuple[int, int, int, int, int, int]:
     """Validate a pooling call; return (pool_h, pool_w, stride, pad, out_h, out_w)."""
     check_ndim(x, 4, where, "x", "(N, C, H, W)")
     pool_h = check_positive_int(layer.pool_h, "pool_h", where)
@@ -469,15 +476,15 @@ class _Pool2d:
     _im2col = staticmethod(util.im2col)
     _col2im = staticmethod(util.col2im)
 
-    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride
         self.pad = pad
-        self.x = None
-        self._geometry = None
+        self.x: Any = None
+        self._geometry: Any = None
 
-    def _backward_args(self, dout, where):
+    def _backward_args(self, dout: npt.ArrayLike, where: str) -> Tuple[FloatArray, Any]:
         """Check ``dout`` against the last forward; return (dout, geometry)."""
         require_forward(self.x, where)
         dout = as_float_array(dout, where, "dout")
@@ -499,11 +506,11 @@ class Pooling(_Pool2d):
     each gradient to its maximum only, overlapping windows adding up.
     """
 
-    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         super().__init__(pool_h, pool_w, stride, pad)
-        self.arg_max = None
+        self.arg_max: Any = None
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "Pooling.forward"
         x = as_float_array(x, where, "x")
         geometry = _pool_geometry(self, x, where)
@@ -526,7 +533,7 @@ class Pooling(_Pool2d):
         self._geometry = geometry
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(
             dout, "Pooling.backward")
         n, c, _, _ = self.x.shape
@@ -548,7 +555,7 @@ class AvgPooling(_Pool2d):
     over each window, overlapping windows adding up. Cache: ``x``.
     """
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "AvgPooling.forward"
         x = as_float_array(x, where, "x")
         geometry = _pool_geometry(self, x, where)
@@ -564,7 +571,7 @@ class AvgPooling(_Pool2d):
         self._geometry = geometry
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(
             dout, "AvgPooling.backward")
         n, c, _, _ = self.x.shape

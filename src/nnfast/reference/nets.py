@@ -39,16 +39,22 @@ Deviations from the toolkit (all deliberate)
 * ``gradient`` leaves the loss of its forward pass (training mode, before any update) in
   ``last_loss``, so a training loop can report it without another forward pass.
 """
+from __future__ import annotations
+
 import os
 import pickle
 import warnings
 from collections import OrderedDict
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from nnfast import _npz
 from nnfast.reference import layers as _layers
 from nnfast.reference.gradient import numerical_gradient as _numerical_gradient
+
+_FloatArray = npt.NDArray[np.floating[Any]]
 
 __all__ = [
     "init_scale",
@@ -78,7 +84,7 @@ _DEEP_CONV_DEFAULTS = (
 )
 
 
-def init_scale(weight_init_std, fan_in):
+def init_scale(weight_init_std: Union[str, float], fan_in: int) -> Any:
     """Standard deviation of a weight with ``fan_in`` inputs.
 
     'relu'/'he' -> sqrt(2/fan_in), 'sigmoid'/'xavier' -> sqrt(1/fan_in) (case-insensitive);
@@ -97,21 +103,21 @@ def init_scale(weight_init_std, fan_in):
     return weight_init_std
 
 
-def _check_dtype(dtype):
+def _check_dtype(dtype: npt.DTypeLike) -> Any:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt.type
 
 
-def _pooled(size, what):
+def _pooled(size: int, what: str) -> int:
     """Output length of the 2x2, stride-2 pooling the networks use."""
     if size < 2:
         raise ValueError(f"{what}: a 2x2 pooling needs a size of at least 2, got {size}")
     return (size - 2) // 2 + 1
 
 
-def _conv_out(size, filter_size, pad, stride, what):
+def _conv_out(size: int, filter_size: int, pad: int, stride: int, what: str) -> int:
     out = (size + 2 * pad - filter_size) // stride + 1
     if out < 1:
         raise ValueError(
@@ -130,25 +136,30 @@ class _Network:
     """
 
     _L = _layers
+    #: The layers in forward order: an OrderedDict keyed by name, or a list.
+    layers: Any
+    last_layer: Any
 
-    def _setup(self, dtype, weight_decay_lambda=0, weight_decay_type="l2"):
+    def _setup(self, dtype: npt.DTypeLike, weight_decay_lambda: float = 0,
+               weight_decay_type: str = "l2") -> None:
         self.dtype = _check_dtype(dtype)
         self.weight_decay_lambda = weight_decay_lambda
         kind = str(weight_decay_type).lower()
         if kind not in ("l2", "l1"):
             raise ValueError(f"weight_decay_type must be 'l2' or 'l1', got {weight_decay_type!r}")
         self.weight_decay_type = kind
-        self.params = {}
-        self._slots = OrderedDict()
+        self.params: Dict[str, _FloatArray] = {}
+        self._slots: Dict[str, Tuple[Any, str]] = OrderedDict()
 
-    def _draw_weight(self, name, weight_init_std, fan_in, shape):
+    def _draw_weight(self, name: str, weight_init_std: Union[str, float], fan_in: int,
+                     shape: Sequence[int]) -> None:
         scale = init_scale(weight_init_std, fan_in)
         self.params[name] = (scale * np.random.randn(*shape)).astype(self.dtype, copy=False)
 
-    def _constant(self, name, size, value):
+    def _constant(self, name: str, size: int, value: float) -> None:
         self.params[name] = np.full(size, value, dtype=self.dtype)
 
-    def _skip_first_input_grad(self):
+    def _skip_first_input_grad(self) -> None:
         """Called at the end of ``__init__``: the first layer computes only its dW and db."""
         first = next(iter(self._layer_sequence()))
         if hasattr(first, "skip_dx"):
@@ -156,17 +167,17 @@ class _Network:
 
     # The book calls the last layer ``lastLayer`` in TwoLayerNet.
     @property
-    def lastLayer(self):
+    def lastLayer(self) -> Any:
         return self.last_layer
 
     @lastLayer.setter
-    def lastLayer(self, layer):
+    def lastLayer(self, layer: Any) -> None:
         self.last_layer = layer
 
-    def _layer_sequence(self):
+    def _layer_sequence(self) -> Any:
         return self.layers.values() if isinstance(self.layers, dict) else self.layers
 
-    def predict(self, x, train_flg=False):
+    def predict(self, x: npt.ArrayLike, train_flg: bool = False) -> Any:
         """Forward through ``layers``; ``train_flg`` reaches Dropout and BatchNormalization only."""
         flagged = (self._L.Dropout, self._L.BatchNormalization)
         for layer in self._layer_sequence():
@@ -176,7 +187,7 @@ class _Network:
                 x = layer.forward(x)
         return x
 
-    def _decay_loss(self):
+    def _decay_loss(self) -> Any:
         decay = 0
         lam = self.weight_decay_lambda
         if lam:
@@ -189,16 +200,17 @@ class _Network:
                         decay += lam * np.sum(np.abs(W))
         return decay
 
-    def _decay_grad(self, W):
+    def _decay_grad(self, W: _FloatArray) -> _FloatArray:
         if self.weight_decay_type == "l2":
             return self.weight_decay_lambda * W
         return self.weight_decay_lambda * np.sign(W)
 
-    def loss(self, x, t, train_flg=False):
+    def loss(self, x: npt.ArrayLike, t: npt.ArrayLike, train_flg: bool = False) -> Any:
         y = self.predict(x, train_flg)
         return self.last_layer.forward(y, t) + self._decay_loss()
 
-    def accuracy(self, x, t, batch_size=None):
+    def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
+                 batch_size: Optional[int] = None) -> float:
         """Fraction of rows whose argmax matches ``t`` (labels, or one-hot when ``t.ndim != 1``).
 
         With ``batch_size`` the prediction runs in batches; the last batch may be shorter.
@@ -218,7 +230,7 @@ class _Network:
             correct += np.sum(np.argmax(y, axis=1) == t[start:start + batch_size])
         return correct / float(n)
 
-    def gradient(self, x, t):
+    def gradient(self, x: npt.ArrayLike, t: npt.ArrayLike) -> Dict[str, _FloatArray]:
         """Backpropagation: forward via ``loss``, ``last_layer.backward(1)``, layers reversed."""
         self.last_loss = self.loss(x, t, train_flg=True)
         self._backprop(self.last_layer.backward(1))
@@ -231,20 +243,20 @@ class _Network:
             grads[name] = g
         return grads
 
-    def _backprop(self, dout):
+    def _backprop(self, dout: Any) -> None:
         """Backward through ``layers`` in reverse order."""
         # The first layer has skip_dx set: its backward returns None, and nothing reads it.
         for layer in reversed(list(self._layer_sequence())):
             dout = layer.backward(dout)
 
-    def numerical_gradient(self, x, t):
+    def numerical_gradient(self, x: npt.ArrayLike, t: npt.ArrayLike) -> Dict[str, _FloatArray]:
         """Central-difference gradient of ``loss(x, t, train_flg=True)`` for every parameter."""
-        def loss_of(_):
+        def loss_of(_: Any) -> Any:
             return self.loss(x, t, train_flg=True)
 
         return {name: _numerical_gradient(loss_of, self.params[name]) for name in self._slots}
 
-    def save_params(self, file_name="params.pkl"):
+    def save_params(self, file_name: _npz.PathLike = "params.pkl") -> None:
         """Write the network to ``file_name``, in a format chosen by its extension.
 
         ``.npz``: NumPy's zip of arrays, written atomically and read back with
@@ -269,7 +281,7 @@ class _Network:
         with open(file_name, "wb") as f:
             pickle.dump(params, f)
 
-    def load_params(self, file_name="params.pkl"):
+    def load_params(self, file_name: _npz.PathLike = "params.pkl") -> None:
         """Load a network written by ``save_params`` and re-point the layers.
 
         ``.npz`` (the safe format): must hold exactly this network's parameters, each with
@@ -288,16 +300,16 @@ class _Network:
             params = pickle.load(f)
         self._assign_params(params, file_name)
 
-    def _state_layers(self):
+    def _state_layers(self) -> Any:
         """(key, layer) of every layer holding state besides parameters (running statistics)."""
         items = self.layers.items() if isinstance(self.layers, dict) else enumerate(self.layers)
         return [(key, layer) for key, layer in items
                 if all(hasattr(layer, attr) for attr in _STATE_ATTRS)]
 
-    def layer_state(self):
+    def layer_state(self) -> Dict[str, npt.NDArray[Any]]:
         """``{'<layer key>.running_mean': array, ...}``: the layers' state that prediction needs
         besides ``params`` (only the statistics that exist yet)."""
-        out = {}
+        out: Dict[str, npt.NDArray[Any]] = {}
         for key, layer in self._state_layers():
             for attr in _STATE_ATTRS:
                 value = getattr(layer, attr)
@@ -305,11 +317,12 @@ class _Network:
                     out[f"{key}.{attr}"] = np.asarray(value)
         return out
 
-    def arrays(self):
+    def arrays(self) -> Dict[str, npt.NDArray[Any]]:
         """Parameters and layer state, as :meth:`save_params` writes them to ``.npz``."""
         return {**self.params, **self.layer_state()}
 
-    def set_arrays(self, arrays, source="arrays", where="set_arrays"):
+    def set_arrays(self, arrays: Mapping[str, npt.NDArray[Any]], source: str = "arrays",
+                   where: str = "set_arrays") -> None:
         """Restore what :meth:`arrays` gave: exactly this network's parameters (shapes and
         dtype) and any of its layer state. Everything is checked before anything changes;
         errors name ``where`` and ``source``."""
@@ -348,7 +361,7 @@ class _Network:
             for attr in _STATE_ATTRS:
                 setattr(layer, attr, state.get((key, attr)))
 
-    def _assign_params(self, params, source):
+    def _assign_params(self, params: Any, source: Any) -> None:
         if not isinstance(params, dict):
             raise ValueError(f"load_params: {source!r} must hold a dict of arrays, "
                              f"got {type(params).__name__}")
@@ -376,8 +389,9 @@ class _Network:
 class TwoLayerNet(_Network):
     """Affine - Relu - Affine, with SoftmaxWithLoss as ``last_layer`` (alias ``lastLayer``)."""
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 dtype=np.float64):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int,
+                 weight_init_std: Union[str, float] = 0.01, *,
+                 dtype: npt.DTypeLike = np.float64) -> None:
         self._setup(dtype)
         self._draw_weight("W1", weight_init_std, input_size, (input_size, hidden_size))
         self._constant("b1", hidden_size, 0.0)
@@ -403,16 +417,18 @@ class MultiLayerNet(_Network):
     ``lambda*sum(|W|)`` with ``weight_decay_type='l1'``.
     """
 
-    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
-                 weight_init_std="relu", weight_decay_lambda=0, *, weight_decay_type="l2",
-                 dtype=np.float64):
+    def __init__(self, input_size: int, hidden_size_list: Sequence[int], output_size: int,
+                 activation: str = "relu", weight_init_std: Union[str, float] = "relu",
+                 weight_decay_lambda: float = 0, *, weight_decay_type: str = "l2",
+                 dtype: npt.DTypeLike = np.float64) -> None:
         self._build(input_size, hidden_size_list, output_size, activation, weight_init_std,
                     weight_decay_lambda, weight_decay_type, dtype,
                     use_dropout=False, dropout_ratio=0.5, use_batchnorm=False)
 
-    def _build(self, input_size, hidden_size_list, output_size, activation, weight_init_std,
-               weight_decay_lambda, weight_decay_type, dtype, use_dropout, dropout_ratio,
-               use_batchnorm):
+    def _build(self, input_size: int, hidden_size_list: Sequence[int], output_size: int,
+               activation: str, weight_init_std: Union[str, float], weight_decay_lambda: float,
+               weight_decay_type: str, dtype: npt.DTypeLike, use_dropout: bool,
+               dropout_ratio: float, use_batchnorm: bool) -> None:
         """The one builder behind MultiLayerNet and MultiLayerNetExtend."""
         self._setup(dtype, weight_decay_lambda, weight_decay_type)
         L = self._L
@@ -468,10 +484,12 @@ class MultiLayerNetExtend(MultiLayerNet):
     reseed inside your own loss function to compare the two.
     """
 
-    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
-                 weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
-                 dropout_ratio=0.5, use_batchnorm=False, *, dropout_ration=None,
-                 weight_decay_type="l2", dtype=np.float64):
+    def __init__(self, input_size: int, hidden_size_list: Sequence[int], output_size: int,
+                 activation: str = "relu", weight_init_std: Union[str, float] = "relu",
+                 weight_decay_lambda: float = 0, use_dropout: bool = False,
+                 dropout_ratio: float = 0.5, use_batchnorm: bool = False, *,
+                 dropout_ration: Optional[float] = None, weight_decay_type: str = "l2",
+                 dtype: npt.DTypeLike = np.float64) -> None:
         if dropout_ration is not None:
             if dropout_ratio != 0.5 and dropout_ratio != dropout_ration:
                 raise TypeError("pass either dropout_ratio or its alias dropout_ration, not both")
@@ -490,8 +508,10 @@ class SimpleConvNet(_Network):
     the toolkit, counts the final partial batch too.
     """
 
-    def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100, output_size=10,
-                 weight_init_std=0.01, *, dtype=np.float64):
+    def __init__(self, input_dim: Sequence[int] = (1, 28, 28),
+                 conv_param: Optional[Mapping[str, int]] = None, hidden_size: int = 100,
+                 output_size: int = 10, weight_init_std: Union[str, float] = 0.01, *,
+                 dtype: npt.DTypeLike = np.float64) -> None:
         self._setup(dtype)
         cp = dict(_DEFAULT_CONV_PARAM)
         cp.update(conv_param or {})
@@ -525,7 +545,8 @@ class SimpleConvNet(_Network):
             self._slots[f"W{i}"] = (key, "W")
             self._slots[f"b{i}"] = (key, "b")
 
-    def accuracy(self, x, t, batch_size=100):
+    def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
+                 batch_size: Optional[int] = 100) -> float:
         return super().accuracy(x, t, batch_size)
 
 
@@ -541,9 +562,15 @@ class DeepConvNet(_Network):
     # Position in ``layers`` of the layer holding W{i+1}/b{i+1}.
     _PARAM_LAYER_IDXS = (0, 2, 5, 7, 10, 12, 15, 18)
 
-    def __init__(self, input_dim=(1, 28, 28), conv_param_1=None, conv_param_2=None,
-                 conv_param_3=None, conv_param_4=None, conv_param_5=None, conv_param_6=None,
-                 hidden_size=50, output_size=10, *, dtype=np.float64):
+    def __init__(self, input_dim: Sequence[int] = (1, 28, 28),
+                 conv_param_1: Optional[Mapping[str, int]] = None,
+                 conv_param_2: Optional[Mapping[str, int]] = None,
+                 conv_param_3: Optional[Mapping[str, int]] = None,
+                 conv_param_4: Optional[Mapping[str, int]] = None,
+                 conv_param_5: Optional[Mapping[str, int]] = None,
+                 conv_param_6: Optional[Mapping[str, int]] = None,
+                 hidden_size: int = 50, output_size: int = 10, *,
+                 dtype: npt.DTypeLike = np.float64) -> None:
         self._setup(dtype)
         given = (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5,
                  conv_param_6)
@@ -592,10 +619,11 @@ class DeepConvNet(_Network):
             self._slots[f"W{i}"] = (layer_idx, "W")
             self._slots[f"b{i}"] = (layer_idx, "b")
 
-    def loss(self, x, t, train_flg=True):
+    def loss(self, x: npt.ArrayLike, t: npt.ArrayLike, train_flg: bool = True) -> Any:
         return super().loss(x, t, train_flg)
 
-    def accuracy(self, x, t, batch_size=100):
+    def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
+                 batch_size: Optional[int] = 100) -> float:
         return super().accuracy(x, t, batch_size)
 
 
@@ -619,10 +647,13 @@ class SmallAlexNet(_Network):
     (``nnfast.datasets.Augmenter`` through ``Trainer(..., augment=...)``), as AlexNet did.
     """
 
-    def __init__(self, input_dim=(1, 28, 28), filter_nums=(16, 32, 48, 48, 32),
-                 filter_sizes=(5, 3, 3, 3, 3), hidden_sizes=(128, 128), output_size=10,
-                 dropout_ratio=0.5, weight_init_std="he", weight_decay_lambda=0, *,
-                 pool_after=(1, 2, 5), weight_decay_type="l2", dtype=np.float64):
+    def __init__(self, input_dim: Sequence[int] = (1, 28, 28),
+                 filter_nums: Sequence[int] = (16, 32, 48, 48, 32),
+                 filter_sizes: Sequence[int] = (5, 3, 3, 3, 3),
+                 hidden_sizes: Sequence[int] = (128, 128), output_size: int = 10,
+                 dropout_ratio: float = 0.5, weight_init_std: Union[str, float] = "he",
+                 weight_decay_lambda: float = 0, *, pool_after: Sequence[int] = (1, 2, 5),
+                 weight_decay_type: str = "l2", dtype: npt.DTypeLike = np.float64) -> None:
         self._setup(dtype, weight_decay_lambda, weight_decay_type)
         filter_nums, filter_sizes = tuple(filter_nums), tuple(filter_sizes)
         if len(filter_nums) != len(filter_sizes) or not filter_nums:
@@ -679,5 +710,6 @@ class SmallAlexNet(_Network):
         self.last_layer = L.SoftmaxWithLoss()
         self._skip_first_input_grad()
 
-    def accuracy(self, x, t, batch_size=100):
+    def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
+                 batch_size: Optional[int] = 100) -> float:
         return super().accuracy(x, t, batch_size)

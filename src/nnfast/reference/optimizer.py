@@ -21,9 +21,13 @@ parameters stay float32 arithmetic and users may change ``opt.lr`` between
 updates). Everything is validated before anything changes: a failed update
 leaves parameters and state (including ``Adam.iter``) untouched.
 """
+from __future__ import annotations
+
 import math
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from .._checks import (as_float_array, check_float_ndarray, check_real,
                        check_shape_match)
@@ -31,8 +35,14 @@ from .._checks import (as_float_array, check_float_ndarray, check_real,
 #: Added to the root of the accumulated squares before dividing.
 OPT_EPS = 1e-7
 
+#: The parameters an optimizer updates in place: ``{name: float32/float64 array}``.
+Params = Mapping[str, npt.NDArray[np.floating[Any]]]
+#: What ``get_state`` returns and ``check_state`` reads: ``(meta, arrays)``.
+State = Tuple[Dict[str, Any], Dict[str, npt.NDArray[Any]]]
 
-def _resolve_lr(cls_name, lr, learning_rate, default):
+
+def _resolve_lr(cls_name: str, lr: Optional[float], learning_rate: Optional[float],
+                default: float) -> float:
     if lr is not None and learning_rate is not None:
         raise TypeError(
             f"{cls_name}: give the learning rate as lr= or as learning_rate=, not both"
@@ -52,17 +62,18 @@ class Optimizer:
     Python floats.
     """
 
-    _state_names = ()
-    _hyper_names = ("lr",)
-    _counter_names = ()  # integer state (Adam's ``iter``)
+    _state_names: Tuple[str, ...] = ()
+    _hyper_names: Tuple[str, ...] = ("lr",)
+    _counter_names: Tuple[str, ...] = ()  # integer state (Adam's ``iter``)
     DEFAULT_LR = 0.01
 
-    def __init__(self, lr=None, *, learning_rate=None):
+    def __init__(self, lr: Optional[float] = None, *,
+                 learning_rate: Optional[float] = None) -> None:
         self.lr = _resolve_lr(type(self).__name__, lr, learning_rate, self.DEFAULT_LR)
         for name in self._state_names:
             setattr(self, name, None)
 
-    def update(self, params, grads):
+    def update(self, params: Params, grads: Mapping[str, npt.ArrayLike]) -> None:
         """Update every array in ``params`` in place from ``grads``."""
         where = f"{type(self).__name__}.update"
         hp = {name: check_real(getattr(self, name), name, where) for name in self._hyper_names}
@@ -70,8 +81,9 @@ class Optimizer:
         self._create_state(params)
         self._step(params, checked, hp)
 
-    def _check(self, params, grads, where):
-        checked = {}
+    def _check(self, params: Params, grads: Mapping[str, npt.ArrayLike],
+               where: str) -> Dict[str, npt.NDArray[np.floating[Any]]]:
+        checked: Dict[str, npt.NDArray[np.floating[Any]]] = {}
         for key, p in params.items():
             pname = f"params[{key!r}]"
             check_float_ndarray(p, where, pname)
@@ -93,7 +105,7 @@ class Optimizer:
             checked[key] = g
         return checked
 
-    def _create_state(self, params):
+    def _create_state(self, params: Params) -> None:
         for name in self._state_names:
             state = getattr(self, name)
             if state is None:
@@ -103,12 +115,13 @@ class Optimizer:
                 if key not in state:
                     state[key] = np.zeros_like(p)
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- checkpoints
 
-    def get_state(self):
+    def get_state(self) -> State:
         """``(meta, arrays)``: everything the next updates depend on, for a checkpoint.
 
         ``meta``: the class name, the hyper-parameters and counters (JSON values) and which
@@ -123,7 +136,8 @@ class Optimizer:
                   for key, arr in getattr(self, name).items()}
         return meta, arrays
 
-    def check_state(self, meta, arrays, where="set_state"):
+    def check_state(self, meta: Mapping[str, Any], arrays: Mapping[str, npt.NDArray[Any]],
+                    where: str = "set_state") -> Tuple[Dict[str, Any], Dict[str, int]]:
         """Validate what :meth:`get_state` gave against this optimizer; return the state to
         hand to :meth:`set_state` (nothing changes here)."""
         name = type(self).__name__
@@ -139,7 +153,8 @@ class Optimizer:
         if unknown or set(meta["counters"]) != set(self._counter_names):
             raise ValueError(f"{where}: the saved state {sorted(meta['state'])} / counters "
                              f"{sorted(meta['counters'])} are not {name}'s")
-        state = {s: ({} if s in meta["state"] else None) for s in self._state_names}
+        state: Dict[str, Any] = {s: ({} if s in meta["state"] else None)
+                                 for s in self._state_names}
         for key, arr in arrays.items():
             s, _, param = key.partition(".")
             if s not in meta["state"] or arr.dtype.kind != "f":
@@ -147,7 +162,7 @@ class Optimizer:
             state[s][param] = arr
         return state, {c: int(meta["counters"][c]) for c in self._counter_names}
 
-    def set_state(self, checked):
+    def set_state(self, checked: Tuple[Dict[str, Any], Dict[str, int]]) -> None:
         """Install the state :meth:`check_state` returned."""
         state, counters = checked
         for name, value in state.items():
@@ -159,10 +174,12 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain gradient descent: ``p -= lr*g``."""
 
-    def __init__(self, lr=None, *, learning_rate=None):
+    def __init__(self, lr: Optional[float] = None, *,
+                 learning_rate: Optional[float] = None) -> None:
         super().__init__(lr, learning_rate=learning_rate)
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         lr = hp["lr"]
         for key, g in grads.items():
             params[key] -= lr * g
@@ -171,14 +188,17 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """Momentum SGD: ``v = momentum*v - lr*g; p += v``. State: ``v``."""
 
-    _state_names = ("v",)
-    _hyper_names = ("lr", "momentum")
+    _state_names: Tuple[str, ...] = ("v",)
+    v: Any  # {key: array} once the first update ran, else None
+    _hyper_names: Tuple[str, ...] = ("lr", "momentum")
 
-    def __init__(self, lr=None, momentum=0.9, *, learning_rate=None):
+    def __init__(self, lr: Optional[float] = None, momentum: float = 0.9, *,
+                 learning_rate: Optional[float] = None) -> None:
         super().__init__(lr, learning_rate=learning_rate)
         self.momentum = momentum
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         lr, momentum = hp["lr"], hp["momentum"]
         for key, g in grads.items():
             self.v[key] = momentum * self.v[key] - lr * g
@@ -188,14 +208,17 @@ class Momentum(Optimizer):
 class Nesterov(Optimizer):
     """Nesterov's accelerated gradient (the book's form). State: ``v``."""
 
-    _state_names = ("v",)
-    _hyper_names = ("lr", "momentum")
+    _state_names: Tuple[str, ...] = ("v",)
+    v: Any  # {key: array} once the first update ran, else None
+    _hyper_names: Tuple[str, ...] = ("lr", "momentum")
 
-    def __init__(self, lr=None, momentum=0.9, *, learning_rate=None):
+    def __init__(self, lr: Optional[float] = None, momentum: float = 0.9, *,
+                 learning_rate: Optional[float] = None) -> None:
         super().__init__(lr, learning_rate=learning_rate)
         self.momentum = momentum
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         lr, momentum = hp["lr"], hp["momentum"]
         for key, g in grads.items():
             v = self.v[key]
@@ -208,12 +231,15 @@ class Nesterov(Optimizer):
 class AdaGrad(Optimizer):
     """AdaGrad: ``h += g*g; p -= lr*g / (sqrt(h) + eps)``. State: ``h``."""
 
-    _state_names = ("h",)
+    _state_names: Tuple[str, ...] = ("h",)
+    h: Any  # {key: array} once the first update ran, else None
 
-    def __init__(self, lr=None, *, learning_rate=None):
+    def __init__(self, lr: Optional[float] = None, *,
+                 learning_rate: Optional[float] = None) -> None:
         super().__init__(lr, learning_rate=learning_rate)
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         lr = hp["lr"]
         for key, g in grads.items():
             h = self.h[key]
@@ -224,14 +250,17 @@ class AdaGrad(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop: a decaying average of squared gradients. State: ``h``."""
 
-    _state_names = ("h",)
-    _hyper_names = ("lr", "decay_rate")
+    _state_names: Tuple[str, ...] = ("h",)
+    h: Any  # {key: array} once the first update ran, else None
+    _hyper_names: Tuple[str, ...] = ("lr", "decay_rate")
 
-    def __init__(self, lr=None, decay_rate=0.99, *, learning_rate=None):
+    def __init__(self, lr: Optional[float] = None, decay_rate: float = 0.99, *,
+                 learning_rate: Optional[float] = None) -> None:
         super().__init__(lr, learning_rate=learning_rate)
         self.decay_rate = decay_rate
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         lr, decay_rate = hp["lr"], hp["decay_rate"]
         for key, g in grads.items():
             h = self.h[key]
@@ -246,18 +275,22 @@ class Adam(Optimizer):
     State: ``m``, ``v`` (per key) and ``iter`` (number of updates so far).
     """
 
-    _state_names = ("m", "v")
-    _hyper_names = ("lr", "beta1", "beta2")
-    _counter_names = ("iter",)
+    _state_names: Tuple[str, ...] = ("m", "v")
+    m: Any  # {key: array} once the first update ran, else None
+    v: Any
+    _hyper_names: Tuple[str, ...] = ("lr", "beta1", "beta2")
+    _counter_names: Tuple[str, ...] = ("iter",)
     DEFAULT_LR = 0.001
 
-    def __init__(self, lr=None, beta1=0.9, beta2=0.999, *, learning_rate=None):
+    def __init__(self, lr: Optional[float] = None, beta1: float = 0.9, beta2: float = 0.999, *,
+                 learning_rate: Optional[float] = None) -> None:
         super().__init__(lr, learning_rate=learning_rate)
         self.beta1 = beta1
         self.beta2 = beta2
         self.iter = 0
 
-    def _step(self, params, grads, hp):
+    def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
+              hp: Dict[str, float]) -> None:
         lr, beta1, beta2 = hp["lr"], hp["beta1"], hp["beta2"]
         self.iter += 1
         # A Python float (math.sqrt rounds like np.sqrt), so float32 stays float32.

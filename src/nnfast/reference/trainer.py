@@ -55,14 +55,19 @@ steps (``train_time``, sampling + gradient + update + loss) and in evaluations (
 ``save_learning_curve(path)`` writes ``history`` as a PNG (needs matplotlib).  ``train()``
 keeps the accuracy on the whole test set it measures at the end in ``final_test_acc``.
 """
+from __future__ import annotations
+
 import os
 import sys
 import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from nnfast import _npz
 from nnfast.reference import optimizer as _optimizer
+from nnfast._npz import PathLike
 
 __all__ = ["Trainer", "read_checkpoint_meta", "CHECKPOINT_FORMAT", "SAMPLINGS"]
 
@@ -100,12 +105,18 @@ class Trainer:
 
     _opt_module = _optimizer
 
-    def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20,
-                 mini_batch_size=100, optimizer="SGD", optimizer_param=None,
-                 evaluate_sample_num_per_epoch=None, verbose=True, *, augment=None,
-                 progress=False, loss_after_update=True, eval_loss=False,
-                 eval_after_epoch=False, on_epoch=None, checkpoint=None, checkpoint_every=1,
-                 checkpoint_extra=None, sampling="choice", shuffle_seed=0):
+    def __init__(self, network: Any, x_train: npt.NDArray[Any], t_train: npt.NDArray[Any],
+                 x_test: npt.NDArray[Any], t_test: npt.NDArray[Any], epochs: int = 20,
+                 mini_batch_size: int = 100, optimizer: str = "SGD",
+                 optimizer_param: Optional[Mapping[str, Any]] = None,
+                 evaluate_sample_num_per_epoch: Optional[int] = None, verbose: bool = True, *,
+                 augment: Optional[Callable[[npt.NDArray[Any]], npt.NDArray[Any]]] = None,
+                 progress: bool = False, loss_after_update: bool = True,
+                 eval_loss: bool = False, eval_after_epoch: bool = False,
+                 on_epoch: Optional[Callable[[Trainer], Any]] = None,
+                 checkpoint: Optional[PathLike] = None, checkpoint_every: int = 1,
+                 checkpoint_extra: Optional[Mapping[str, Any]] = None, sampling: str = "choice",
+                 shuffle_seed: int = 0) -> None:
         self.network = network
         self.verbose = verbose
         self.x_train = x_train
@@ -124,9 +135,9 @@ class Trainer:
         self.current_iter = 0
         self.current_epoch = 0
 
-        self.train_loss_list = []
-        self.train_acc_list = []
-        self.test_acc_list = []
+        self.train_loss_list: List[Any] = []
+        self.train_acc_list: List[Any] = []
+        self.test_acc_list: List[Any] = []
 
         if augment is not None and not callable(augment):
             raise TypeError(f"Trainer: augment must be callable, got {type(augment).__name__}")
@@ -143,25 +154,27 @@ class Trainer:
             raise ValueError(f"Trainer: shuffle_seed must be an int, got {shuffle_seed!r}")
         self.sampling = sampling
         self.shuffle_seed = int(shuffle_seed)
-        self._perm = (None, None)  # (epoch, permutation) of the last 'permutation' batch
+        # (epoch, permutation) of the last 'permutation' batch
+        self._perm: Tuple[Optional[int], Any] = (None, None)
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_extra = {} if checkpoint_extra is None else dict(checkpoint_extra)
         self._resume_from = 0  # steps already done by the run a checkpoint came from
-        self.augment = augment
+        self.augment: Any = augment
         self.progress = progress
         self.loss_after_update = loss_after_update
         self.eval_loss = eval_loss
         self.eval_after_epoch = eval_after_epoch
         self.on_epoch = on_epoch
-        self.history = {"epoch": [], "iteration": [], "train_acc": [], "test_acc": [],
-                        "train_loss": [], "test_loss": []}
+        self.history: Dict[str, List[Any]] = {
+            "epoch": [], "iteration": [], "train_acc": [], "test_acc": [], "train_loss": [],
+            "test_loss": []}
         self.train_time = 0.0
         self.eval_time = 0.0
         self._epoch_losses_start = 0
-        self._bar = None
+        self._bar: Any = None
 
-    def _make_optimizer(self, name, optimizer_param):
+    def _make_optimizer(self, name: str, optimizer_param: Optional[Mapping[str, Any]]) -> Any:
         key = name.lower() if isinstance(name, str) else None
         if key not in OPTIMIZER_NAMES:
             valid = ", ".join(repr(n) for n in OPTIMIZER_NAMES)
@@ -169,17 +182,17 @@ class Trainer:
         params = {"lr": 0.01} if optimizer_param is None else dict(optimizer_param)
         return getattr(self._opt_module, OPTIMIZER_NAMES[key])(**params)
 
-    def _evaluation_samples(self):
+    def _evaluation_samples(self) -> Tuple[npt.NDArray[Any], ...]:
         k = self.evaluate_sample_num_per_epoch
         if k is None:
             return self.x_train, self.t_train, self.x_test, self.t_test
         return self.x_train[:k], self.t_train[:k], self.x_test[:k], self.t_test[:k]
 
-    def _is_evaluation_step(self, it):
+    def _is_evaluation_step(self, it: int) -> bool:
         offset = 1 if self.eval_after_epoch else 0
         return (it + offset) % self.iter_per_epoch == 0
 
-    def batch_indices(self):
+    def batch_indices(self) -> npt.NDArray[np.intp]:
         """Indices into the training set of the batch of step ``current_iter``.
 
         'choice' (the toolkit's): ``np.random.choice(train_size, batch_size)``, with
@@ -194,20 +207,20 @@ class Trainer:
             return np.random.choice(self.train_size, self.batch_size)
         n = self.train_size
         start = self.current_iter * self.batch_size
-        parts = []
+        parts: List[npt.NDArray[np.intp]] = []
         while sum(map(len, parts)) < self.batch_size:
             done = sum(map(len, parts))
             epoch, offset = divmod(start + done, n)
             parts.append(self._epoch_permutation(epoch)[offset:offset + self.batch_size - done])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _epoch_permutation(self, epoch):
+    def _epoch_permutation(self, epoch: int) -> npt.NDArray[np.intp]:
         if self._perm[0] != epoch:
             rng = np.random.default_rng([self.shuffle_seed, epoch])
             self._perm = (epoch, rng.permutation(self.train_size))
         return self._perm[1]
 
-    def _next_batch(self):
+    def _next_batch(self) -> Tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         """The (x, t) the step trains on: the sampled rows, augmented."""
         batch_mask = self.batch_indices()
         x_batch = self.x_train[batch_mask]
@@ -216,7 +229,7 @@ class Trainer:
             x_batch = self.augment(x_batch)
         return x_batch, t_batch
 
-    def _update(self, x_batch, t_batch):
+    def _update(self, x_batch: npt.NDArray[Any], t_batch: npt.NDArray[Any]) -> Any:
         """Gradient, optimizer step and the step's loss (see ``loss_after_update``)."""
         grads = self.network.gradient(x_batch, t_batch)
         self.optimizer.update(self.network.params, grads)
@@ -225,7 +238,7 @@ class Trainer:
             return self.network.loss(x_batch, t_batch)
         return self._last_loss()
 
-    def _last_loss(self):
+    def _last_loss(self) -> Any:
         loss = getattr(self.network, "last_loss", None)
         if loss is None:
             raise TypeError("Trainer(loss_after_update=False): the network's gradient() "
@@ -233,11 +246,11 @@ class Trainer:
                             "(nnfast networks do)")
         return loss
 
-    def _accuracy(self, x, t):
+    def _accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any]) -> Any:
         """``network.accuracy(x, t)``; the seam where a data-parallel trainer splits it."""
         return self.network.accuracy(x, t)
 
-    def train_step(self):
+    def train_step(self) -> None:
         start = time.perf_counter()
         x_batch, t_batch = self._next_batch()
         loss = self._update(x_batch, t_batch)
@@ -270,7 +283,7 @@ class Trainer:
                 and self.current_epoch % self.checkpoint_every == 0:
             self.save_checkpoint(self.checkpoint)
 
-    def _record(self, train_acc, test_acc, test_loss):
+    def _record(self, train_acc: float, test_acc: float, test_loss: Optional[float]) -> None:
         h = self.history
         losses = self.train_loss_list[self._epoch_losses_start:]
         self._epoch_losses_start = len(self.train_loss_list)
@@ -281,7 +294,7 @@ class Trainer:
         h["train_loss"].append(float(np.mean(losses)) if losses else None)
         h["test_loss"].append(None if test_loss is None else float(test_loss))
 
-    def _mean_loss(self, x, t):
+    def _mean_loss(self, x: npt.NDArray[Any], t: npt.NDArray[Any]) -> float:
         """Mean loss over (x, t) in test mode, in batches of ``batch_size`` (one forward)."""
         total = 0.0
         n = x.shape[0]
@@ -292,14 +305,14 @@ class Trainer:
 
     # ---------------------------------------------------------------- progress bar
 
-    def _steps_until_evaluation(self):
+    def _steps_until_evaluation(self) -> int:
         """Steps from ``current_iter`` up to and including the next evaluation (or the end)."""
         it = self.current_iter
         while it < self.max_iter - 1 and not self._is_evaluation_step(it):
             it += 1
         return it - self.current_iter + 1
 
-    def _advance_bar(self, loss):
+    def _advance_bar(self, loss: Any) -> None:
         if not self.progress:
             return
         if self._bar is None:
@@ -311,18 +324,18 @@ class Trainer:
         self._bar.update(1)
         self._bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
 
-    def _close_bar(self):
+    def _close_bar(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
-    def save_learning_curve(self, path, title=None):
+    def save_learning_curve(self, path: PathLike, title: Optional[str] = None) -> Any:
         """Write ``history`` as a PNG at ``path`` (matplotlib needed, imported only here)."""
         from nnfast.plotting import save_learning_curve
 
         return save_learning_curve(self.history, path, title=title)
 
-    def train(self):
+    def train(self) -> None:
         steps, self._resume_from = self.max_iter - self._resume_from, 0
         try:
             for _ in range(steps):
@@ -339,14 +352,14 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
 
-    def save_checkpoint(self, path):
+    def save_checkpoint(self, path: PathLike) -> None:
         """Write everything the rest of this run depends on to ``path`` (``.npz``, atomic).
 
         See the module docstring. ``checkpoint_extra`` is stored too (JSON).
         """
         net, opt = self.network, self.optimizer
         opt_meta, opt_arrays = opt.get_state()
-        rng = np.random.get_state()
+        rng: Any = np.random.get_state()
         meta = {
             "format": CHECKPOINT_FORMAT,
             "network": type(net).__name__,
@@ -372,7 +385,7 @@ class Trainer:
         arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
         _npz.save_npz(path, arrays)
 
-    def load_checkpoint(self, path):
+    def load_checkpoint(self, path: PathLike) -> Any:
         """Restore a checkpoint written by :meth:`save_checkpoint` of a trainer built alike.
 
         The network's class, parameter names, shapes and dtypes, the optimizer's class and
@@ -425,13 +438,14 @@ class Trainer:
 _OLD_CHECKPOINT_DEFAULTS = {"sampling": "choice", "shuffle_seed": 0}
 
 
-def read_checkpoint_meta(path):
+def read_checkpoint_meta(path: PathLike) -> Dict[str, Any]:
     """The JSON part of a training checkpoint (counters, history, ``extra``), checked."""
     return _checkpoint_meta(_npz.load_npz(path, "read_checkpoint_meta",
                                           "an nnfast training checkpoint"), path)
 
 
-def _checkpoint_meta(arrays, path):
+def _checkpoint_meta(arrays: Mapping[str, npt.NDArray[Any]],
+                     path: PathLike) -> Dict[str, Any]:
     if "meta" not in arrays:
         raise ValueError(f"load_checkpoint: {os.fspath(path)!r} is not an nnfast training "
                          f"checkpoint (no 'meta' entry)")
@@ -442,23 +456,25 @@ def _checkpoint_meta(arrays, path):
     return meta
 
 
-def _prefixed(arrays, prefix):
+def _prefixed(arrays: Mapping[str, npt.NDArray[Any]],
+              prefix: str) -> Dict[str, npt.NDArray[Any]]:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def _list_dtype(values):
+def _list_dtype(values: List[Any]) -> Any:
     """The losses' own dtype (float32 networks give float32 losses), float64 when mixed."""
     dtypes = {np.asarray(v).dtype for v in values}
     return dtypes.pop() if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32)} else np.float64
 
 
-def _network_arrays(net):
+def _network_arrays(net: Any) -> Dict[str, npt.NDArray[Any]]:
     """An nnfast network's ``arrays()`` (parameters and layer state), else its ``params``."""
     arrays = getattr(net, "arrays", None)
     return arrays() if callable(arrays) else dict(net.params)
 
 
-def _set_network_arrays(net, arrays, source):
+def _set_network_arrays(net: Any, arrays: Mapping[str, npt.NDArray[Any]],
+                        source: str) -> None:
     """Restore :func:`_network_arrays`; a network without ``set_arrays`` gets its parameter
     values copied into its own arrays (the layers share them), all checked first."""
     setter = getattr(net, "set_arrays", None)
@@ -477,13 +493,14 @@ def _set_network_arrays(net, arrays, source):
         net.params[key][...] = arr
 
 
-def _augment_rng_state(augment):
+def _augment_rng_state(augment: Any) -> Optional[Mapping[str, Any]]:
     rng = getattr(augment, "rng", None)
     return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
 
 
-def _check_augment_rng(augment, state, where):
-    mine = _augment_rng_state(augment)
+def _check_augment_rng(augment: Any, state: Optional[Mapping[str, Any]],
+                       where: str) -> Optional[Mapping[str, Any]]:
+    mine: Any = _augment_rng_state(augment)
     if (state is None) != (mine is None) or (
             state is not None and state.get("bit_generator") != mine.get("bit_generator")):
         raise ValueError(f"{where}: the checkpoint's augmentation generator "
@@ -493,7 +510,7 @@ def _check_augment_rng(augment, state, where):
     return state
 
 
-def _in_notebook():
+def _in_notebook() -> bool:
     """Whether this runs in a Jupyter (or Colab) kernel: its stderr is no terminal, yet shows.
 
     The same test tqdm's notebook-aware front end makes: an IPython shell run by a kernel app.
@@ -507,7 +524,7 @@ def _in_notebook():
         return False
 
 
-def _make_bar(total, desc):
+def _make_bar(total: int, desc: str) -> Any:
     """A tqdm bar, or None when tqdm is missing or nobody would see it.
 
     In a Jupyter/Colab kernel: tqdm's notebook-aware front end (``tqdm.auto``: a widget when

@@ -5,13 +5,20 @@ Layout: x is (N, C, H, W); col is (N*OH*OW, C*FH*FW), row-major, rows ordered
 ``col2im`` is the adjoint of ``im2col`` (overlapping windows add up), not its inverse.
 Both keep the input dtype (the original allocated float64 whatever came in).
 """
+from __future__ import annotations
+
+from typing import Any, Sequence, Tuple
+
 import numpy as np
+import numpy.typing as npt
 
 from .._checks import (as_float_array, check_ndim, check_pad, check_positive_int,
                        check_shape_match, check_size, check_window)
 
+_Array = npt.NDArray[Any]
 
-def conv_output_size(input_size, filter_size, stride=1, pad=0):
+
+def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
     """``(input_size + 2*pad - filter_size) // stride + 1`` as an int.
 
     (The original returns a float from true division; nnfast returns the int.)
@@ -29,14 +36,16 @@ def conv_output_size(input_size, filter_size, stride=1, pad=0):
     return (input_size + 2 * pad - filter_size) // stride + 1
 
 
-def _geometry(where, filter_h, filter_w, stride, pad):
+def _geometry(where: str, filter_h: Any, filter_w: Any, stride: Any,
+              pad: Any) -> Tuple[int, int, int, int]:
     return (check_positive_int(filter_h, "filter_h", where),
             check_positive_int(filter_w, "filter_w", where),
             check_positive_int(stride, "stride", where),
             check_pad(pad, where))
 
 
-def check_im2col_args(x, filter_h, filter_w, stride, pad, where="im2col"):
+def check_im2col_args(x: npt.ArrayLike, filter_h: int, filter_w: int, stride: int, pad: int,
+                      where: str = "im2col") -> Tuple[_Array, int, int, int, int, int, int]:
     """Validate im2col's arguments (shared with the compiled kernels' wrappers).
 
     Returns ``(x, filter_h, filter_w, stride, pad, out_h, out_w)`` with x a
@@ -54,7 +63,8 @@ def check_im2col_args(x, filter_h, filter_w, stride, pad, where="im2col"):
     return x, filter_h, filter_w, stride, pad, out_h, out_w
 
 
-def im2col(x, filter_h, filter_w, stride=1, pad=0):
+def im2col(x: npt.ArrayLike, filter_h: int, filter_w: int, stride: int = 1,
+           pad: int = 0) -> _Array:
     """Unfold the filter windows of ``x`` (N, C, H, W) into rows of a matrix.
 
     Returns col (N*OH*OW, C*FH*FW) with OH = (H + 2*pad - FH)//stride + 1
@@ -76,7 +86,9 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
     return np.ascontiguousarray(col)
 
 
-def check_col2im_args(col, input_shape, filter_h, filter_w, stride, pad, where="col2im"):
+def check_col2im_args(col: npt.ArrayLike, input_shape: Sequence[int], filter_h: int,
+                      filter_w: int, stride: int, pad: int, where: str = "col2im"
+                      ) -> Tuple[_Array, Tuple[int, int, int, int], int, int, int, int, int, int]:
     """Validate col2im's arguments (shared with the compiled kernels' wrappers).
 
     Returns ``(col, (n, c, h, w), filter_h, filter_w, stride, pad, out_h, out_w)``.
@@ -103,7 +115,8 @@ def check_col2im_args(col, input_shape, filter_h, filter_w, stride, pad, where="
     return col, (n, c, h, w), filter_h, filter_w, stride, pad, out_h, out_w
 
 
-def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+def col2im(col: npt.ArrayLike, input_shape: Sequence[int], filter_h: int, filter_w: int,
+           stride: int = 1, pad: int = 0) -> _Array:
     """Adjoint of :func:`im2col`: fold col (N*OH*OW, C*FH*FW) back to (N, C, H, W).
 
     Values of overlapping windows are summed; values falling on the padding are
@@ -127,7 +140,7 @@ SMOOTH_WINDOW = 11
 SMOOTH_BETA = 2
 
 
-def smooth_curve(x):
+def smooth_curve(x: npt.ArrayLike) -> _Array:
     """Smooth a 1-D curve (e.g. a loss history) with an 11-tap Kaiser(beta=2) window.
 
     The ends are extended by reflection as in the original (mirror without the
@@ -149,7 +162,7 @@ def smooth_curve(x):
     return y[SMOOTH_WINDOW // 2:len(y) - SMOOTH_WINDOW // 2]
 
 
-def shuffle_dataset(x, t):
+def shuffle_dataset(x: _Array, t: _Array) -> Tuple[_Array, _Array]:
     """Shuffle ``x`` (any ndim, samples on axis 0) and ``t`` with one permutation.
 
     Draws ``np.random.permutation(x.shape[0])`` exactly once, as the original.
