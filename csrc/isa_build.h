@@ -19,4 +19,17 @@
     void NNF_ISA_CAT(nnf_install_##family, NNF_ISA_TAG)(void);             \
     void NNF_ISA_CAT(nnf_install_##family, NNF_ISA_TAG)(void) { LIST(NNF_ISA_ASSIGN) }
 
+/* for (i = 0; i < n; ++i) BODY, split over n_threads when PARALLEL holds, else a plain loop
+ * that never enters OpenMP (a region its if() keeps on one thread still costs about a
+ * microsecond: most of a tiny call). */
+#define NNF_FOR_I(PARALLEL, ...)                                                         \
+    do {                                                                                 \
+        if (PARALLEL) {                                                                  \
+            _Pragma("omp parallel for schedule(static) num_threads(n_threads)")          \
+            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
+        } else {                                                                         \
+            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
+        }                                                                                \
+    } while (0)
+
 #endif

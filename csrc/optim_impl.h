@@ -5,18 +5,8 @@
 #define NNF_CAT2(a, b) a##b
 #define NNF_CAT(a, b) NNF_CAT2(a, b)
 #define NNF_FN(name) NNF_CAT(NNF_CAT(name, SFX), NNF_ISA_TAG)
-/* The loop over i with the body given: below the threshold (or on one thread) a plain
- * loop, without entering OpenMP at all (a region that its if() keeps on one thread still
- * costs about a microsecond: most of a tiny call). */
-#define NNF_OPT_FOR(...)                                                                 \
-    do {                                                                                 \
-        if (n >= NNF_OPTIM_MIN_PARALLEL && n_threads > 1) {                              \
-            _Pragma("omp parallel for schedule(static) num_threads(n_threads)")          \
-            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
-        } else {                                                                         \
-            for (nnf_index i = 0; i < n; ++i) __VA_ARGS__                                \
-        }                                                                                \
-    } while (0)
+/* the loop over i (isa_build.h): parallel only for large n */
+#define NNF_OPT_FOR(...) NNF_FOR_I(n >= NNF_OPTIM_MIN_PARALLEL && n_threads > 1, __VA_ARGS__)
 
 void NNF_FN(nnf_sgd_)(T *NNF_RESTRICT p, const T *NNF_RESTRICT g, nnf_index n, double lr,
                       int n_threads)
