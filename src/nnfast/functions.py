@@ -2,13 +2,13 @@
 
 Compiled (``nnfast._dispatch``): ``sigmoid, relu, step_function, softmax,
 cross_entropy_error, softmax_with_loss`` and the derivatives ``d_sigmoid/sigmoid_grad,
-d_relu, relu_grad, d_softmax_with_loss`` — C passes, dtype-preserving; the
-exponentials are NumPy's own SIMD ``np.exp`` (several times faster than libm's scalar
-``exp``), applied in place between the C passes. Results equal
-``nnfast.reference.functions`` bit for bit for relu, step, sigmoid and their
-derivatives; softmax and the losses agree to ~1e-12 relative in float64 (~1e-5 in
-float32): their row sums accumulate in double rather than in NumPy's pairwise order,
-and the cross-entropy's log is libm's, which may differ from NumPy's in the last bit.
+d_relu, relu_grad, d_softmax_with_loss`` — C passes, dtype-preserving. Sigmoid's
+exponential is NumPy's own ``np.exp``, applied in place between two C passes, so it and
+relu, step and their derivatives equal ``nnfast.reference.functions`` bit for bit.
+Softmax and the losses run in one C pass per row with nnfast's own exponential (within
+2 ulp of the exact value, the same bits on every ISA build) and agree to ~1e-12 relative
+in float64 (~1e-5 in float32): their row sums accumulate in double rather than in NumPy's
+pairwise order, and the cross-entropy's log is libm's.
 Labels out of range raise ValueError (also checked again in C). The other functions
 are the reference's (nothing to gain from compiling them).
 """
