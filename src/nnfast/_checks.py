@@ -13,7 +13,7 @@ This module is pure Python + NumPy: the reference imports it.
 from __future__ import annotations
 
 import operator
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -230,3 +230,34 @@ def check_real(value: Any, name: str, where: str) -> float:
         raise TypeError(
             f"{where}: {name} must be a real number, got {type(value).__name__} {value!r}"
         ) from None
+
+
+def kernel_input(x: Any, where: str, name: str) -> npt.NDArray[np.floating[Any]]:
+    """``x`` as a C-contiguous, native-byte-order float32/float64 array for a kernel.
+
+    float32/float64 keep their dtype (no upcast); bool/int become float64;
+    anything else is a TypeError (see ``as_float_array``). Copies only
+    when the layout requires it.
+    """
+    x = as_float_array(x, where, name)
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    return np.asarray(x, order="C")  # not ascontiguousarray: that turns 0-d into 1-d
+
+
+def xent_teacher(d: Any, y2: npt.NDArray[Any],
+                 where: str) -> Tuple[npt.NDArray[Any], Optional[npt.NDArray[Any]]]:
+    """Validate a teacher for the (N, C) scores/probabilities ``y2`` (the reference's rules).
+
+    Returns ``(labels, dense)``: int64 labels (argmax for a one-hot teacher) and, for a
+    one-hot teacher, the teacher as a C-contiguous array in y2's dtype when the
+    reference's ``y - t`` would keep that dtype (else ``None``: the caller must not fuse).
+    """
+    n, c = y2.shape
+    d, one_hot = check_labels(d, c, n, where, name="d")
+    if not one_hot:
+        return np.ascontiguousarray(d, dtype=np.int64), None
+    labels = np.ascontiguousarray(d.argmax(axis=1), dtype=np.int64)
+    if d.dtype.kind != "f" or d.dtype == y2.dtype:
+        return labels, kernel_input(d.astype(y2.dtype, copy=False), where, "d")
+    return labels, None

@@ -1,12 +1,11 @@
 """Layer classes (native API): forward/backward with the reference's state.
 
-Convolution, Pooling and AvgPooling are native: thin Python holding the
-reference's state and validation, calling the compiled kernels through
-``_dispatch`` (dtype-preserving: float32 stays float32, where the original
-computed in float64). Relu, Sigmoid,
-Affine, SoftmaxWithLoss, Dropout and BatchNormalization run their passes in C
-(the Affine GEMM is ``numpy.matmul`` on one BLAS thread); names, attributes and semantics are the
-reference's, and so are the numbers: bit for bit for Relu, Sigmoid, Affine,
+Each class is a thin state holder over ``nnfast.ops`` (one seam: layers -> ops -> the
+compiled module, or per op its NumPy stand-in without it): the layer keeps the
+reference's state, validation and messages and its reusable buffers, and calls the ops
+for the arithmetic (dtype-preserving: float32 stays float32, where the original computed
+in float64). The Affine GEMM is ``numpy.matmul`` on one BLAS thread; names, attributes
+and semantics are the reference's, and so are the numbers: bit for bit for Relu, Sigmoid, Affine,
 Dropout and BatchNormalization (per-feature mode), ~1e-12 relative (float64) for
 SoftmaxWithLoss and BatchNormalization's spatial mode. Inputs of mixed dtypes (e.g.
 float32 x with float64 W) follow NumPy promotion through the reference code.
@@ -21,16 +20,14 @@ from __future__ import annotations
 
 import sys
 import sysconfig
-import types
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _dispatch
+from . import ops
 from ._checks import (as_float_array, check_min_ndim, check_ndim, check_real,
-                      check_shape_match, require_forward)
-from ._threads import get_num_threads
+                      check_shape_match, kernel_input, require_forward, xent_teacher)
 from .reference import functions as _ref_functions
 from .reference import layers as _ref
 from .reference.functions import FloatArray
@@ -70,14 +67,17 @@ class Convolution:
         self.b = b
         self.stride = stride
         self.pad = pad
-        self.x: Any = None
-        self.col_W: Any = None
-        self.dW: Any = None
-        self.db: Any = None
-        self._col: Any = None  # None after a direct 1x1 forward until ``col`` is read
+        self.x: Optional[FloatArray] = None
+        self.col_W: Optional[FloatArray] = None
+        self.dW: Optional[FloatArray] = None
+        self.db: Optional[FloatArray] = None
+        # scratch buffers and the last forward's columns (None after a direct forward
+        # until ``col`` is read); ``_work`` is its buffer dict
+        self._ws = ops.ConvWorkspace()
+        self._work = self._ws.buffers
         self._geometry: Any = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
-        self._work: Dict[str, Any] = {}  # scratch buffers reused across calls (see _dispatch)
         self._xk: Any = None  # (x, the kernels' copy of it) of the last forward (see _promoted)
+        self._bias_after = False  # the last forward added a wider bias after the product
         self._plan: Any = None  # (geometry, ConvPlan): chosen once per geometry, kept here
 
     @property
@@ -87,45 +87,77 @@ class Convolution:
         return None if self._plan is None else self._plan[1]
 
     def _plan_for(self, x: FloatArray, W: FloatArray, stride: int, pad: int) -> Any:
-        key = (x.shape[1:], W.shape, stride, pad, _dispatch._DIRECT_CONV)
+        key = (x.shape[1:], W.shape, stride, pad, ops.conv_plan)
         if self._plan is None or self._plan[0] != key:
-            self._plan = (key, _dispatch.plan_conv(x.shape, W.shape, stride, pad))
+            self._plan = (key, ops.conv_plan(x.shape, W.shape, stride, pad))
         return self._plan[1]
+
+    @property
+    def _col(self) -> Optional[FloatArray]:
+        return self._ws.columns
 
     @property
     def col(self) -> Any:
         """im2col of the last forward's x, (N*OH*OW, C*FH*FW)."""
-        if self._col is None and self.x is not None:
+        ws = self._ws
+        if ws.columns is None and self.x is not None:
             (_, _, fh, fw), stride, pad, _, _ = self._geometry
-            self._col = _dispatch.im2col(self.x, fh, fw, stride, pad)
-        elif self._col is not None and self._col.ndim == 3:
+            ws.columns, ws.x = ops.im2col(self.x, fh, fw, stride, pad), None
+        elif ws.columns is not None and ws.columns.ndim == 3:
             # planar columns (N, K, P): hand out the reference's layout, a fresh array
-            n, k, p = self._col.shape
-            self._col = self._col.transpose(0, 2, 1).reshape(n * p, k)
-        if self._col is not None and self._work.get("col") is self._col:
-            del self._work["col"]  # handed out: the next forward writes a new buffer
-        return self._col
+            n, k, p = ws.columns.shape
+            ws.release_columns()
+            ws.columns = ws.columns.transpose(0, 2, 1).reshape(n * p, k)
+        col = ws.release_columns()  # handed out: the next forward writes a new buffer
+        if col is not None and self.x is not None and col.dtype != self.x.dtype:
+            # built from the promoted copy of x (exactly x's values): in x's dtype, as the
+            # reference's im2col gives it
+            col = ws.columns = col.astype(self.x.dtype)
+            ws.x = None
+        return col
 
     @col.setter
     def col(self, value: Any) -> None:
-        self._col = value
+        self._ws.columns, self._ws.x = value, None
+
+    def _kernel_args(self, x: FloatArray, W: FloatArray, b: FloatArray) -> Tuple[
+            FloatArray, FloatArray, Optional[FloatArray]]:
+        """(x, W, b) for the kernels, in one dtype with the reference's values: the
+        reference's product converts its operands to the wider dtype, so converting first
+        changes nothing. The one exception, x and W of one dtype with a wider b (the
+        product is in the narrower dtype, the bias added after): b is None here and the
+        forward adds it."""
+        xk = _promoted(x, W, b)
+        if _same_dtype(xk, W, b):
+            return xk, W, b
+        dt = np.result_type(xk, W)
+        if np.result_type(dt, b) != dt:
+            return xk.astype(dt, copy=False), W.astype(dt, copy=False), None
+        return xk.astype(dt, copy=False), W.astype(dt, copy=False), b.astype(dt)
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
             self, x, "Convolution.forward")
-        xk = _promoted(x, W, b)
+        xk, Wk, bk = self._kernel_args(x, W, b)
         # The kernels overwrite the reused column buffer, which the last forward's state
         # points at: should they fail midway (MemoryError, Ctrl-C), backward must refuse
         # rather than pair the old x with the new columns. (Argument errors raised above
         # leave the state untouched.)
         self.x = None
-        out, col = _dispatch.conv2d_forward(xk, W, b, stride, pad, self._work,
-                                            self._plan_for(xk, W, stride, pad))
+        out = ops.conv2d(xk, Wk, bk, stride, pad, plan=self._plan_for(xk, Wk, stride, pad),
+                         workspace=self._ws)
+        if bk is None:
+            out = out + b.reshape(-1, 1, 1)
+        self._set_forward_state(x, xk, W, b, stride, pad, out_h, out_w)
+        return out
+
+    def _set_forward_state(self, x: FloatArray, xk: FloatArray, W: FloatArray,
+                           b: FloatArray, stride: int, pad: int, out_h: int,
+                           out_w: int) -> None:
         self.x, self._xk = x, (x, xk)
-        self._col = col
+        self._bias_after = not _same_dtype(xk, b) and np.result_type(xk, b) != xk.dtype
         self.col_W = W.reshape(W.shape[0], -1).T
         self._geometry = (W.shape, stride, pad, out_h, out_w)
-        return out
 
     def _forward_relu(self, x: npt.ArrayLike, relu: Relu) -> FloatArray:
         """``relu.forward(self.forward(x))`` in one pass where the direct kernels run this
@@ -133,31 +165,35 @@ class Convolution:
         state, the convolution's output is never stored."""
         x, W, b, stride, pad, out_h, out_w = _ref._conv_forward_args(
             self, x, "Convolution.forward")
-        xk = _promoted(x, W, b)
+        xk, Wk, bk = self._kernel_args(x, W, b)
+        if bk is None:
+            return relu.forward(self.forward(x))
         shape = (x.shape[0], W.shape[0], out_h, out_w)
         mask = relu._buf.get("mask", shape, np.bool_, holder=relu.mask)
         self.x = None
-        out = _dispatch.conv2d_forward_relu(xk, W, b, stride, pad, mask,
-                                            self._plan_for(xk, W, stride, pad))
-        if out is None:  # not a direct layer: the two layers one after the other
-            return relu.forward(self.forward(x))
-        self.x, self._xk = x, (x, xk)
-        self._col = None
-        self.col_W = W.reshape(W.shape[0], -1).T
-        self._geometry = (W.shape, stride, pad, out_h, out_w)
+        out = ops.conv2d(xk, Wk, bk, stride, pad, relu_mask=mask,
+                         plan=self._plan_for(xk, Wk, stride, pad), workspace=self._ws)
+        self._set_forward_state(x, xk, W, b, stride, pad, out_h, out_w)
         relu.mask = mask
         return out
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (w_shape, stride, pad, _, _) = _ref._conv_backward_args(
             self, dout, "Convolution.backward")
+        assert self.x is not None and self.col_W is not None
         # the filters of the last forward, as the reference (through col_W)
         W = self.col_W.T.reshape(w_shape)
         xk = self._xk[1] if self._xk is not None and self._xk[0] is self.x else self.x
-        dx, dW, db = _dispatch.conv2d_backward(dout, xk, self._col, W, stride, pad,
-                                               not self.skip_dx, self._work, self.plan)
-        self.dW = dW
-        self.db = db
+        ws = self._ws
+        if ws.columns is not None and ws.x is None:
+            ws.x = xk  # columns built from (or assigned for) the forward's x: use them
+        dx, dW, db = ops.conv2d_backward(dout, xk, W, stride, pad, not self.skip_dx,
+                                         plan=self.plan, workspace=ws)
+        # the reference's dtypes: db dout's, dW (x, dout)'s, dx (dout, W)'s
+        self.dW = dW.astype(np.result_type(self.x, dout), copy=False)
+        self.db = db.astype(dout.dtype, copy=False)
+        if dx is not None:
+            dx = dx.astype(np.result_type(dout, W), copy=False)
         return dx
 
 
@@ -209,7 +245,7 @@ class Pooling(_ref._Pool2d):
         x = as_float_array(x, where, "x")
         geometry = _ref._pool_geometry(self, x, where)
         pool_h, pool_w, stride, pad, _, _ = geometry
-        out, argmax = _dispatch.maxpool_forward(x, pool_h, pool_w, stride, pad)
+        out, argmax = ops.max_pool2d(x, pool_h, pool_w, stride, pad)
         self.x = x
         self._argmax = argmax
         self._arg_max = None
@@ -219,8 +255,8 @@ class Pooling(_ref._Pool2d):
     def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
             dout, "Pooling.backward")
-        return _dispatch.maxpool_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
-                                          stride, pad)
+        return ops.max_pool2d_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
+                                       stride, pad)
 
     def _backward_relu(self, dout: npt.ArrayLike, relu: Relu) -> FloatArray:
         """``relu.backward(self.backward(dout))`` in one pass, for a Relu right before this
@@ -231,8 +267,8 @@ class Pooling(_ref._Pool2d):
             return relu.backward(self.backward(dout))
         dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
             dout, "Pooling.backward")
-        return _dispatch.maxpool_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
-                                          stride, pad, relu.mask)
+        return ops.max_pool2d_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
+                                       stride, pad, relu_mask=relu.mask)
 
 
 class AvgPooling(_ref._Pool2d):
@@ -249,7 +285,7 @@ class AvgPooling(_ref._Pool2d):
         x = as_float_array(x, where, "x")
         geometry = _ref._pool_geometry(self, x, where)
         pool_h, pool_w, stride, pad, _, _ = geometry
-        out = _dispatch.avgpool_forward(x, pool_h, pool_w, stride, pad)
+        out = ops.avg_pool2d(x, pool_h, pool_w, stride, pad)
         self.x = x
         self._geometry = geometry
         return out
@@ -257,16 +293,10 @@ class AvgPooling(_ref._Pool2d):
     def backward(self, dout: npt.ArrayLike) -> Any:
         dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
             dout, "AvgPooling.backward")
-        return _dispatch.avgpool_backward(dout, self.x.shape, pool_h, pool_w, stride, pad)
+        return ops.avg_pool2d_backward(dout, self.x.shape, pool_h, pool_w, stride, pad)
 
 
 # ---- dense layers on the compiled kernels (issue 4) -----------------------------------
-
-# The raw kernels the layers call, each compiled or (without the extension) its NumPy
-# stand-in with the reference's arithmetic: the fallback is per op (``_dispatch.kernel``),
-# and these classes are the same whatever backend runs.
-_K = types.SimpleNamespace(**{name: _dispatch.kernel(name) for name in _dispatch._RAW_KERNELS})
-
 
 class _Buffers:
     """Named work arrays a layer may reuse between calls.
@@ -330,10 +360,6 @@ def _calibrate() -> Optional[int]:
 _Buffers._refs = _calibrate()
 
 
-def _flat(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    return a.reshape(-1)
-
-
 def _promoted(x: FloatArray, W: FloatArray, b: Optional[FloatArray]) -> FloatArray:
     """x in the dtype of the reference's first product with the parameters, when the
     parameters are float64 and x float32 (the toolkit's float32 images into its float64
@@ -359,10 +385,10 @@ class Relu(_ref.Relu):
         self._buf = _Buffers()
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
-        x = _dispatch.kernel_input(x, "Relu.forward", "x")
+        x = kernel_input(x, "Relu.forward", "x")
         out = self._buf.get("out", x.shape, x.dtype)
         mask = self._buf.get("mask", x.shape, np.bool_, holder=self.mask)
-        _K.relu_forward(_flat(x), _flat(out), _flat(mask.view(np.uint8)), get_num_threads())
+        ops.relu(x, out=out, mask=mask)
         self.mask = mask
         return out
 
@@ -371,11 +397,10 @@ class Relu(_ref.Relu):
         require_forward(self.mask, where)
         dout = as_float_array(dout, where, "dout")
         check_shape_match(dout, self.mask.shape, where, "dout", "the shape of the last forward's x")
-        dout = _dispatch.kernel_input(dout, where, "dout")
+        dout = kernel_input(dout, where, "dout")
         mask = np.asarray(self.mask, dtype=np.bool_, order="C")
         dx = self._buf.get("dx", dout.shape, dout.dtype)
-        _K.relu_backward(_flat(dout), _flat(mask.view(np.uint8)), _flat(dx), get_num_threads())
-        return dx
+        return ops.relu_backward(dout, mask=mask, out=dx)
 
 
 class Sigmoid(_ref.Sigmoid):
@@ -386,9 +411,9 @@ class Sigmoid(_ref.Sigmoid):
         self._buf = _Buffers()
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
-        x = _dispatch.kernel_input(x, "Sigmoid.forward", "x")
+        x = kernel_input(x, "Sigmoid.forward", "x")
         out = self._buf.get("out", x.shape, x.dtype, holder=self.out)
-        _K.sigmoid(_flat(x), _flat(out), False, get_num_threads())
+        ops.sigmoid(x, out=out)
         self.out = out
         return out
 
@@ -399,11 +424,10 @@ class Sigmoid(_ref.Sigmoid):
         check_shape_match(dout, self.out.shape, where, "dout", "the shape of the last forward's x")
         if dout.dtype != self.out.dtype:
             return super().backward(dout)  # NumPy promotion, as the reference
-        dout = _dispatch.kernel_input(dout, where, "dout")
-        y = _dispatch.kernel_input(self.out, where, "out")
+        dout = kernel_input(dout, where, "dout")
+        y = kernel_input(self.out, where, "out")
         dx = self._buf.get("dx", dout.shape, dout.dtype)
-        _K.sigmoid_backward(_flat(dout), _flat(y), _flat(dx), get_num_threads())
-        return dx
+        return ops.sigmoid_backward(dout, y, out=dx)
 
 
 class Affine(_ref.Affine):
@@ -414,12 +438,16 @@ class Affine(_ref.Affine):
     input) and ``original_x_shape``; backward sets ``dW`` (D, M), ``db`` (M,) and returns
     dx in x's original shape, or None when ``skip_dx`` is True (only dW/db computed).
     Mixed dtypes (x, W, b not all alike) follow NumPy promotion via the reference code.
+    ``grad_out``: None, or a dict {'W': array, 'b': array} of buffers (e.g. views of one
+    flat gradient buffer) that backward writes dW and db into, and hands out as ``dW``,
+    ``db`` (see ``nnfast.distributed``).
     """
 
     def __init__(self, W: FloatArray, b: FloatArray) -> None:
         super().__init__(W, b)
         self._buf = _Buffers()
         self._fast = False
+        self.grad_out: Optional[Dict[str, FloatArray]] = None
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "Affine.forward"
@@ -437,8 +465,7 @@ class Affine(_ref.Affine):
             return super().forward(x)  # raises the reference's error
         x2 = x.reshape(n, features)
         out = self._buf.get("out", (n, W.shape[1]), x.dtype)
-        _dispatch.matmul(x2, W, out=out)
-        _K.bias_add(out, _dispatch.kernel_input(b, where, "b"), get_num_threads())
+        ops.affine(x2, W, b, out=out)
         self.original_x_shape = x.shape
         self.x = x2
         self._fast = True
@@ -453,18 +480,37 @@ class Affine(_ref.Affine):
         if not self._fast or W.shape[0] != d or not _same_dtype(dout, W, self.x):
             return super().backward(dout)  # the reference's errors and promotion
         check_shape_match(dout, (n, W.shape[1]), where, "dout", "(N, M) of the last forward")
-        dx = None
-        if not self.skip_dx:
-            dx2 = self._buf.get("dx", (n, d), dout.dtype)
-            _dispatch.matmul(dout, W.T, out=dx2)
-            dx = dx2.reshape(self.original_x_shape)
-        dW = self._buf.get("dW", W.shape, dout.dtype, holder=self.dW)
-        _dispatch.matmul(self.x.T, dout, out=dW)
-        db = self._buf.get("db", (W.shape[1],), dout.dtype, holder=self.db)
-        np.add.reduce(dout, axis=0, out=db)
+        dW, db = _grad_buffers(self, where, (("W", "dW", W.shape), ("b", "db", (W.shape[1],))),
+                               dout.dtype)
+        dx2 = None if self.skip_dx else self._buf.get("dx", (n, d), dout.dtype)
+        dx, dW, db = ops.affine_backward(dout, self.x, W, not self.skip_dx, dx_out=dx2,
+                                         dw_out=dW, db_out=db)
         self.dW = dW
         self.db = db
-        return dx
+        return None if dx is None else dx.reshape(self.original_x_shape)
+
+
+def _grad_buffers(layer: Any, where: str, specs: Sequence[Tuple[str, str, Tuple[int, ...]]],
+                  dtype: np.dtype[Any]) -> List[FloatArray]:
+    """The arrays a backward writes each parameter's gradient into: the layer's
+    ``grad_out[param]`` when set (checked: shape, dtype, C-contiguous, writeable), else a
+    reusable buffer (``holder``: the gradient handed out last time)."""
+    outs = []
+    grad_out = layer.grad_out
+    for param, attr, shape in specs:
+        if grad_out is not None and param in grad_out:
+            g = grad_out[param]
+            if not isinstance(g, np.ndarray) or g.shape != tuple(shape) or g.dtype != dtype \
+                    or not g.flags.c_contiguous or not g.flags.writeable:
+                got = (f"{g.dtype} {tuple(g.shape)}" if isinstance(g, np.ndarray)
+                       else type(g).__name__)
+                raise ValueError(f"{where}: grad_out[{param!r}] must be a writeable "
+                                 f"C-contiguous {np.dtype(dtype)} array of shape "
+                                 f"{tuple(shape)}, got {got}")
+            outs.append(g)
+        else:
+            outs.append(layer._buf.get(attr, shape, dtype, holder=getattr(layer, attr)))
+    return outs
 
 
 class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
@@ -490,18 +536,20 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
         if x.shape[-1] == 0:
             return super().forward(x, t)  # the reference's error
         d, x2 = _ref_functions._as_batch(t, x, "cross_entropy_error")
-        labels, dense = _dispatch.xent_teacher(d, x2, "cross_entropy_error")
+        labels, dense = xent_teacher(d, x2, "cross_entropy_error")
         one_hot = np.asarray(d).size == x2.size
-        x2 = _dispatch.kernel_input(x2, where, "x")
+        x2 = kernel_input(x2, where, "x")
         buf = self._buf
         # y and dx in x's shape (no views), so reference counts tell who holds them
         y = buf.get("y", x.shape, x2.dtype, holder=self.y)
+        # a one-hot float teacher of another dtype: the reference's y - t promotes, so the
+        # gradient is not fused (backward computes it as the reference)
         fuse = dense is not None or not one_hot
         dx = buf.get("dx", x.shape, x2.dtype, holder=self._dx) if fuse else None
-        row_loss = buf.get("row_loss", (x2.shape[0],), np.float64)
-        loss = _K.softmax_xent(x2, labels, dense, y.reshape(x2.shape),
-                               None if dx is None else dx.reshape(x2.shape), row_loss,
-                               get_num_threads())
+        teacher = dense if dense is not None else (d if one_hot else labels)
+        loss, _ = ops.softmax_cross_entropy(x2, teacher,
+                                            out=None if dx is None else dx.reshape(x2.shape),
+                                            y_out=y.reshape(x2.shape))
         self.y = y
         self.t = np.asarray(t)
         self.loss = y.dtype.type(loss)
@@ -529,15 +577,11 @@ class Dropout(_ref.Dropout):
         where = "Dropout.forward"
         x = as_float_array(x, where, "x")
         ratio = _ref._check_ratio(self.dropout_ratio, where)
-        x = _dispatch.kernel_input(x, where, "x")
-        out = np.empty(x.shape, dtype=x.dtype)
+        x = kernel_input(x, where, "x")
+        # the draws and the comparison are the reference's own NumPy calls (SIMD)
+        out, mask = ops.dropout(x, ratio, training=train_flg)
         if train_flg:
-            # the draws and the comparison are the reference's own NumPy calls (SIMD)
-            mask = np.asarray(np.random.rand(*x.shape) > ratio)
-            _K.mul_mask(_flat(x), _flat(mask.view(np.uint8)), _flat(out), get_num_threads())
             self.mask = mask
-        else:
-            _K.scale(_flat(x), 1.0 - ratio, _flat(out), get_num_threads())
         return out
 
     def backward(self, dout: npt.ArrayLike) -> Any:
@@ -546,11 +590,8 @@ class Dropout(_ref.Dropout):
         dout = as_float_array(dout, where, "dout")
         check_shape_match(dout, self.mask.shape, where, "dout",
                           "the shape of the last training forward's x")
-        dout = _dispatch.kernel_input(dout, where, "dout")
-        mask = np.asarray(self.mask, dtype=np.bool_, order="C")
-        dx = np.empty(dout.shape, dtype=dout.dtype)
-        _K.mul_mask(_flat(dout), _flat(mask.view(np.uint8)), _flat(dx), get_num_threads())
-        return dx
+        dout = kernel_input(dout, where, "dout")
+        return ops.dropout_backward(dout, np.asarray(self.mask, dtype=np.bool_))
 
 
 class BatchNormalization(_ref.BatchNormalization):
@@ -571,6 +612,7 @@ class BatchNormalization(_ref.BatchNormalization):
         super().__init__(gamma, beta, momentum, running_mean, running_var, mode)
         self._kernel_caches = False  # whether xc/xn/std come from the kernels
         self._buf = _Buffers()
+        self.grad_out: Optional[Dict[str, FloatArray]] = None  # as Affine.grad_out
 
     # The kernels do not store xn = xc / std (one array less to write in forward and to
     # read in backward: the passes are memory-bound); backward forms it again, bit for bit.
@@ -613,30 +655,24 @@ class BatchNormalization(_ref.BatchNormalization):
             if train_flg:
                 self._kernel_caches = False
             return out
-        kin = _dispatch.kernel_input
-        xk = kin(x, where, "x")
-        gamma, beta = kin(gamma, where, "gamma"), kin(beta, where, "beta")
-        rm_k, rv_k = kin(rm, where, "running_mean"), kin(rv, where, "running_var")
+        xk = kernel_input(x, where, "x")
         buf = self._buf
         out = buf.get("out", x.shape, x.dtype)
-        nt = get_num_threads()
         if train_flg:
             # caches in their final shape (no views): the reference counts then tell
             # whether anyone still holds the previous ones
             shape = x.shape if self.mode == "spatial" else (n, c)
             xc = buf.get("xc", shape, x.dtype, holder=self.xc)
-            std = np.empty(c, dtype=x.dtype)
-            rm_new = np.empty(c, dtype=x.dtype)
-            rv_new = np.empty(c, dtype=x.dtype)
-            _K.bn_forward_train(_flat(xk), n, c, inner, gamma, beta, rm_k, rv_k, momentum,
-                                _flat(out), _flat(xc), None, std, rm_new, rv_new, nt)
+            res = ops.batch_norm(xk, gamma, beta, rm, rv, training=True, momentum=momentum,
+                                 mode=self.mode, out=out, xc_out=xc)
+            assert res.cache is not None
             self.batch_size = n * inner
-            self.xc, self.std = xc, std
+            self.xc, self.std = xc, res.cache.std
             self._xn, self._xn_lazy = None, True
-            self.running_mean, self.running_var = rm_new, rv_new
+            self.running_mean, self.running_var = res.running_mean, res.running_var
             self._kernel_caches = True
         else:
-            _K.bn_forward_test(_flat(xk), n, c, inner, gamma, beta, rm_k, rv_k, _flat(out), nt)
+            ops.batch_norm(xk, gamma, beta, rm, rv, training=False, mode=self.mode, out=out)
             self.running_mean, self.running_var = rm, rv
         self.input_shape = x.shape
         return out
@@ -656,32 +692,21 @@ class BatchNormalization(_ref.BatchNormalization):
                 f"{where}: dout has shape {tuple(dout.shape)} but the last training forward "
                 f"normalised {self.xc.size} values of {self.std.shape[0]} channels")
         gamma = self._check_param(self.gamma, "gamma", c, where)
-        kin = _dispatch.kernel_input
-        if self._xn_lazy and _same_dtype(dout, gamma, self.xc, self.std):
-            dout = kin(dout, where, "dout")
-            return self._backward_kernel(dout, kin(self.xc, where, "cache"), None,
-                                         kin(self.std, where, "cache"),
-                                         kin(gamma, where, "gamma"), n, c, inner)
-        caches = (self.xc, self.xn, self.std)
-        if not _same_dtype(dout, gamma, *caches):
-            if self.mode != "spatial":
-                return super().backward(dout)  # the reference's caches and promotion
-            dt = np.result_type(dout, gamma, *caches)  # spatial: compute in the promoted dtype
-            dout, gamma = dout.astype(dt), gamma.astype(dt)
-            caches = tuple(a.astype(dt) for a in caches)
-        dout = kin(dout, where, "dout")
-        xc, xn, std = (kin(a, where, "cache") for a in caches)
-        return self._backward_kernel(dout, xc, xn, std, kin(gamma, where, "gamma"), n, c,
-                                     inner)
-
-    def _backward_kernel(self, dout: FloatArray, xc: FloatArray, xn: Optional[FloatArray],
-                         std: FloatArray, gamma: FloatArray, n: int, c: int,
-                         inner: int) -> FloatArray:
-        dx = self._buf.get("dx", dout.shape, dout.dtype)
-        dgamma = np.empty(c, dtype=dout.dtype)
-        dbeta = np.empty(c, dtype=dout.dtype)
-        _K.bn_backward(_flat(dout), _flat(xc), None if xn is None else _flat(xn), std, gamma,
-                       n, c, inner, _flat(dx), dgamma, dbeta, get_num_threads())
+        xn = None if self._xn_lazy else self.xn
+        arrays = (dout, gamma, self.xc, self.std) + (() if xn is None else (xn,))
+        if not _same_dtype(*arrays) and self.mode != "spatial":
+            return super().backward(dout)  # the reference's caches and promotion
+        # (spatial mode with mixed dtypes: computed in the promoted dtype)
+        dt = np.result_type(*arrays)
+        dout = kernel_input(dout, where, "dout")
+        cache = ops.BatchNormCache(kernel_input(self.xc, where, "cache"),
+                                   None if xn is None else kernel_input(xn, where, "cache"),
+                                   kernel_input(self.std, where, "cache"), self.mode)
+        dgamma, dbeta = _grad_buffers(self, where, (("gamma", "dgamma", (c,)),
+                                                    ("beta", "dbeta", (c,))), dt)
+        dx = self._buf.get("dx", dout.shape, dt)
+        dx, dgamma, dbeta = ops.batch_norm_backward(dout, cache, gamma, out=dx,
+                                                    dgamma_out=dgamma, dbeta_out=dbeta)
         self.dgamma = dgamma
         self.dbeta = dbeta
         return dx

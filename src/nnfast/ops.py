@@ -27,7 +27,7 @@ normalises each of the C*H*W features (the toolkit's), ``'spatial'`` each channe
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +48,8 @@ FloatArray = npt.NDArray[np.floating[Any]]
 Shape = Tuple[int, ...]
 
 __all__ = [
-    "FloatArray", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
+    "FloatArray", "ConvPlan", "ConvWorkspace", "conv_plan", "conv2d", "conv2d_backward",
+    "im2col", "col2im", "max_pool2d", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_backward", "affine", "affine_backward", "softmax",
     "softmax_cross_entropy", "BatchNormCache", "BatchNormResult", "batch_norm",
     "batch_norm_backward", "relu", "relu_backward", "sigmoid", "sigmoid_backward",
@@ -84,21 +85,35 @@ def _arr(x: Any, where: str, name: str) -> FloatArray:
     return a
 
 
-def _common(where: str, *named: Tuple[str, Any]) -> Tuple[FloatArray, ...]:
-    """The arrays converted, then promoted to the widest float dtype among them."""
-    arrays = [_arr(a, where, name) for name, a in named]
+def _common(where: str, *named: Tuple[str, Any],
+            contiguous: bool = True) -> Tuple[FloatArray, ...]:
+    """The arrays converted, then promoted to the widest float dtype among them; C-contiguous
+    (for the kernels) unless ``contiguous`` is false (for numpy.matmul, which then gives
+    the bits it gives the reference's own strided operands)."""
+    if contiguous:
+        arrays = [_arr(a, where, name) for name, a in named]
+    else:
+        arrays = [_c.as_float_array(a, where, name) for name, a in named]
     dt = arrays[0].dtype
     if any(a.dtype != dt for a in arrays):
         dt = np.result_type(*arrays)
-        arrays = [np.ascontiguousarray(a, dtype=dt) for a in arrays]
+        arrays = [np.ascontiguousarray(a, dtype=dt) if contiguous else a.astype(dt)
+                  for a in arrays]
     return tuple(arrays)
 
 
 def _out(out: Optional[FloatArray], shape: Shape, dtype: np.dtype[Any],
-         where: str) -> FloatArray:
+         where: str, name: str = "out") -> FloatArray:
+    """``out`` checked (a writeable C-contiguous array of this shape and dtype), or a new
+    array when it is None."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    _d._check_out(out, shape, dtype, where)
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        got = out.dtype if isinstance(out, np.ndarray) else type(out).__name__
+        raise TypeError(f"{where}: {name} must be a {np.dtype(dtype)} array, got {got}")
+    if out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{where}: {name} must be a writeable C-contiguous array of shape "
+                         f"{shape}, got shape {out.shape}")
     return out
 
 
@@ -134,10 +149,86 @@ def _conv_geometry(x: FloatArray, w: FloatArray, stride: Any, pad: Any,
     return s, p, oh, ow
 
 
+#: How one convolution geometry runs (``conv_plan``): ``method`` for the forward and the
+#: filter gradient, ``dx_method`` for the input gradient; each "channels", "planes" or
+#: "columns".
+ConvPlan = _dispatch_untyped.ConvPlan
+
+
+def conv_plan(x_shape: Shape, w_shape: Shape, stride: int = 1, pad: int = 0) -> Any:
+    """The ConvPlan that ``conv2d`` chooses for x of ``x_shape`` (N, C, H, W) and filters
+    of ``w_shape`` (FN, C, FH, FW): it depends on the geometry only (not on N), so a caller
+    that runs one geometry many times (a layer) can choose it once and pass it as
+    ``plan=``."""
+    where = "conv_plan"
+    shapes = []
+    for name, shp in (("x_shape", x_shape), ("w_shape", w_shape)):
+        try:
+            dims = tuple(int(d) for d in shp)
+        except TypeError:
+            raise TypeError(f"{where}: {name} must be a shape of 4 ints, got "
+                            f"{type(shp).__name__}") from None
+        if len(dims) != 4 or min(dims) < 0:
+            raise ValueError(f"{where}: {name} must be a shape of 4 non-negative ints, got "
+                             f"{dims}")
+        shapes.append(dims)
+    s = _int(stride, "stride", where)
+    p = _pad(pad, where)
+    _conv_geometry(np.empty((0,) + shapes[0][1:]), np.empty(shapes[1]), s, p, where)
+    return _d.plan_conv(shapes[0], shapes[1], s, p)
+
+
+class ConvWorkspace:
+    """Scratch memory one convolution reuses from call to call, and the columns its last
+    ``conv2d`` built (im2col; None where the direct kernels ran), which
+    ``conv2d_backward`` then reuses for the same ``x`` object instead of building them
+    again. Pass the same workspace to a geometry's forward and backward; do not change
+    x in place in between (the backward would use the forward's columns). Not
+    thread-safe: one workspace per convolution and thread."""
+
+    __slots__ = ("buffers", "columns", "x")
+
+    def __init__(self) -> None:
+        #: reusable scratch arrays, by name (owned by the kernels; never handed out)
+        self.buffers: Dict[str, Any] = {}
+        #: the columns of the last forward (None: none kept)
+        self.columns: Optional[FloatArray] = None
+        #: the x those columns were built from
+        self.x: Optional[FloatArray] = None
+
+    def release_columns(self) -> Optional[FloatArray]:
+        """The columns, detached from the reusable buffers: the next forward builds its
+        columns in a new array, so this one can be handed to a user."""
+        cols = self.columns
+        if cols is not None and self.buffers.get("col") is cols:
+            del self.buffers["col"]
+        return cols
+
+
+def _check_plan(plan: Any, where: str) -> None:
+    if plan is not None and not isinstance(plan, ConvPlan):
+        raise TypeError(f"{where}: plan must be a ConvPlan (nnfast.ops.conv_plan), got "
+                        f"{type(plan).__name__}")
+
+
+def _check_workspace(workspace: Any, where: str) -> None:
+    if workspace is not None and not isinstance(workspace, ConvWorkspace):
+        raise TypeError(f"{where}: workspace must be a nnfast.ops.ConvWorkspace, got "
+                        f"{type(workspace).__name__}")
+
+
 def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None,
-           stride: int = 1, pad: int = 0, *, out: Optional[FloatArray] = None) -> FloatArray:
+           stride: int = 1, pad: int = 0, *, out: Optional[FloatArray] = None,
+           relu_mask: Optional[npt.NDArray[np.bool_]] = None, plan: Any = None,
+           workspace: Optional[ConvWorkspace] = None) -> FloatArray:
     """Cross-correlation of x (N, C, H, W) by w (FN, C, FH, FW), plus b (FN,) if given:
-    (N, FN, OH, OW), zero padding ``pad`` on each side. The Convolution layer's kernels."""
+    (N, FN, OH, OW), zero padding ``pad`` on each side. The Convolution layer's kernels.
+
+    ``relu_mask`` (a writeable C-contiguous bool array of the output's shape): return
+    relu(conv2d(...)) instead, the mask receiving ``conv2d(...) <= 0`` (the Relu layer's
+    mask); where the direct kernels run, the ReLU is applied in the same pass. ``plan``: the
+    ``conv_plan`` of this geometry (looked up when None). ``workspace``: a ConvWorkspace
+    whose scratch buffers are reused and which keeps the columns for ``conv2d_backward``."""
     where = "conv2d"
     xa, wa = _common(where, ("x", x), ("w", w))
     s, p, oh, ow = _conv_geometry(xa, wa, stride, pad, where)
@@ -149,29 +240,91 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None
         _c.check_shape_match(ba, (fn,), where, "b", "(FN,) for w of shape (FN, C, FH, FW)")
         if ba.dtype != xa.dtype:
             xa, wa, ba = _common(where, ("x", xa), ("w", wa), ("b", ba))
+    shape = (xa.shape[0], fn, oh, ow)
     if out is not None:
-        _d._check_out(out, (xa.shape[0], fn, oh, ow), xa.dtype, where)
-    plan = _d.plan_conv(xa.shape, wa.shape, s, p)
-    res, _ = _d.conv2d_forward(xa, wa, ba, s, p, None, plan, out)
-    result: FloatArray = res
+        _out(out, shape, xa.dtype, where)
+    m = None if relu_mask is None else _mask_arg(relu_mask, shape, where, "relu_mask",
+                                                 out=True)
+    _check_plan(plan, where)
+    _check_workspace(workspace, where)
+    if plan is None:
+        plan = _d.plan_conv(xa.shape, wa.shape, s, p)
+    work = None if workspace is None else workspace.buffers
+    if workspace is not None:
+        workspace.columns = workspace.x = None
+    if m is not None and out is None:
+        fused = _d.conv2d_forward_relu(xa, wa, ba, s, p, relu_mask, plan)
+        if fused is not None:
+            result: FloatArray = fused
+            return result
+    res, cols = _d.conv2d_forward(xa, wa, ba, s, p, work, plan,
+                                  None if m is not None else out)
+    if workspace is not None:
+        workspace.columns, workspace.x = cols, xa
+    if m is not None:  # the ReLU as a second pass
+        relu_out = _out(out, shape, xa.dtype, where)
+        _ReluForward(res.reshape(-1), relu_out.reshape(-1), m, get_num_threads())
+        res = relu_out
+    result = res
     return result
 
 
 def conv2d_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
-                    stride: int = 1, pad: int = 0, need_dx: bool = True
+                    stride: int = 1, pad: int = 0, need_dx: bool = True, *,
+                    plan: Any = None, workspace: Optional[ConvWorkspace] = None
                     ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     """(dx (N, C, H, W) or None when ``need_dx`` is false, dw (FN, C, FH, FW), db (FN,)) of
-    ``conv2d(x, w, b, stride, pad)`` for the output gradient dout (N, FN, OH, OW)."""
+    ``conv2d(x, w, b, stride, pad)`` for the output gradient dout (N, FN, OH, OW).
+    ``plan`` and ``workspace`` as for ``conv2d`` (the workspace's columns are used when
+    they were built from this same x)."""
     where = "conv2d_backward"
     da, xa, wa = _common(where, ("dout", dout), ("x", x), ("w", w))
     s, p, oh, ow = _conv_geometry(xa, wa, stride, pad, where)
     _c.check_shape_match(da, (xa.shape[0], wa.shape[0], oh, ow), where, "dout",
                          "(N, FN, OH, OW) of conv2d(x, w)")
+    _check_plan(plan, where)
+    _check_workspace(workspace, where)
     fh, fw = wa.shape[2:]
-    plan = _d.plan_conv(xa.shape, wa.shape, s, p)
-    cols = _d.conv2d_columns(xa, fh, fw, s, p, plan)
-    dx, dw, db = _d.conv2d_backward(da, xa, cols, wa, s, p, bool(need_dx), None, plan)
+    if plan is None:
+        plan = _d.plan_conv(xa.shape, wa.shape, s, p)
+    if workspace is not None and workspace.x is xa:
+        cols = workspace.columns
+        if cols is not None and cols.dtype != xa.dtype:
+            cols = _d.conv2d_columns(xa, fh, fw, s, p, plan)
+    else:
+        cols = _d.conv2d_columns(xa, fh, fw, s, p, plan)
+    work = None if workspace is None else workspace.buffers
+    dx, dw, db = _d.conv2d_backward(da, xa, cols, wa, s, p, bool(need_dx), work, plan)
     return dx, dw, db
+
+
+def im2col(x: npt.ArrayLike, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0,
+           *, out: Optional[FloatArray] = None) -> FloatArray:
+    """The toolkit's column matrix of x (N, C, H, W): (N*OH*OW, C*FH*FW), one row per
+    output position, zero padding ``pad``; ``out`` a buffer to write it into."""
+    if out is not None and _d.compiled():  # written in place (checked there)
+        into: FloatArray = _d.im2col(x, filter_h, filter_w, stride, pad, out=out)
+        return into
+    res: FloatArray = _d.im2col(x, filter_h, filter_w, stride, pad)
+    return res if out is None else _into(out, res, "im2col")
+
+
+def col2im(col: npt.ArrayLike, input_shape: Shape, filter_h: int, filter_w: int,
+           stride: int = 1, pad: int = 0, *, out: Optional[FloatArray] = None) -> FloatArray:
+    """The adjoint of ``im2col``: the rows of col (N*OH*OW, C*FH*FW) added back into an
+    image of ``input_shape`` (overlaps add up, the padding dropped)."""
+    if out is not None and _d.compiled():
+        into: FloatArray = _d.col2im(col, input_shape, filter_h, filter_w, stride, pad,
+                                     out=out)
+        return into
+    res: FloatArray = _d.col2im(col, input_shape, filter_h, filter_w, stride, pad)
+    return res if out is None else _into(out, res, "col2im")
+
+
+def _into(out: FloatArray, res: FloatArray, where: str) -> FloatArray:
+    _out(out, res.shape, res.dtype, where)
+    out[...] = res
+    return out
 
 
 # ---- pooling --------------------------------------------------------------------------
@@ -220,16 +373,19 @@ def max_pool2d(x: npt.ArrayLike, pool_h: int, pool_w: Optional[int] = None,
     xa = _arr(x, where, "x")
     ph, pw, s, p, oh, ow = _pool_geometry(xa, pool_h, pool_w, stride, pad, where)
     if out is not None:
-        _d._check_out(out, xa.shape[:2] + (oh, ow), xa.dtype, where)
+        _out(out, xa.shape[:2] + (oh, ow), xa.dtype, where)
     res, argmax = _d.maxpool_forward(xa, ph, pw, s, p, out)
     return res, argmax
 
 
 def max_pool2d_backward(dout: npt.ArrayLike, argmax: npt.ArrayLike, x_shape: Shape,
                         pool_h: int, pool_w: Optional[int] = None, stride: int = 2,
-                        pad: int = 0) -> FloatArray:
+                        pad: int = 0, *, relu_mask: Optional[npt.ArrayLike] = None
+                        ) -> FloatArray:
     """dx (x_shape): each dout value added to the element its window's ``argmax`` names
-    (overlapping windows add up)."""
+    (overlapping windows add up). ``relu_mask`` (a bool array of x_shape, a ReLU's mask
+    before the pooling): dx is then also the ReLU's backward, 0 where the mask is set,
+    in the same pass."""
     where = "max_pool2d_backward"
     da, shape, (ph, pw, s, p, _, _) = _pool_backward_args(dout, x_shape, pool_h, pool_w,
                                                            stride, pad, where)
@@ -239,8 +395,10 @@ def max_pool2d_backward(dout: npt.ArrayLike, argmax: npt.ArrayLike, x_shape: Sha
                          f"{tuple(da.shape)}, got {am.dtype} {tuple(am.shape)}")
     if am.size and (am.min() < 0 or am.max() >= ph * pw):
         raise ValueError(f"{where}: argmax offsets must be in [0, {ph * pw})")
+    rm = None if relu_mask is None else \
+        _mask_arg(relu_mask, shape, where, "relu_mask").view(np.bool_).reshape(shape)
     dx: FloatArray = _d.maxpool_backward(da, np.ascontiguousarray(am, dtype=np.int32), shape,
-                                         ph, pw, s, p)
+                                         ph, pw, s, p, rm)
     return dx
 
 
@@ -252,7 +410,7 @@ def avg_pool2d(x: npt.ArrayLike, pool_h: int, pool_w: Optional[int] = None,
     xa = _arr(x, where, "x")
     ph, pw, s, p, oh, ow = _pool_geometry(xa, pool_h, pool_w, stride, pad, where)
     if out is not None:
-        _d._check_out(out, xa.shape[:2] + (oh, ow), xa.dtype, where)
+        _out(out, xa.shape[:2] + (oh, ow), xa.dtype, where)
     res: FloatArray = _d.avgpool_forward(xa, ph, pw, s, p, out)
     return res
 
@@ -271,7 +429,9 @@ def avg_pool2d_backward(dout: npt.ArrayLike, x_shape: Shape, pool_h: int,
 # ---- affine ---------------------------------------------------------------------------
 
 def _affine_args(where: str, x: Any, w: Any) -> Tuple[FloatArray, FloatArray, FloatArray]:
-    xa, wa = _common(where, ("x", x), ("w", w))
+    # (any layout: the products are numpy.matmul's, on the caller's strides as the
+    # reference's; only the bias add's output must be contiguous, and it is ours)
+    xa, wa = _common(where, ("x", x), ("w", w), contiguous=False)
     _c.check_min_ndim(xa, 2, where, "x", "(N, D) or (N, ...)")
     _c.check_ndim(wa, 2, where, "w", "(D, M)")
     n = xa.shape[0]
@@ -292,7 +452,8 @@ def affine(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None
         ba = _arr(b, where, "b")
         _c.check_shape_match(ba, (wa.shape[1],), where, "b", "(M,) for w of shape (D, M)")
         if ba.dtype != xa.dtype:
-            x2, wa, ba = _common(where, ("x", x2), ("w", wa), ("b", ba))
+            x2, wa, ba = _common(where, ("x", x2), ("w", wa), ("b", ba), contiguous=False)
+            ba = np.ascontiguousarray(ba)
     res = _out(out, (x2.shape[0], wa.shape[1]), x2.dtype, where)
     _d.matmul(x2, wa, out=res)
     if b is not None:
@@ -301,23 +462,25 @@ def affine(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None
 
 
 def affine_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
-                    need_dx: bool = True
+                    need_dx: bool = True, *, dx_out: Optional[FloatArray] = None,
+                    dw_out: Optional[FloatArray] = None, db_out: Optional[FloatArray] = None
                     ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
-    """(dx in x's shape or None, dw (D, M), db (M,)) of ``affine(x, w, b)`` for dout (N, M)."""
+    """(dx in x's shape or None, dw (D, M), db (M,)) of ``affine(x, w, b)`` for dout (N, M).
+    ``dx_out`` (x's shape), ``dw_out`` and ``db_out`` are buffers to write them into (e.g.
+    views of one flat gradient buffer)."""
     where = "affine_backward"
     xa, x2, wa = _affine_args(where, x, w)
-    da = _arr(dout, where, "dout")
+    da = _c.as_float_array(dout, where, "dout")
     _c.check_shape_match(da, (x2.shape[0], wa.shape[1]), where, "dout", "(N, M) of the forward")
     if da.dtype != x2.dtype:
-        da, x2, wa = _common(where, ("dout", da), ("x", x2), ("w", wa))
+        da, x2, wa = _common(where, ("dout", da), ("x", x2), ("w", wa), contiguous=False)
+    dw = _out(dw_out, wa.shape, da.dtype, where, "dw_out")
+    db = _out(db_out, (wa.shape[1],), da.dtype, where, "db_out")
     dx = None
     if need_dx:
-        dx2 = np.empty(x2.shape, dtype=da.dtype)
-        _d.matmul(da, wa.T, out=dx2)
-        dx = dx2.reshape(xa.shape)
-    dw = np.empty(wa.shape, dtype=da.dtype)
+        dx = _out(dx_out, xa.shape, da.dtype, where, "dx_out")
+        _d.matmul(da, wa.T, out=dx.reshape(x2.shape))
     _d.matmul(x2.T, da, out=dw)
-    db = np.empty(wa.shape[1], dtype=da.dtype)
     np.add.reduce(da, axis=0, out=db)
     return dx, dw, db
 
@@ -339,12 +502,13 @@ def softmax(x: npt.ArrayLike, *, out: Optional[FloatArray] = None) -> FloatArray
 
 
 def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
-                          out: Optional[FloatArray] = None
+                          out: Optional[FloatArray] = None,
+                          y_out: Optional[FloatArray] = None
                           ) -> Tuple[np.floating[Any], FloatArray]:
     """(mean over rows of -log(softmax(x)[label] + 1e-7), dx = d loss / d x) for scores x
     (N, C) (or (C,)) and a teacher t: (N,) integer labels or (N, C) one-hot (detected by
-    size, as SoftmaxWithLoss). ``out`` receives dx. The loss has x's dtype; a float teacher
-    is taken in x's dtype."""
+    size, as SoftmaxWithLoss). ``out`` receives dx, ``y_out`` (x's shape) the softmax. The
+    loss has x's dtype; a float teacher is taken in x's dtype."""
     where = "softmax_cross_entropy"
     xa = _arr(x, where, "x")
     _c.check_ndim(xa, (1, 2), where, "x", "(N, C) or (C,)")
@@ -372,7 +536,7 @@ def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
         else:
             labels, dense = np.ascontiguousarray(tv, dtype=np.int64), None
     dx = _out(out, xa.shape, xa.dtype, where)
-    y = np.empty(x2.shape, dtype=x2.dtype)
+    y = _out(y_out, xa.shape, xa.dtype, where, "y_out").reshape(x2.shape)
     row_loss = np.empty(n)
     try:
         loss = _SoftmaxXent(x2, labels, dense, y, dx if xa.ndim == 2 else dx.reshape(x2.shape),
@@ -389,13 +553,24 @@ def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
 # ---- batch normalization --------------------------------------------------------------
 
 class BatchNormCache(NamedTuple):
-    """What ``batch_norm_backward`` needs from a training forward: x - mean, the
-    normalised x (both in x's shape; (N, D) for 2-D feature mode) and the per-channel (or
-    per-feature) std = sqrt(var + 1e-6)."""
+    """What ``batch_norm_backward`` needs from a training forward: ``xc`` = x - mean (x's
+    shape in 'spatial' mode, (N, D) with D the flattened features in 'feature' mode), the
+    per-channel (or per-feature) ``std`` = sqrt(var + 1e-6) and the ``mode``. ``xn``, the
+    normalised x, is not stored by ``batch_norm`` (None: the backward forms ``xc / std``
+    again, with the same bits; ``normalized()`` gives it); a cache built by hand may hold
+    it, and the backward then reads it."""
     xc: FloatArray
-    xn: FloatArray
+    xn: Optional[FloatArray]
     std: FloatArray
     mode: str
+
+    def normalized(self) -> FloatArray:
+        """xn = xc / std (the stored ``xn`` when there is one)."""
+        if self.xn is not None:
+            return self.xn
+        std = self.std.reshape(-1, 1, 1) if self.mode == "spatial" else self.std
+        xn: FloatArray = self.xc / std
+        return xn
 
 
 class BatchNormResult(NamedTuple):
@@ -418,12 +593,14 @@ def batch_norm(x: npt.ArrayLike, gamma: npt.ArrayLike, beta: npt.ArrayLike,
                running_mean: Optional[npt.ArrayLike] = None,
                running_var: Optional[npt.ArrayLike] = None, *, training: bool = True,
                momentum: float = 0.9, mode: str = "feature",
-               out: Optional[FloatArray] = None) -> BatchNormResult:
+               out: Optional[FloatArray] = None,
+               xc_out: Optional[FloatArray] = None) -> BatchNormResult:
     """Batch normalization, the BatchNormalization layer's arithmetic (epsilon 1e-6, biased
     variance). Training: batch statistics, ``running = momentum*running + (1 -
     momentum)*batch_stat`` returned as new arrays (None running stats start at zeros);
     evaluation: the running statistics. x is (N, D) or (N, C, H, W) in ``mode='feature'``
-    (stats per flattened feature) and (N, C, H, W) in ``mode='spatial'`` (per channel)."""
+    (stats per flattened feature) and (N, C, H, W) in ``mode='spatial'`` (per channel).
+    ``xc_out`` receives the cache's ``xc`` (its shape: see BatchNormCache)."""
     where = "batch_norm"
     if mode not in ("feature", "spatial"):
         raise ValueError(f"{where}: mode must be 'feature' or 'spatial', got {mode!r}")
@@ -452,19 +629,22 @@ def batch_norm(x: npt.ArrayLike, gamma: npt.ArrayLike, beta: npt.ArrayLike,
         _BnTest(flat, n, c, inner, g, bt, rm, rv, res.reshape(-1), nt)
         return BatchNormResult(res, rm, rv, None)
     shape = xa.shape if mode == "spatial" else (n, c)
-    xc = np.empty(shape, dtype=xa.dtype)
-    xn = np.empty(shape, dtype=xa.dtype)
+    xc = _out(xc_out, shape, xa.dtype, where, "xc_out")
     std = np.empty(c, dtype=xa.dtype)
     rm_new = np.empty(c, dtype=xa.dtype)
     rv_new = np.empty(c, dtype=xa.dtype)
-    _BnTrain(flat, n, c, inner, g, bt, rm, rv, mom, res.reshape(-1), xc.reshape(-1),
-             xn.reshape(-1), std, rm_new, rv_new, nt)
-    return BatchNormResult(res, rm_new, rv_new, BatchNormCache(xc, xn, std, mode))
+    _BnTrain(flat, n, c, inner, g, bt, rm, rv, mom, res.reshape(-1), xc.reshape(-1), None,
+             std, rm_new, rv_new, nt)
+    return BatchNormResult(res, rm_new, rv_new, BatchNormCache(xc, None, std, mode))
 
 
-def batch_norm_backward(dout: npt.ArrayLike, cache: BatchNormCache, gamma: npt.ArrayLike
+def batch_norm_backward(dout: npt.ArrayLike, cache: BatchNormCache, gamma: npt.ArrayLike, *,
+                        out: Optional[FloatArray] = None,
+                        dgamma_out: Optional[FloatArray] = None,
+                        dbeta_out: Optional[FloatArray] = None
                         ) -> Tuple[FloatArray, FloatArray, FloatArray]:
-    """(dx, dgamma, dbeta) of a training ``batch_norm`` from its ``cache``."""
+    """(dx, dgamma, dbeta) of a training ``batch_norm`` from its ``cache``; ``out``
+    receives dx."""
     where = "batch_norm_backward"
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"{where}: cache must be the BatchNormCache of a training batch_norm, "
@@ -476,45 +656,88 @@ def batch_norm_backward(dout: npt.ArrayLike, cache: BatchNormCache, gamma: npt.A
     else:
         _c.check_ndim(da, (2, 4), where, "dout", "(N, D) or (N, C, H, W)")
     n, c, inner = _bn_geometry(da.shape, mode)
-    if cache.xn.size != da.size or cache.std.shape != (c,):
+    xc_size = np.size(cache.xc)
+    if xc_size != da.size or np.shape(cache.std) != (c,) \
+            or (cache.xn is not None and np.size(cache.xn) != xc_size):
         raise ValueError(f"{where}: dout has shape {tuple(da.shape)} but the forward "
-                         f"normalised {cache.xn.size} values of {cache.std.shape[0]} channels")
-    da, xc, xn, std, g = _common(where, ("dout", da), ("xc", cache.xc), ("xn", cache.xn),
-                                 ("std", cache.std), ("gamma", gamma))
+                         f"normalised {xc_size} values of {np.shape(cache.std)[0]} channels")
+    if cache.xn is None:
+        da, xc, std, g = _common(where, ("dout", da), ("xc", cache.xc), ("std", cache.std),
+                                 ("gamma", gamma))
+        xn = None
+    else:
+        da, xc, xn, std, g = _common(where, ("dout", da), ("xc", cache.xc),
+                                     ("xn", cache.xn), ("std", cache.std), ("gamma", gamma))
     _c.check_shape_match(g, (c,), where, "gamma", "one value per channel or feature")
     if n < 1:
         raise ValueError(f"{where}: dout must hold at least one sample")
-    dx = np.empty(da.shape, dtype=da.dtype)
-    dgamma = np.empty(c, dtype=da.dtype)
-    dbeta = np.empty(c, dtype=da.dtype)
-    _BnBackward(da.reshape(-1), xc.reshape(-1), xn.reshape(-1), std, g, n, c, inner,
-                dx.reshape(-1), dgamma, dbeta, get_num_threads())
+    dx = _out(out, da.shape, da.dtype, where)
+    dgamma = _out(dgamma_out, (c,), da.dtype, where, "dgamma_out")
+    dbeta = _out(dbeta_out, (c,), da.dtype, where, "dbeta_out")
+    _BnBackward(da.reshape(-1), xc.reshape(-1), None if xn is None else xn.reshape(-1), std,
+                g, n, c, inner, dx.reshape(-1), dgamma, dbeta, get_num_threads())
     return dx, dgamma, dbeta
 
 
 # ---- activations and dropout ----------------------------------------------------------
 
-def relu(x: npt.ArrayLike, *, out: Optional[FloatArray] = None) -> FloatArray:
-    """max(0, x) as the Relu layer: 0 where x <= 0 (so -0.0 becomes 0.0), NaN kept."""
+def _mask_arg(mask: Any, shape: Shape, where: str, name: str = "mask",
+              out: bool = False) -> npt.NDArray[np.uint8]:
+    """A bool mask of ``shape`` as the kernels' flat uint8 view; an output mask must be a
+    writeable C-contiguous bool array (written in place), an input one is converted."""
+    if out:
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ \
+                or mask.shape != shape or not mask.flags.c_contiguous \
+                or not mask.flags.writeable:
+            got = (f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, np.ndarray)
+                   else type(mask).__name__)
+            raise ValueError(f"{where}: {name} must be a writeable C-contiguous bool array "
+                             f"of shape {shape}, got {got}")
+        m: npt.NDArray[np.bool_] = mask
+    else:
+        m = np.asarray(mask)
+        if m.dtype != np.bool_ or m.shape != shape:
+            raise ValueError(f"{where}: {name} must be a bool array of shape {shape}, "
+                             f"got {m.dtype} {tuple(m.shape)}")
+        m = np.ascontiguousarray(m)
+    return m.view(np.uint8).reshape(-1)
+
+
+def relu(x: npt.ArrayLike, *, out: Optional[FloatArray] = None,
+         mask: Optional[npt.NDArray[np.bool_]] = None) -> FloatArray:
+    """max(0, x) as the Relu layer: 0 where x <= 0 (so -0.0 becomes 0.0), NaN kept.
+    ``mask``, a writeable C-contiguous bool array of x's shape, receives ``x <= 0`` (the
+    Relu layer's mask, for ``relu_backward(dout, mask=mask)``)."""
     xa = _arr(x, "relu", "x")
     res = _out(out, xa.shape, xa.dtype, "relu")
-    mask = np.empty(xa.shape, dtype=np.uint8)
-    if xa.ndim == 1:
-        _ReluForward(xa, res, mask, get_num_threads())
+    if mask is None:
+        m = np.empty(xa.shape, dtype=np.uint8).reshape(-1)
     else:
-        _ReluForward(xa.reshape(-1), res.reshape(-1), mask.reshape(-1), get_num_threads())
+        m = _mask_arg(mask, xa.shape, "relu", out=True)
+    if xa.ndim == 1:
+        _ReluForward(xa, res, m, get_num_threads())
+    else:
+        _ReluForward(xa.reshape(-1), res.reshape(-1), m, get_num_threads())
     return res
 
 
-def relu_backward(dout: npt.ArrayLike, x: npt.ArrayLike) -> FloatArray:
-    """dout where the forward's x > 0, else 0 (the gradient is 0 at x == 0)."""
+def relu_backward(dout: npt.ArrayLike, x: Optional[npt.ArrayLike] = None, *,
+                  mask: Optional[npt.ArrayLike] = None,
+                  out: Optional[FloatArray] = None) -> FloatArray:
+    """dout where the forward's x > 0, else 0 (the gradient is 0 at x == 0). Give the
+    forward's ``x``, or the ``mask`` (x <= 0) that ``relu(x, mask=...)`` wrote."""
     where = "relu_backward"
     da = _arr(dout, where, "dout")
-    xa = _arr(x, where, "x")
-    _c.check_shape_match(da, xa.shape, where, "dout", "the shape of x")
-    mask = np.less_equal(xa, 0).view(np.uint8)
-    dx = np.empty(da.shape, dtype=da.dtype)
-    _ReluBackward(da.reshape(-1), mask.reshape(-1), dx.reshape(-1), get_num_threads())
+    if (x is None) == (mask is None):
+        raise TypeError(f"{where}: give x or mask (exactly one)")
+    if mask is None:
+        xa = _arr(x, where, "x")
+        _c.check_shape_match(da, xa.shape, where, "dout", "the shape of x")
+        m = np.less_equal(xa, 0).view(np.uint8).reshape(-1)
+    else:
+        m = _mask_arg(mask, da.shape, where)
+    dx = _out(out, da.shape, da.dtype, where)
+    _ReluBackward(da.reshape(-1), m, dx.reshape(-1), get_num_threads())
     return dx
 
 
@@ -529,12 +752,13 @@ def sigmoid(x: npt.ArrayLike, *, out: Optional[FloatArray] = None) -> FloatArray
     return res
 
 
-def sigmoid_backward(dout: npt.ArrayLike, y: npt.ArrayLike) -> FloatArray:
+def sigmoid_backward(dout: npt.ArrayLike, y: npt.ArrayLike, *,
+                     out: Optional[FloatArray] = None) -> FloatArray:
     """dout * (1 - y) * y for the forward's output y."""
     where = "sigmoid_backward"
     da, ya = _common(where, ("dout", dout), ("y", y))
     _c.check_shape_match(da, ya.shape, where, "dout", "the shape of y")
-    dx = np.empty(da.shape, dtype=da.dtype)
+    dx = _out(out, da.shape, da.dtype, where)
     _SigmoidBackward(da.reshape(-1), ya.reshape(-1), dx.reshape(-1), get_num_threads())
     return dx
 
@@ -575,17 +799,14 @@ def dropout(x: npt.ArrayLike, ratio: float = 0.5, *, training: bool = True,
     return res, m
 
 
-def dropout_backward(dout: npt.ArrayLike, mask: npt.ArrayLike) -> FloatArray:
+def dropout_backward(dout: npt.ArrayLike, mask: npt.ArrayLike, *,
+                     out: Optional[FloatArray] = None) -> FloatArray:
     """dout * mask."""
     where = "dropout_backward"
     da = _arr(dout, where, "dout")
-    m = np.asarray(mask)
-    if m.dtype != np.bool_ or m.shape != da.shape:
-        raise ValueError(f"{where}: mask must be a bool array of shape {tuple(da.shape)}, "
-                         f"got {m.dtype} {tuple(m.shape)}")
-    m = np.ascontiguousarray(m)
-    dx = np.empty(da.shape, dtype=da.dtype)
-    _MulMask(da.reshape(-1), m.view(np.uint8).reshape(-1), dx.reshape(-1), get_num_threads())
+    m = _mask_arg(mask, da.shape, where)
+    dx = _out(out, da.shape, da.dtype, where)
+    _MulMask(da.reshape(-1), m, dx.reshape(-1), get_num_threads())
     return dx
 
 

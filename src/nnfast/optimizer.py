@@ -18,8 +18,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 import numpy as np
 import numpy.typing as npt
 
-from . import _dispatch
-from ._threads import get_num_threads
+from . import ops
 from .reference import optimizer as _ref
 from .reference.optimizer import Params
 
@@ -37,7 +36,7 @@ class _Compiled:
     """Mix-in: ``_step`` runs the kernel ``_op`` per parameter (the base class has
     validated everything and created the state before ``_step`` is called)."""
 
-    _op: Any = None
+    _op: Any = None  # the nnfast.ops step: op(param, grad, *states, *hyper)
     _state_names: Tuple[str, ...]
     _hyper_names: Tuple[str, ...]
 
@@ -73,73 +72,65 @@ class _Compiled:
               hp: Dict[str, float]) -> None:
         # Plan every parameter first (nothing written), then update.
         plan = {key: self._kernel_args(key, params[key], g) for key, g in grads.items()}
-        a, b, c = self._hyper(hp)
-        nt = get_num_threads()
+        hyper = self._hyper(hp)
+        op = self._op
         for key, g in grads.items():
             args = plan[key]
             if args is None:
                 self._reference_step(params, key, g, hp)
             else:
-                _optim_update(self._op, *args, a, b, c, nt)
+                op(*[a for a in args if a is not None], *hyper)
 
-    def _hyper(self, hp: Dict[str, float]) -> Tuple[float, ...]:
-        """The kernel's three scalars: the reference's hyper-parameters in order, 0-padded."""
-        values = [hp[name] for name in self._hyper_names]
-        return tuple(values + [0.0] * (3 - len(values)))
+    def _hyper(self, hp: Dict[str, float]) -> Tuple[Any, ...]:
+        """The step's scalar arguments after the arrays: the hyper-parameters in order."""
+        return tuple(hp[name] for name in self._hyper_names)
 
     def _reference_step(self, params: Params, key: str, g: npt.NDArray[np.floating[Any]],
                         hp: Dict[str, float]) -> None:
         super()._step({key: params[key]}, {key: g}, hp)  # type: ignore[misc]  # the base's
 
 
-# compiled, or its NumPy stand-in (the reference's forms) without the extension: per op
-_optim_update = _dispatch.kernel("optim_update")
-
-
-def _op(name: str) -> Any:
-    return _dispatch.OPT_CODES[name[len("OPT_"):]]
-
-
 class SGD(_Compiled, _ref.SGD):
     __doc__ = _ref.SGD.__doc__
-    _op = _op("OPT_SGD")
+    _op = staticmethod(ops.sgd_)
 
 
 class Momentum(_Compiled, _ref.Momentum):
     __doc__ = _ref.Momentum.__doc__
-    _op = _op("OPT_MOMENTUM")
+    _op = staticmethod(ops.momentum_)
 
 
 class Nesterov(_Compiled, _ref.Nesterov):
     __doc__ = _ref.Nesterov.__doc__
-    _op = _op("OPT_NESTEROV")
+    _op = staticmethod(ops.nesterov_)
 
 
 class AdaGrad(_Compiled, _ref.AdaGrad):
     __doc__ = _ref.AdaGrad.__doc__
-    _op = _op("OPT_ADAGRAD")
+    _op = staticmethod(ops.adagrad_)
 
 
 class RMSprop(_Compiled, _ref.RMSprop):
     __doc__ = _ref.RMSprop.__doc__
-    _op = _op("OPT_RMSPROP")
+    _op = staticmethod(ops.rmsprop_)
 
 
 class Adam(_Compiled, _ref.Adam):
     __doc__ = _ref.Adam.__doc__
 
-    _op = _op("OPT_ADAM")
+    _op = staticmethod(ops.adam_)
 
     def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
               hp: Dict[str, float]) -> None:
         self.iter += 1
         beta1, beta2 = hp["beta1"], hp["beta2"]
-        # In Python, as the reference: a float, so float32 stays float32 arithmetic.
+        # In Python, as the reference: a float, so float32 stays float32 arithmetic
+        # (ops.adam_ forms the same lr_t from the step number).
         self._lr_t = hp["lr"] * math.sqrt(1.0 - beta2 ** self.iter) / (1.0 - beta1 ** self.iter)
         super()._step(params, grads, hp)
 
-    def _hyper(self, hp: Dict[str, float]) -> Tuple[float, ...]:
-        return self._lr_t, hp["beta1"], hp["beta2"]
+    def _hyper(self, hp: Dict[str, float]) -> Tuple[Any, ...]:
+        return self.iter, hp["lr"], hp["beta1"], hp["beta2"]
 
     def _reference_step(self, params: Params, key: str, g: npt.NDArray[np.floating[Any]],
                         hp: Dict[str, float]) -> None:
