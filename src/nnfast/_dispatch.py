@@ -315,11 +315,13 @@ def conv2d_columns(x, fh, fw, stride, pad, plan):
 
 
 def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None,
-                              plan=None):
+                              plan=None, dw_out=None, db_out=None):
     """(dx or None, dW, db) for the forward that read ``x`` and produced ``col`` (its cols).
 
     Dtypes follow the reference's NumPy promotion: db has dout's, dW (x, dout)'s, dx
-    (dout, W)'s; everything is computed in the widest of them.
+    (dout, W)'s; everything is computed in the widest of them. ``dw_out``/``db_out``
+    (C-contiguous, of W's/(FN,) shape): written and returned as dW/db when their dtype is
+    the computation's (the filter-gradient kernels write dW there directly), else None.
     """
     where = "Convolution.backward"
     dout = kernel_input(dout, where, "dout")
@@ -333,7 +335,9 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
     W2 = W.reshape(fn, k)
     nt = get_num_threads()
     partial = _scratch(work, "partial", (n, fn), np.float64)
-    db = np.empty(fn, dtype=dt)
+    if dw_out is not None and dw_out.dtype != dt:
+        dw_out = None
+    db = db_out if db_out is not None and db_out.dtype == dt else np.empty(fn, dtype=dt)
     dx = None
     if plan is None:
         plan = plan_conv(x.shape, W.shape, stride, pad)
@@ -342,7 +346,7 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
         # the forward ran a direct convolution and kept no columns
         dW, dx = _direct_backward(dout.astype(dt, copy=False), kernel_input(x, where, "x"),
                                   W.astype(dt, copy=False), stride, pad, need_dx, nt, db,
-                                  partial, plan)
+                                  partial, plan, dw_out)
     elif col is None:  # the direct 1x1 path: dW = sum_n dout[n] @ x[n].T, dx[n] = W2.T @ dout[n]
         _kernels.conv_db(dout3, db, partial, nt)
         x = kernel_input(x, where, "x")
@@ -399,6 +403,9 @@ def _compiled_conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=N
             _kernels.col2im(dcol, dx, fh, fw, stride, pad, nt)
     if dx is not None:
         dx = dx.astype(np.result_type(dout.dtype, W.dtype), copy=False)
+    if dw_out is not None and dW is not dw_out:
+        np.copyto(dw_out, dW.reshape(dw_out.shape))
+        dW = dw_out
     return dx, dW.astype(np.result_type(x.dtype, dout.dtype), copy=False), \
         db.astype(dout.dtype, copy=False)
 
@@ -448,7 +455,7 @@ def _direct_forward(x, W, bias, stride, pad, out, mask, nt, plan):
     return False
 
 
-def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial, conv):
+def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial, conv, dw_out=None):
     """(dW, dx or None) of a convolution run directly, all arrays in one dtype; db is
     written (by the filter-gradient kernel, or conv_db: the same bits).
 
@@ -464,7 +471,7 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial, conv):
     oh, ow = dout.shape[2:]
     p, k = oh * ow, c * fh * fw
     x = x.astype(dt, copy=False)
-    dW = np.empty(W.shape, dtype=dt)
+    dW = np.empty(W.shape, dtype=dt) if dw_out is None else dw_out
     plan = conv.method
     if plan == "channels":
         size = _kernels.bconv_dw_scratch_size(n, c, h, w, fn, fh, fw, stride, stride, pad, pad,
@@ -484,7 +491,7 @@ def _direct_backward(dout, x, W, stride, pad, need_dx, nt, db, partial, conv):
         _kernels.im2col_planar(x, fh, fw, stride, pad, cols, nt)
         per_image = _transient_buffer("dW_images", (n, fn, k), dt)
         matmul(dout.reshape(n, fn, p), cols.transpose(0, 2, 1), out=per_image)
-        dW = per_image.sum(axis=0).reshape(W.shape)
+        np.sum(per_image, axis=0, out=dW.reshape(fn, k))
     if not need_dx:
         return dW, None
     dx = np.empty((n, c, h, w), dtype=dt)

@@ -211,8 +211,10 @@ def conv2d_forward_relu(x, W, b, stride, pad, mask, plan=None):
     return None  # no fused pass here: the layers run one after the other
 
 
-def conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None, plan=None):
-    """(dx or None, dW, db) from the forward's col."""
+def conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None, plan=None,
+                    dw_out=None, db_out=None):
+    """(dx or None, dW, db) from the forward's col (dw_out/db_out: see nnfast.ops; the
+    caller copies into them)."""
     from .reference import util
 
     fn, c, fh, fw = W.shape

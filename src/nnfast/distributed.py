@@ -5,9 +5,10 @@ Every rank (process) holds a replica of the network. At each step the global bat
 rank and split into contiguous shards of near-equal size, one per rank; each rank runs
 ``gradient()`` on its shard, scales its gradients by ``shard_rows / global_rows`` (the
 loss layer divides by the rows it sees, so the scaled sum is the global batch's mean
-gradient), copies them into one contiguous buffer (:class:`GradientBuffer`) and the
-ranks sum that buffer with ONE in-place ``Allreduce`` (``MPI.IN_PLACE``). Every rank then
-runs the same optimizer step on the same reduced gradients, so the replicas stay equal.
+gradient) in one contiguous buffer (:class:`GradientBuffer`: the layers write their
+gradients into its views, as PyTorch DDP's buckets) and the ranks sum that buffer with
+ONE in-place ``Allreduce`` (``MPI.IN_PLACE``). Every rank then runs the same optimizer
+step on the same reduced gradients, so the replicas stay equal.
 
 What makes N ranks train the network 1 process trains:
 
@@ -123,17 +124,50 @@ class GradientBuffer:
         return self.flat.nbytes
 
     def pack(self, grads, scale=1.0):
-        """Copy ``grads`` (a dict with exactly the buffer's names) into the views, times
-        ``scale``; returns the dict of views."""
+        """The gradients ``grads`` (a dict with exactly the buffer's names) times ``scale``,
+        in the views; returns the dict of views. A gradient that already is its view (a
+        layer bound by :meth:`bind` wrote it there) is not copied: the scaling is then one
+        in-place pass over the whole buffer (the same products, so the same bits)."""
         if grads.keys() != self.views.keys():
             raise ValueError(f"GradientBuffer.pack: gradients for {sorted(grads)}, the buffer "
                              f"holds {sorted(self.views)}")
+        copied = []
         for name, view in self.views.items():
+            g = grads[name]
+            if g is view:
+                continue
             if scale == 1.0:
-                np.copyto(view, grads[name])
+                np.copyto(view, g)
             else:
-                np.multiply(grads[name], scale, out=view)
+                np.multiply(g, scale, out=view)
+            copied.append(name)
+        if scale != 1.0 and len(copied) < len(self.views):
+            if copied:  # the bound views alone
+                for name, view in self.views.items():
+                    if grads[name] is view:
+                        np.multiply(view, scale, out=view)
+            else:
+                grads_flat = self.flat[:self.flat.size - self.extra.size]
+                np.multiply(grads_flat, scale, out=grads_flat)
         return self.views
+
+    def bind(self, network):
+        """Make the network's layers write their gradients straight into the views (as
+        PyTorch DDP's buckets): every layer with a ``grad_out`` attribute (nnfast's Affine,
+        Convolution, BatchNormalization), found through the network's parameter slots.
+        Returns the names of the parameters bound; the others are copied by :meth:`pack`."""
+        slots = getattr(network, "_slots", None)
+        if not slots:
+            return []
+        per_layer, bound = {}, []
+        for name, (key, attr) in slots.items():
+            layer = network.layers[key]
+            if name in self.views and hasattr(layer, "grad_out"):
+                per_layer.setdefault(key, (layer, {}))[1][attr] = self.views[name]
+                bound.append(name)
+        for layer, outs in per_layer.values():
+            layer.grad_out = outs
+        return bound
 
 
 class _Shard:
@@ -209,6 +243,8 @@ class DistributedTrainer(Trainer):
                              f"have at least one row per rank ({self.size} ranks)")
         self.lo, self.hi = shard_bounds(self.batch_size, self.rank, self.size)
         self.grad_buffer = GradientBuffer(network.params, extra=1)
+        # the layers' gradients are views of the reduced buffer (no copy per step)
+        self.bound = self.grad_buffer.bind(network) if self.size > 1 else []
         self._shard = _Shard()
         if self.size > 1:
             for _, layer in _layers(network):

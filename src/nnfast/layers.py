@@ -79,6 +79,7 @@ class Convolution:
         self._xk: Any = None  # (x, the kernels' copy of it) of the last forward (see _promoted)
         self._bias_after = False  # the last forward added a wider bias after the product
         self._plan: Any = None  # (geometry, ConvPlan): chosen once per geometry, kept here
+        self.grad_out: Optional[Dict[str, FloatArray]] = None  # as Affine.grad_out
 
     @property
     def plan(self) -> Any:
@@ -187,8 +188,13 @@ class Convolution:
         ws = self._ws
         if ws.columns is not None and ws.x is None:
             ws.x = xk  # columns built from (or assigned for) the forward's x: use them
+        dt = np.result_type(dout, xk, W)
+        dW_out, db_out = _grad_buffers(self, "Convolution.backward",
+                                       (("W", "dW", W.shape), ("b", "db", (W.shape[0],))), dt,
+                                       reuse=False)
         dx, dW, db = ops.conv2d_backward(dout, xk, W, stride, pad, not self.skip_dx,
-                                         plan=self.plan, workspace=ws)
+                                         plan=self.plan, workspace=ws, dw_out=dW_out,
+                                         db_out=db_out)
         # the reference's dtypes: db dout's, dW (x, dout)'s, dx (dout, W)'s
         self.dW = dW.astype(np.result_type(self.x, dout), copy=False)
         self.db = db.astype(dout.dtype, copy=False)
@@ -491,10 +497,11 @@ class Affine(_ref.Affine):
 
 
 def _grad_buffers(layer: Any, where: str, specs: Sequence[Tuple[str, str, Tuple[int, ...]]],
-                  dtype: np.dtype[Any]) -> List[FloatArray]:
+                  dtype: np.dtype[Any], reuse: bool = True) -> List[Any]:
     """The arrays a backward writes each parameter's gradient into: the layer's
     ``grad_out[param]`` when set (checked: shape, dtype, C-contiguous, writeable), else a
-    reusable buffer (``holder``: the gradient handed out last time)."""
+    reusable buffer (``holder``: the gradient handed out last time), or None (a new array)
+    when ``reuse`` is false."""
     outs = []
     grad_out = layer.grad_out
     for param, attr, shape in specs:
@@ -508,8 +515,10 @@ def _grad_buffers(layer: Any, where: str, specs: Sequence[Tuple[str, str, Tuple[
                                  f"C-contiguous {np.dtype(dtype)} array of shape "
                                  f"{tuple(shape)}, got {got}")
             outs.append(g)
-        else:
+        elif reuse:
             outs.append(layer._buf.get(attr, shape, dtype, holder=getattr(layer, attr)))
+        else:
+            outs.append(None)
     return outs
 
 

@@ -271,12 +271,14 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None
 
 def conv2d_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
                     stride: int = 1, pad: int = 0, need_dx: bool = True, *,
-                    plan: Any = None, workspace: Optional[ConvWorkspace] = None
+                    plan: Any = None, workspace: Optional[ConvWorkspace] = None,
+                    dw_out: Optional[FloatArray] = None, db_out: Optional[FloatArray] = None
                     ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     """(dx (N, C, H, W) or None when ``need_dx`` is false, dw (FN, C, FH, FW), db (FN,)) of
     ``conv2d(x, w, b, stride, pad)`` for the output gradient dout (N, FN, OH, OW).
     ``plan`` and ``workspace`` as for ``conv2d`` (the workspace's columns are used when
-    they were built from this same x)."""
+    they were built from this same x); ``dw_out``, ``db_out``: buffers that receive dw and
+    db (the filter-gradient kernels write there directly)."""
     where = "conv2d_backward"
     da, xa, wa = _common(where, ("dout", dout), ("x", x), ("w", w))
     s, p, oh, ow = _conv_geometry(xa, wa, stride, pad, where)
@@ -284,6 +286,10 @@ def conv2d_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
                          "(N, FN, OH, OW) of conv2d(x, w)")
     _check_plan(plan, where)
     _check_workspace(workspace, where)
+    if dw_out is not None:
+        _out(dw_out, wa.shape, da.dtype, where, "dw_out")
+    if db_out is not None:
+        _out(db_out, (wa.shape[0],), da.dtype, where, "db_out")
     fh, fw = wa.shape[2:]
     if plan is None:
         plan = _d.plan_conv(xa.shape, wa.shape, s, p)
@@ -294,7 +300,14 @@ def conv2d_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
     else:
         cols = _d.conv2d_columns(xa, fh, fw, s, p, plan)
     work = None if workspace is None else workspace.buffers
-    dx, dw, db = _d.conv2d_backward(da, xa, cols, wa, s, p, bool(need_dx), work, plan)
+    dx, dw, db = _d.conv2d_backward(da, xa, cols, wa, s, p, bool(need_dx), work, plan,
+                                    dw_out, db_out)
+    if dw_out is not None and dw is not dw_out:
+        np.copyto(dw_out, dw)
+        dw = dw_out
+    if db_out is not None and db is not db_out:
+        np.copyto(db_out, db)
+        db = db_out
     return dx, dw, db
 
 
