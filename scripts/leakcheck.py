@@ -58,6 +58,7 @@ def entry_points():
     s2, y2 = f64(8, 10), np.empty((8, 10))
     labels, loss_rows = rng.integers(0, 10, 8).astype(np.int64), np.empty(8)
     t2 = np.eye(10)[labels]
+    big2, big_labels = f64(64, 20), rng.integers(0, 20, 64).astype(np.int64)  # > 4 KiB scratch
     bn = [f64(4 * 5 * 3)] + [np.abs(f64(5)) + 1 for _ in range(4)]
     bnout = [np.empty(60) for _ in range(3)] + [np.empty(5) for _ in range(3)]
     p, g, st1, st2 = f64(50), f64(50), np.zeros(50), np.zeros(50)
@@ -107,6 +108,9 @@ def entry_points():
         "softmax": lambda: K.softmax(s2, y2, 1),
         "softmax_xent": lambda: K.softmax_xent(s2, labels, t2, y2, np.empty((8, 10)),
                                                loss_rows, 1),
+        "softmax_xent_labels": lambda: K.softmax_xent_labels(s2, labels, np.empty((8, 10)), 1),
+        "softmax_xent_labels (heap scratch)": lambda: K.softmax_xent_labels(
+            big2, big_labels, np.empty(big2.shape), 1),
         "softmax_xent_backward": lambda: K.softmax_xent_backward(y2, labels, None,
                                                                  np.empty((8, 10)), 1),
         "cross_entropy": lambda: K.cross_entropy(np.abs(s2), labels),
@@ -125,6 +129,10 @@ def entry_points():
         "relu (refused)": _refused(K.relu, v, np.empty(49), 1),
         "softmax_xent (refused)": _refused(K.softmax_xent, s2, labels + 10, None, y2, None,
                                            loss_rows, 1),
+        "softmax_xent_labels (refused)": _refused(K.softmax_xent_labels, s2, labels + 10,
+                                                  np.empty((8, 10)), 1),
+        "softmax_xent_labels (wrong dx)": _refused(K.softmax_xent_labels, s2, labels,
+                                                   np.empty((8, 10), np.float32), 1),
         "bn_forward_train (refused)": _refused(K.bn_forward_train, bn[0], 4, 5, 4, *bn[1:],
                                                0.9, *bnout, 1),
         "relu (None)": _refused(K.relu, v, None, 1),

@@ -132,6 +132,9 @@ def build(rng, name, dt):
         t = arr(rows, cols) if rng.integers(2) else None
         dx = arr(rows, cols) if rng.integers(2) else None
         return [arr(rows, cols), labels, t, arr(rows, cols), dx, np.empty(rows), nt]
+    if name == "softmax_xent_labels":
+        labels = rng.integers(0, cols, rows).astype(np.int64)
+        return [arr(rows, cols), labels, arr(rows, cols), nt]
     if name == "softmax_xent_backward":
         labels = rng.integers(0, cols, rows).astype(np.int64)
         t = arr(rows, cols) if rng.integers(2) else None
@@ -159,8 +162,8 @@ KERNELS = ["im2col", "col2im", "im2col_planar", "col2im_planar", "conv_bias_plan
            "dconv_forward", "dconv_dw", "bconv_forward", "bconv_dw", "maxpool_forward", "maxpool_backward", "avgpool_forward",
            "avgpool_backward", "conv_bias_nchw", "conv_bwd_rows_db", "conv_db", "relu",
            "relu_forward", "relu_backward", "positive", "step", "sigmoid", "sigmoid_backward",
-           "mul_mask", "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_backward",
-           "cross_entropy", "bn_forward_train", "bn_forward_test", "bn_backward",
+           "mul_mask", "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_labels",
+           "softmax_xent_backward", "cross_entropy", "bn_forward_train", "bn_forward_test", "bn_backward",
            "optim_update"]
 
 

@@ -271,3 +271,30 @@ def test_weight_decay_gradients_are_copied_and_the_bound_ones_scaled():
     views = buf.pack(grads, 0.5)
     for k in want:
         same(views[k], want[k])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 10), (3, 2), (64, 20), (300, 10)])
+def test_softmax_cross_entropy_fast_path_gives_the_general_paths_bits(shape, dtype):
+    # int64 labels and nothing else: one C call with its own scratch (stack or heap);
+    # y_out, int32 labels or a strided x take the general path
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape).astype(dtype)
+    t = rng.integers(0, shape[1], shape[0])
+    loss, dx = ops.softmax_cross_entropy(x, t)
+    for variant in (dict(y_out=np.empty(shape, dtype)), dict(out=np.empty(shape, dtype))):
+        l2, d2 = ops.softmax_cross_entropy(x, t, **variant)
+        same(l2, loss)
+        same(d2, dx)
+    l3, d3 = ops.softmax_cross_entropy(x, t.astype(np.int32))
+    same(l3, loss)
+    same(d3, dx)
+    wide = np.repeat(x, 2, axis=1)[:, ::2]
+    l4, d4 = ops.softmax_cross_entropy(wide, t)
+    same(l4, loss)
+    same(d4, dx)
+    bad = t.copy()
+    bad[-1] = shape[1]
+    with pytest.raises(ValueError, match=rf"softmax_cross_entropy: labels in t must be in "
+                                         rf"\[0, {shape[1]}\), got {shape[1]}"):
+        ops.softmax_cross_entropy(x, bad)

@@ -599,7 +599,8 @@ avgpool_backward = _choose("avgpool_backward")
 # function of that name when the extension is loaded and has it, else its NumPy stand-in
 # (same signature, the reference's arithmetic: nnfast._fallback). Per op, never per class.
 _RAW_KERNELS = ("relu_forward", "relu_backward", "sigmoid", "sigmoid_backward", "mul_mask",
-                "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_backward",
+                "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_labels",
+                "softmax_xent_backward",
                 "cross_entropy", "bn_forward_train", "bn_forward_test", "bn_backward",
                 "optim_update")
 OPT_CODES = {name: getattr(_kernels if _kernels is not None else _fallback, f"OPT_{name}")

@@ -88,6 +88,12 @@ def softmax_xent(x, labels, t, y, dx, row_loss, n_threads=1):
     return float(loss)
 
 
+def softmax_xent_labels(x, labels, dx, n_threads=1):
+    """softmax_xent with int64 labels, the softmax kept to itself: the loss; dx written."""
+    y = np.empty(x.shape, dtype=x.dtype)
+    return softmax_xent(x, labels, None, y, dx, np.empty(x.shape[0]), n_threads)
+
+
 def softmax_xent_backward(y, labels, t, dx, n_threads=1):
     """dx = (y - t)/N with a dense teacher t, else y minus 1 at each label, /N."""
     rows, cols = y.shape

@@ -9,7 +9,10 @@ layer is the last line of defence. One function per op family; the C side
 lives in ``csrc/<family>.c`` with a header each.
 """
 from cython cimport floating
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS,
+                            PyBUF_FORMAT, PyBUF_WRITABLE)
 from libc.stdint cimport int32_t, int64_t, uint8_t, INT32_MAX
+from libc.stdlib cimport malloc, free
 
 cdef extern from "threads.h":
     int nnf_have_openmp() nogil
@@ -1130,6 +1133,106 @@ def softmax_xent(const floating[:, ::1] x not None, const int64_t[::1] labels no
     if rc != 0:
         raise ValueError(f"softmax_xent: labels must be in [0, {cols})")
     return loss
+
+
+cdef inline int _buffer_kind(Py_buffer *v) noexcept:
+    """1 float32, 2 float64, 3 int64 (native byte order), 0 anything else."""
+    cdef const char *f = v.format
+    if f == NULL:
+        return 0
+    if f[0] == b'@' or f[0] == b'=':
+        f += 1
+    if f[0] == 0 or f[1] != 0:
+        return 0
+    if f[0] == b'f' and v.itemsize == 4:
+        return 1
+    if f[0] == b'd' and v.itemsize == 8:
+        return 2
+    if (f[0] == b'l' or f[0] == b'q') and v.itemsize == 8:
+        return 3
+    return 0
+
+
+def softmax_xent_labels(object x, object labels, object dx, int n_threads=1):
+    """The mean cross-entropy loss of softmax(x) against int64 ``labels``; dx written.
+
+    The same C pass as ``softmax_xent`` (the softmax and the row losses go to scratch
+    memory of its own), for the per-call cost of tiny inputs: the three arguments are
+    read through the buffer protocol (no memoryview objects, no fused-type dispatch).
+    x (N, C) float32/float64 and dx (N, C) of x's dtype, writeable; labels (N,) int64; all
+    C-contiguous in native byte order. Labels out of range: ValueError, before anything
+    is written."""
+    cdef Py_buffer bx, bl, bd
+    cdef int got_x = 0, got_l = 0, got_d = 0, kind, rc = 0
+    cdef int64_t rows, cols, r
+    cdef const int64_t *lp
+    cdef size_t need, itemsize
+    cdef double stack[512]
+    cdef char *scratch = NULL
+    cdef char *heap = NULL
+    cdef double loss = 0.0
+    cdef int nt = _threads(n_threads)
+    try:
+        PyObject_GetBuffer(x, &bx, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+        got_x = 1
+        PyObject_GetBuffer(labels, &bl, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+        got_l = 1
+        PyObject_GetBuffer(dx, &bd, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+        got_d = 1
+        kind = _buffer_kind(&bx)
+        if bx.ndim != 2 or (kind != 1 and kind != 2):
+            raise TypeError("softmax_xent_labels: x must be a 2-D float32 or float64 array")
+        rows, cols = bx.shape[0], bx.shape[1]
+        if rows < 1 or cols < 1:
+            raise ValueError(f"softmax_xent_labels: x must have at least one row and one "
+                             f"column, got ({rows}, {cols})")
+        if bl.ndim != 1 or _buffer_kind(&bl) != 3 or bl.shape[0] != rows:
+            raise ValueError(f"softmax_xent_labels: labels must be an int64 array of shape "
+                             f"({rows},)")
+        if bd.ndim != 2 or _buffer_kind(&bd) != kind or bd.shape[0] != rows \
+                or bd.shape[1] != cols:
+            raise ValueError(f"softmax_xent_labels: dx must be an array of x's dtype and "
+                             f"shape ({rows}, {cols})")
+        itemsize = bx.itemsize
+        if (<char *>bd.buf < <char *>bx.buf + rows * cols * itemsize
+                and <char *>bx.buf < <char *>bd.buf + rows * cols * itemsize) \
+                or (<char *>bd.buf < <char *>bl.buf + rows * 8
+                    and <char *>bl.buf < <char *>bd.buf + rows * cols * itemsize):
+            raise ValueError("softmax_xent_labels: dx must not overlap x or labels")
+        lp = <const int64_t *>bl.buf
+        for r in range(rows):  # refuse before writing anything (the C pass checks again)
+            if lp[r] < 0 or lp[r] >= cols:
+                raise ValueError(f"softmax_xent_labels: labels must be in [0, {cols}), got "
+                                 f"{lp[r]}")
+        # scratch: the row losses (double), then y
+        need = rows * 8 + rows * cols * itemsize
+        if need <= sizeof(stack):
+            scratch = <char *>stack
+        else:
+            heap = <char *>malloc(need)
+            if heap == NULL:
+                raise MemoryError()
+            scratch = heap
+        with nogil:
+            if kind == 1:
+                rc = nnf_softmax_xent_f32(<const float *>bx.buf, rows, cols, lp, NULL,
+                                          <float *>(scratch + rows * 8), <float *>bd.buf,
+                                          <double *>scratch, &loss, nt)
+            else:
+                rc = nnf_softmax_xent_f64(<const double *>bx.buf, rows, cols, lp, NULL,
+                                          <double *>(scratch + rows * 8), <double *>bd.buf,
+                                          <double *>scratch, &loss, nt)
+        if rc != 0:
+            raise ValueError(f"softmax_xent_labels: labels must be in [0, {cols})")
+        return loss
+    finally:
+        free(heap)
+        if got_d:
+            PyBuffer_Release(&bd)
+        if got_l:
+            PyBuffer_Release(&bl)
+        if got_x:
+            PyBuffer_Release(&bx)
 
 
 def softmax_xent_backward(const floating[:, ::1] y not None, const int64_t[::1] labels,

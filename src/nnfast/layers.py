@@ -502,7 +502,7 @@ def _grad_buffers(layer: Any, where: str, specs: Sequence[Tuple[str, str, Tuple[
     ``grad_out[param]`` when set (checked: shape, dtype, C-contiguous, writeable), else a
     reusable buffer (``holder``: the gradient handed out last time), or None (a new array)
     when ``reuse`` is false."""
-    outs = []
+    outs: List[Any] = []
     grad_out = layer.grad_out
     for param, attr, shape in specs:
         if grad_out is not None and param in grad_out:

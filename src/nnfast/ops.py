@@ -59,6 +59,7 @@ __all__ = [
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
 _ReluForward: Any = _d.kernel("relu_forward")
 _ReluBackward: Any = _d.kernel("relu_backward")
 _Sigmoid: Any = _d.kernel("sigmoid")
@@ -68,6 +69,7 @@ _Scale: Any = _d.kernel("scale")
 _BiasAdd: Any = _d.kernel("bias_add")
 _Softmax: Any = _d.kernel("softmax")
 _SoftmaxXent: Any = _d.kernel("softmax_xent")
+_XentLabels: Any = _d.kernel("softmax_xent_labels")  # labels only, softmax kept inside
 _BnTrain: Any = _d.kernel("bn_forward_train")
 _BnTest: Any = _d.kernel("bn_forward_test")
 _BnBackward: Any = _d.kernel("bn_backward")
@@ -523,6 +525,25 @@ def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
     size, as SoftmaxWithLoss). ``out`` receives dx, ``y_out`` (x's shape) the softmax. The
     loss has x's dtype; a float teacher is taken in x's dtype."""
     where = "softmax_cross_entropy"
+    if (out is None and y_out is None and type(x) is np.ndarray
+            and type(t) is np.ndarray and x.ndim == 2 and t.ndim == 1):
+        # the common call (scores and int64 labels, nothing else): one C call that reads
+        # the arrays through the buffer protocol and keeps the softmax to itself
+        dt = x.dtype
+        n, c = x.shape
+        if (dt is _F32 or dt is _F64) and t.dtype is _I64 and t.shape[0] == n and n \
+                and c > 1 and x.flags.c_contiguous and t.flags.c_contiguous:
+            dx = np.empty((n, c), dtype=dt)
+            try:
+                loss = _XentLabels(x, t, dx, get_num_threads())
+            except ValueError:
+                bad = t[(t < 0) | (t >= c)]
+                if not bad.size:
+                    raise
+                raise ValueError(f"{where}: labels in t must be in [0, {c}), got "
+                                 f"{bad[0]}") from None
+            value: np.floating[Any] = dt.type(loss)
+            return value, dx
     xa = _arr(x, where, "x")
     _c.check_ndim(xa, (1, 2), where, "x", "(N, C) or (C,)")
     if xa.shape[-1] == 0:
@@ -559,8 +580,8 @@ def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
         if not bad.size:
             raise
         raise ValueError(f"{where}: labels in t must be in [0, {c}), got {bad[0]}") from None
-    value: np.floating[Any] = x2.dtype.type(loss)
-    return value, dx
+    result: np.floating[Any] = x2.dtype.type(loss)
+    return result, dx
 
 
 # ---- batch normalization --------------------------------------------------------------
@@ -723,13 +744,13 @@ def relu(x: npt.ArrayLike, *, out: Optional[FloatArray] = None,
     Relu layer's mask, for ``relu_backward(dout, mask=mask)``)."""
     xa = _arr(x, "relu", "x")
     res = _out(out, xa.shape, xa.dtype, "relu")
-    if mask is None:
-        m = np.empty(xa.shape, dtype=np.uint8).reshape(-1)
-    else:
-        m = _mask_arg(mask, xa.shape, "relu", out=True)
     if xa.ndim == 1:
+        m = (np.empty(xa.shape[0], dtype=np.uint8) if mask is None
+             else _mask_arg(mask, xa.shape, "relu", out=True))
         _ReluForward(xa, res, m, get_num_threads())
     else:
+        m = (np.empty(xa.size, dtype=np.uint8) if mask is None
+             else _mask_arg(mask, xa.shape, "relu", out=True))
         _ReluForward(xa.reshape(-1), res.reshape(-1), m, get_num_threads())
     return res
 
