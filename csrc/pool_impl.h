@@ -180,8 +180,9 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
     const nnf_index planes = N * C;
     const int parallel = n_threads > 1 && planes * (H * W + OH * OW) >= NNF_PARALLEL_MIN_WORK;
     (void)parallel;
+    int bad = 0; /* an offset outside [0, PH*PW): NNF_EINVAL (dx is then not meaningful) */
 
-#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel)
+#pragma omp parallel for schedule(static) num_threads(n_threads) if(parallel) reduction(|:bad)
     for (nnf_index p = 0; p < planes; ++p) {
         const T *dp = dout + p * OH * OW;
         const int32_t *ap = argmax + p * OH * OW;
@@ -198,6 +199,7 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
                 for (nnf_index ow = 0; ow < OW; ++ow) {
                     const int32_t k = ap[oh * OW + ow];
                     const T g = (T)0 + dp[oh * OW + ow];
+                    bad |= (uint32_t)k > 3u;
                     r0[2 * ow] = NNF_FN(nnf_pick_)(k == 0, g, (T)0);
                     r0[2 * ow + 1] = NNF_FN(nnf_pick_)(k == 1, g, (T)0);
                     r1[2 * ow] = NNF_FN(nnf_pick_)(k == 2, g, (T)0);
@@ -219,12 +221,14 @@ int NNF_FN(nnf_maxpool_bwd_)(const T *NNF_RESTRICT dout, const int32_t *NNF_REST
                 const nnf_index w = ow * stride - pad + k % PW;
                 if (k >= 0 && k < PH * PW && h >= 0 && h < H && w >= 0 && w < W)
                     xp[h * W + w] += dp[oh * OW + ow];
+                else if (k < 0 || k >= PH * PW)
+                    bad = 1;
             }
         }
         if (mp != NULL)
             for (nnf_index k = 0; k < H * W; ++k) xp[k] = mp[k] ? (T)0 : xp[k];
     }
-    return NNF_OK;
+    return bad ? NNF_EINVAL : NNF_OK;
 }
 
 int NNF_FN(nnf_avgpool_fwd_)(const T *NNF_RESTRICT x, nnf_index N, nnf_index C, nnf_index H,

@@ -408,12 +408,19 @@ def max_pool2d_backward(dout: npt.ArrayLike, argmax: npt.ArrayLike, x_shape: Sha
     if am.dtype.kind not in "iu" or am.shape != da.shape:
         raise ValueError(f"{where}: argmax must be an integer array of shape "
                          f"{tuple(da.shape)}, got {am.dtype} {tuple(am.shape)}")
-    if am.size and (am.min() < 0 or am.max() >= ph * pw):
+    # the offsets' range: checked by the kernel as it reads them (no pass of its own)
+    compiled = _d.compiled()
+    if not compiled and am.size and (am.min() < 0 or am.max() >= ph * pw):
         raise ValueError(f"{where}: argmax offsets must be in [0, {ph * pw})")
     rm = None if relu_mask is None else \
         _mask_arg(relu_mask, shape, where, "relu_mask").view(np.bool_).reshape(shape)
-    dx: FloatArray = _d.maxpool_backward(da, np.ascontiguousarray(am, dtype=np.int32), shape,
-                                         ph, pw, s, p, rm)
+    try:
+        dx: FloatArray = _d.maxpool_backward(da, np.ascontiguousarray(am, dtype=np.int32),
+                                             shape, ph, pw, s, p, rm)
+    except ValueError:
+        if compiled and am.size and (am.min() < 0 or am.max() >= ph * pw):
+            raise ValueError(f"{where}: argmax offsets must be in [0, {ph * pw})") from None
+        raise
     return dx
 
 
