@@ -298,3 +298,39 @@ def test_softmax_cross_entropy_fast_path_gives_the_general_paths_bits(shape, dty
     with pytest.raises(ValueError, match=rf"softmax_cross_entropy: labels in t must be in "
                                          rf"\[0, {shape[1]}\), got {shape[1]}"):
         ops.softmax_cross_entropy(x, bad)
+
+
+@pytest.mark.parametrize("window", [(2, 2, 0), (3, 2, 1)])  # the 2x2 path, the general one
+@pytest.mark.parametrize("bad", [-1, 9])
+def test_max_pool_backward_refuses_offsets_outside_the_window(window, bad):
+    size, stride, pad = window
+    x = np.random.default_rng(10).standard_normal((2, 2, 6, 6))
+    p, argmax = ops.max_pool2d(x, size, stride=stride, pad=pad)
+    argmax = argmax.copy()
+    argmax[1, 1, -1, -1] = bad
+    with pytest.raises(ValueError, match=rf"max_pool2d_backward: argmax offsets must be in "
+                                         rf"\[0, {size * size}\)"):
+        ops.max_pool2d_backward(np.ones(p.shape), argmax, x.shape, size, stride=stride,
+                                pad=pad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_optimizer_steps_with_overlapping_arrays(dtype):
+    # the fast path hands the arrays straight to the kernel, which refuses overlaps before
+    # writing; the checked path then names the arrays (or copies a grad aliasing param)
+    rng = np.random.default_rng(11)
+    p = rng.standard_normal(12).astype(dtype)
+    want = p - dtype(0.1) * p
+    ops.sgd_(p, p, 0.1)  # grad is param: read before written
+    same(p, want)
+    buf = rng.standard_normal(24).astype(dtype)
+    before = buf.copy()
+    with pytest.raises(ValueError, match="momentum_: param and velocity must not share memory"):
+        ops.momentum_(buf[:12], np.ones(12, dtype), buf[6:18])
+    same(buf, before)
+    from nnfast import _kernels
+    if _kernels is not None:
+        with pytest.raises(ValueError, match="must not overlap"):
+            _kernels.optim_update(_kernels.OPT_MOMENTUM, buf[:12], np.ones(12, dtype),
+                                  buf[6:18], None, 0.1, 0.9, 0.0, 1)
+        same(buf, before)

@@ -163,7 +163,14 @@ def bn_backward(dout, xc, xn, std, gamma, N, C, I, dx, dgamma, dbeta, n_threads=
 
 
 def optim_update(op, p, g, s1, s2, a, b, c, n_threads=1):
-    """One in-place update of p from g, in the reference's forms (see nnfast.optimizer)."""
+    """One in-place update of p from g, in the reference's forms (see nnfast.optimizer).
+    Overlapping arrays are refused, as the kernel refuses them."""
+    arrays = [a_ for a_ in (p, g, s1, s2) if a_ is not None]
+    for i, x in enumerate(arrays):
+        for y in arrays[i + 1:]:
+            if np.may_share_memory(x, y):
+                raise ValueError("optim_update: param, grad and the state arrays must not "
+                                 "overlap")
     if op == OPT_SGD:
         p -= a * g
     elif op == OPT_MOMENTUM:

@@ -1399,6 +1399,13 @@ OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV = _SGD, _MOMENTUM, _NESTEROV
 OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM = _ADAGRAD, _RMSPROP, _ADAM
 
 
+cdef inline bint _overlap(const void *a, const void *b, size_t nbytes) noexcept:
+    """Whether [a, a + nbytes) and [b, b + nbytes) share a byte."""
+    cdef const char *x = <const char *>a
+    cdef const char *y = <const char *>b
+    return x < y + nbytes and y < x + nbytes
+
+
 def optim_update(int op, floating[::1] p not None, const floating[::1] g not None,
                  floating[::1] s1, floating[::1] s2, double a, double b, double c,
                  int n_threads=1):
@@ -1425,6 +1432,13 @@ def optim_update(int op, floating[::1] p not None, const floating[::1] g not Non
         return
     cdef floating *s1p = &s1[0] if needs >= 1 else NULL
     cdef floating *s2p = &s2[0] if needs == 2 else NULL
+    # the kernels take their arrays as restrict pointers: refuse overlaps, before writing
+    cdef size_t nbytes = <size_t>n * sizeof(floating)
+    if _overlap(&p[0], &g[0], nbytes) or (s1p != NULL and (
+            _overlap(s1p, &p[0], nbytes) or _overlap(s1p, &g[0], nbytes))) \
+            or (s2p != NULL and (_overlap(s2p, &p[0], nbytes) or _overlap(s2p, &g[0], nbytes)
+                                 or _overlap(s2p, s1p, nbytes))):
+        raise ValueError("optim_update: param, grad and the state arrays must not overlap")
     with nogil:
         if floating is float:
             if op == _SGD:

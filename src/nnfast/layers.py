@@ -18,6 +18,7 @@ a layer reuses a buffer only when its reference count shows the layer is its sol
 """
 from __future__ import annotations
 
+import math
 import sys
 import sysconfig
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -466,7 +467,7 @@ class Affine(_ref.Affine):
             self._fast = False
             return out
         n = x.shape[0]
-        features = int(np.prod(x.shape[1:]))
+        features = math.prod(x.shape[1:])
         if features != W.shape[0]:
             return super().forward(x)  # raises the reference's error
         x2 = x.reshape(n, features)

@@ -469,6 +469,18 @@ def affine(x: npt.ArrayLike, w: npt.ArrayLike, b: Optional[npt.ArrayLike] = None
            out: Optional[FloatArray] = None) -> FloatArray:
     """x flattened to (N, D), times w (D, M), plus b (M,) if given: (N, M)."""
     where = "affine"
+    if type(x) is np.ndarray and type(w) is np.ndarray and x.ndim == 2 and w.ndim == 2:
+        # the common call (2-D x, one float dtype, b contiguous): the general path's
+        # conversions would all be no-ops
+        dt = x.dtype
+        if (dt is _F32 or dt is _F64) and w.dtype is dt and x.shape[1] == w.shape[0] and (
+                b is None or (type(b) is np.ndarray and b.dtype is dt
+                              and b.shape == (w.shape[1],) and b.flags.c_contiguous)):
+            res = _out(out, (x.shape[0], w.shape[1]), dt, where)
+            _d.matmul(x, w, out=res)
+            if b is not None:
+                _BiasAdd(res, b, get_num_threads())
+            return res
     xa, x2, wa = _affine_args(where, x, w)
     if b is not None:
         ba = _arr(b, where, "b")
@@ -491,6 +503,20 @@ def affine_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
     ``dx_out`` (x's shape), ``dw_out`` and ``db_out`` are buffers to write them into (e.g.
     views of one flat gradient buffer)."""
     where = "affine_backward"
+    if type(x) is np.ndarray and type(w) is np.ndarray and type(dout) is np.ndarray \
+            and x.ndim == 2 and w.ndim == 2:
+        dt = x.dtype
+        if (dt is _F32 or dt is _F64) and w.dtype is dt and dout.dtype is dt \
+                and x.shape[1] == w.shape[0] and dout.shape == (x.shape[0], w.shape[1]):
+            dw = _out(dw_out, w.shape, dt, where, "dw_out")
+            db = _out(db_out, (w.shape[1],), dt, where, "db_out")
+            dx = None
+            if need_dx:
+                dx = _out(dx_out, x.shape, dt, where, "dx_out")
+                _d.matmul(dout, w.T, out=dx)
+            _d.matmul(x.T, dout, out=dw)
+            np.add.reduce(dout, axis=0, out=db)
+            return dx, dw, db
     xa, x2, wa = _affine_args(where, x, w)
     da = _c.as_float_array(dout, where, "dout")
     _c.check_shape_match(da, (x2.shape[0], wa.shape[1]), where, "dout", "(N, M) of the forward")
@@ -858,6 +884,33 @@ def dropout_backward(dout: npt.ArrayLike, mask: npt.ArrayLike, *,
 
 def _step(where: str, op: str, param: Any, grad: Any, states: Tuple[Tuple[str, Any], ...],
           a: float, b: float = 0.0, c: float = 0.0) -> FloatArray:
+    if type(param) is np.ndarray and type(grad) is np.ndarray:
+        # the common call (one dtype, one shape, C-contiguous, writeable): straight to the
+        # kernel, which refuses overlapping arrays before writing anything; anything else,
+        # or a refusal, takes the checks below (which name the problem, or copy an
+        # aliased grad)
+        dt = param.dtype
+        pf = param.flags
+        if (dt is _F64 or dt is _F32) and grad.dtype is dt and grad.shape == param.shape \
+                and pf.c_contiguous and pf.writeable and grad.flags.c_contiguous:
+            s: list[Any] = [None, None]
+            for i, (_, arr) in enumerate(states):
+                if type(arr) is not np.ndarray or arr.dtype is not dt \
+                        or arr.shape != param.shape:
+                    break
+                af = arr.flags
+                if not (af.c_contiguous and af.writeable):
+                    break
+                s[i] = arr if arr.ndim == 1 else arr.reshape(-1)
+            else:
+                p1 = param if param.ndim == 1 else param.reshape(-1)
+                g1 = grad if grad.ndim == 1 else grad.reshape(-1)
+                try:
+                    _OptimUpdate(_OPT[op], p1, g1, s[0], s[1], a, b, c, get_num_threads())
+                    result: FloatArray = param
+                    return result
+                except ValueError:
+                    pass
     arrays = (("param", param),) + states
     for name, arr in arrays:
         if type(arr) is not np.ndarray:
