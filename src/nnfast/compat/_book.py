@@ -6,19 +6,24 @@ multi_layer_net_extend, trainer``), plus the chapter networks ``two_layer_net.Tw
 ``simple_convnet.SimpleConvNet`` and ``deep_convnet.DeepConvNet`` that its scripts import.
 Every class subclasses the backend's class; only the book's quirks are added here.
 """
+from __future__ import annotations
+
 import collections
 import os
 import pickle
 import sys
+import types
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
-from ._support import (OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
+from ._support import (Backend, OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
                        make_mnist_module, make_module, original_cross_entropy, original_sigmoid)
 
 
-def _unique(*groups):
-    out = []
+def _unique(*groups: Iterable[str]) -> List[str]:
+    out: List[str] = []
     for group in groups:
         out.extend(name for name in group if name not in out)
     return out
@@ -61,34 +66,34 @@ DATASET = "dataset.mnist"
 POOLING_DEFAULT_STRIDE = 2
 
 
-def _is_float_array(x):
+def _is_float_array(x: object) -> bool:
     return isinstance(x, np.ndarray) and x.dtype.kind == "f"
 
 
-def _functions(B, name):
+def _functions(B: Backend, name: str) -> types.ModuleType:
     F = B.functions
 
-    def identity_function(x):
+    def identity_function(x: Any) -> Any:
         """Return ``x``."""
         return x
 
-    def step_function(x):
+    def step_function(x: npt.ArrayLike) -> npt.NDArray[Any]:
         """1 where ``x > 0`` else 0, as an int array (a 0-d array for a scalar)."""
         return np.array(np.asarray(x) > 0, dtype=int)
 
-    def sigmoid(x):
+    def sigmoid(x: Any) -> Any:
         """``1 / (1 + exp(-x))``, the book's formula (bit for bit)."""
         return original_sigmoid(x)
 
-    def sigmoid_grad(x):
+    def sigmoid_grad(x: Any) -> Any:
         """``(1 - sigmoid(x)) * sigmoid(x)``."""
         return (1.0 - sigmoid(x)) * sigmoid(x)
 
-    def relu(x):
+    def relu(x: npt.ArrayLike) -> Any:
         """``max(0, x)`` element-wise (integer input stays integer, as in the book)."""
         return F.relu(x) if _is_float_array(x) else np.maximum(0, x)
 
-    def relu_grad(x):
+    def relu_grad(x: npt.ArrayLike) -> Any:
         """1 where ``x >= 0`` else 0 (1 at 0), in x's dtype."""
         if _is_float_array(x):
             return F.relu_grad(x)
@@ -96,15 +101,15 @@ def _functions(B, name):
         grad[np.asarray(x) >= 0] = 1
         return grad
 
-    def softmax(x):
+    def softmax(x: npt.ArrayLike) -> Any:
         """Softmax over the last axis (any ndim >= 1), max subtracted first."""
         return F.softmax(x)
 
-    def sum_squared_error(y, t):
+    def sum_squared_error(y: Any, t: Any) -> Any:
         """The book's loss ``0.5 * sum((y - t)**2)`` (output first, teacher second)."""
         return 0.5 * np.sum((y - t) ** 2)
 
-    def cross_entropy_error(y, t):
+    def cross_entropy_error(y: npt.ArrayLike, t: npt.ArrayLike) -> Any:
         """Mean over the batch of ``-log(y[n, t[n]] + 1e-7)``; output first, teacher second.
 
         ``t`` holds labels, or one-hot rows when ``t.size == y.size``. Labels of any shape
@@ -114,7 +119,7 @@ def _functions(B, name):
             return F.cross_entropy_error(t, y)
         return original_cross_entropy(t, y)
 
-    def softmax_loss(X, t):
+    def softmax_loss(X: npt.ArrayLike, t: npt.ArrayLike) -> Any:
         """``cross_entropy_error(softmax(X), t)``."""
         if backend_takes_teacher(t, X):
             return F.softmax_with_loss(t, X)
@@ -128,14 +133,14 @@ def _functions(B, name):
     return make_module(name, doc, ns, FUNCTIONS_NAMES)
 
 
-def _gradient(B, name):
+def _gradient(B: Backend, name: str) -> types.ModuleType:
     numerical_gradient = B.gradient.numerical_gradient
 
-    def _numerical_gradient_1d(f, x):
+    def _numerical_gradient_1d(f: Callable[[Any], Any], x: npt.NDArray[Any]) -> Any:
         """Central-difference gradient of ``f`` at the 1-D array ``x`` (h = 1e-4)."""
         return numerical_gradient(f, x)
 
-    def numerical_gradient_2d(f, X):
+    def numerical_gradient_2d(f: Callable[[Any], Any], X: npt.NDArray[Any]) -> Any:
         """Row by row for a 2-D ``X``: ``f`` is called with each *row* (the book's quirk)."""
         if X.ndim == 1:
             return numerical_gradient(f, X)
@@ -152,10 +157,11 @@ def _gradient(B, name):
     return make_module(name, doc, ns, GRADIENT_NAMES)
 
 
-def _util(B, name):
+def _util(B: Backend, name: str) -> types.ModuleType:
     U = B.util
 
-    def conv_output_size(input_size, filter_size, stride=1, pad=0):
+    def conv_output_size(input_size: int, filter_size: int, stride: int = 1,
+                         pad: int = 0) -> float:
         """``(input_size + 2*pad - filter_size) / stride + 1`` — a float (true division),
         as in the book (nnfast.util.conv_output_size returns the int)."""
         return (input_size + 2 * pad - filter_size) / stride + 1
@@ -167,15 +173,16 @@ def _util(B, name):
     return make_module(name, doc, ns, UTIL_NAMES)
 
 
-def make_layer_classes(B, sigmoid, pooling_stride):
+def make_layer_classes(B: Backend, sigmoid: Callable[[Any], Any],
+                       pooling_stride: int) -> Dict[str, type]:
     """The layer classes both profiles share: backend layers plus the originals' quirks."""
-    L = B.layers
+    L: Any = B.layers  # Any: a base class chosen at run time
 
     class Relu(L.Relu):
         """ReLU layer. ``backward(dout)`` writes the zeros into ``dout`` itself and returns
         that same array, as the originals do (callers may rely on the aliasing)."""
 
-        def backward(self, dout):
+        def backward(self, dout: Any) -> Any:
             mask = self.mask
             if (mask is not None and type(dout) is np.ndarray and dout.flags.writeable
                     and dout.shape == mask.shape):
@@ -186,7 +193,7 @@ def make_layer_classes(B, sigmoid, pooling_stride):
     class Sigmoid(L.Sigmoid):
         """Sigmoid layer; forward uses the originals' formula ``1 / (1 + exp(-x))``."""
 
-        def forward(self, x):
+        def forward(self, x: Any) -> Any:
             out = sigmoid(x)
             self.out = out
             return out
@@ -208,7 +215,8 @@ def make_layer_classes(B, sigmoid, pooling_stride):
     class Pooling(L.Pooling):
         """Max pooling. ``pad > 0`` works (the originals crashed); float32 stays float32."""
 
-        def __init__(self, pool_h, pool_w, stride=pooling_stride, pad=0):
+        def __init__(self, pool_h: int, pool_w: int, stride: int = pooling_stride,
+                     pad: int = 0) -> None:
             super().__init__(pool_h, pool_w, stride, pad)
 
     return {"Relu": Relu, "Sigmoid": Sigmoid, "Affine": Affine, "Dropout": Dropout,
@@ -216,10 +224,13 @@ def make_layer_classes(B, sigmoid, pooling_stride):
             "Pooling": Pooling}
 
 
-def _layers(B, name, functions, util):
+def _layers(B: Backend, name: str, functions: types.ModuleType,
+            util: types.ModuleType) -> types.ModuleType:
     classes = make_layer_classes(B, functions.sigmoid, POOLING_DEFAULT_STRIDE)
 
-    class SoftmaxWithLoss(OriginalTeacherShapes, B.layers.SoftmaxWithLoss):
+    L: Any = B.layers  # Any: the base class is chosen at run time
+
+    class SoftmaxWithLoss(OriginalTeacherShapes, L.SoftmaxWithLoss):
         """Softmax + cross-entropy; ``forward(x, t)`` returns the loss. Attributes
         ``loss``, ``y`` (softmax output) and ``t`` (teacher). Any teacher the book's layer
         takes gives its numbers (labels of shape (N, 1); ``backward`` divides by
@@ -234,43 +245,44 @@ def _layers(B, name, functions, util):
     return make_module(name, doc, ns, LAYERS_NAMES)
 
 
-def _optimizer(B, name):
-    O = B.optimizer
+def _optimizer(B: Backend, name: str) -> types.ModuleType:
+    O: Any = B.optimizer  # Any: base classes chosen at run time
 
     class SGD(O.SGD):
         """``p -= lr*g``."""
 
-        def __init__(self, lr=0.01):
+        def __init__(self, lr: float = 0.01) -> None:
             super().__init__(lr)
 
     class Momentum(O.Momentum):
         """``v = momentum*v - lr*g; p += v``."""
 
-        def __init__(self, lr=0.01, momentum=0.9):
+        def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
             super().__init__(lr, momentum)
 
     class Nesterov(O.Nesterov):
         """``p += m*m*v; p -= (1+m)*lr*g; v *= m; v -= lr*g`` (the book's current order)."""
 
-        def __init__(self, lr=0.01, momentum=0.9):
+        def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
             super().__init__(lr, momentum)
 
     class AdaGrad(O.AdaGrad):
         """``h += g*g; p -= lr*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, lr=0.01):
+        def __init__(self, lr: float = 0.01) -> None:
             super().__init__(lr)
 
     class RMSprop(O.RMSprop):
         """``h *= rho; h += (1-rho)*g*g; p -= lr*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, lr=0.01, decay_rate=0.99):
+        def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
             super().__init__(lr, decay_rate)
 
     class Adam(O.Adam):
         """Adam with the bias correction folded into the step size."""
 
-        def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+        def __init__(self, lr: float = 0.001, beta1: float = 0.9,
+                     beta2: float = 0.999) -> None:
             super().__init__(lr, beta1, beta2)
 
     ns = {"np": np, "SGD": SGD, "Momentum": Momentum, "Nesterov": Nesterov,
@@ -279,22 +291,25 @@ def _optimizer(B, name):
     return make_module(name, doc, ns, OPTIMIZER_NAMES)
 
 
-def _net_namespace(layers, gradient, extra):
+def _net_namespace(layers: types.ModuleType, gradient: types.ModuleType,
+                   extra: Dict[str, Any]) -> Dict[str, Any]:
     ns = {key: getattr(layers, key) for key in LAYERS_NAMES}
     ns.update(sys=sys, os=os, pickle=pickle, OrderedDict=collections.OrderedDict,
               numerical_gradient=gradient.numerical_gradient, **extra)
     return ns
 
 
-def _nets(B, prefix, layers, gradient):
-    N = B.nets
+def _nets(B: Backend, prefix: str, layers: types.ModuleType,
+          gradient: types.ModuleType) -> Dict[str, types.ModuleType]:
+    N: Any = B.nets  # Any: base classes chosen at run time
 
     class MultiLayerNet(N.MultiLayerNet):
         """Fully connected net (Affine-activation)* - Affine - SoftmaxWithLoss."""
         _L = layers
 
-        def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
-                     weight_init_std="relu", weight_decay_lambda=0):
+        def __init__(self, input_size: int, hidden_size_list: List[int], output_size: int,
+                     activation: str = "relu", weight_init_std: Any = "relu",
+                     weight_decay_lambda: float = 0) -> None:
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda)
 
@@ -303,9 +318,10 @@ def _nets(B, prefix, layers, gradient):
         keyword is the book's ``dropout_ration``."""
         _L = layers
 
-        def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
-                     weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
-                     dropout_ration=0.5, use_batchnorm=False):
+        def __init__(self, input_size: int, hidden_size_list: List[int], output_size: int,
+                     activation: str = "relu", weight_init_std: Any = "relu",
+                     weight_decay_lambda: float = 0, use_dropout: bool = False,
+                     dropout_ration: float = 0.5, use_batchnorm: bool = False) -> None:
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda, use_dropout,
                              dropout_ration, use_batchnorm)
@@ -314,7 +330,8 @@ def _nets(B, prefix, layers, gradient):
         """Affine - Relu - Affine with SoftmaxWithLoss as ``lastLayer`` (ch05)."""
         _L = layers
 
-        def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01):
+        def __init__(self, input_size: int, hidden_size: int, output_size: int,
+                     weight_init_std: float = 0.01) -> None:
             super().__init__(input_size, hidden_size, output_size, weight_init_std)
 
     class SimpleConvNet(N.SimpleConvNet):
@@ -325,23 +342,26 @@ def _nets(B, prefix, layers, gradient):
         """
         _L = layers
 
-        def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100,
-                     output_size=10, weight_init_std=0.01):
+        def __init__(self, input_dim: Tuple[int, int, int] = (1, 28, 28),
+                     conv_param: Optional[Dict[str, int]] = None, hidden_size: int = 100,
+                     output_size: int = 10, weight_init_std: float = 0.01) -> None:
             super().__init__(input_dim, conv_param, hidden_size, output_size,
                              weight_init_std)
 
-        def accuracy(self, x, t, batch_size=100):
+        def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
+                     batch_size: int = 100) -> float:
             return accuracy_full_batches(self, x, t, batch_size, self.predict)
 
     class DeepConvNet(N.DeepConvNet):
         """The ch08 deep convnet (He init, dropout). ``accuracy`` as SimpleConvNet's."""
         _L = layers
 
-        def accuracy(self, x, t, batch_size=100):
+        def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
+                     batch_size: int = 100) -> float:
             return accuracy_full_batches(
                 self, x, t, batch_size, lambda xb: self.predict(xb, train_flg=False))
 
-    mods = {}
+    mods: Dict[str, types.ModuleType] = {}
     for sub, cls, names in (("multi_layer_net", MultiLayerNet, MULTI_LAYER_NET_NAMES),
                             ("multi_layer_net_extend", MultiLayerNetExtend,
                              MULTI_LAYER_NET_EXTEND_NAMES),
@@ -355,8 +375,10 @@ def _nets(B, prefix, layers, gradient):
     return mods
 
 
-def _trainer(B, name, optimizer):
-    class Trainer(B.trainer.Trainer):
+def _trainer(B: Backend, name: str, optimizer: types.ModuleType) -> types.ModuleType:
+    T: Any = B.trainer  # Any: the base class is chosen at run time
+
+    class Trainer(T.Trainer):
         """Mini-batch training loop with the book's printed lines.
 
         ``optimizer`` is a name ('SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'RMSprop',
@@ -364,9 +386,12 @@ def _trainer(B, name, optimizer):
         """
         _opt_module = optimizer
 
-        def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20,
-                     mini_batch_size=100, optimizer="SGD", optimizer_param=None,
-                     evaluate_sample_num_per_epoch=None, verbose=True):
+        def __init__(self, network: Any, x_train: npt.NDArray[Any], t_train: npt.NDArray[Any],
+                     x_test: npt.NDArray[Any], t_test: npt.NDArray[Any], epochs: int = 20,
+                     mini_batch_size: int = 100, optimizer: str = "SGD",
+                     optimizer_param: Optional[Dict[str, Any]] = None,
+                     evaluate_sample_num_per_epoch: Optional[int] = None,
+                     verbose: bool = True) -> None:
             if optimizer_param is None:
                 optimizer_param = {"lr": 0.01}
             super().__init__(network, x_train, t_train, x_test, t_test, epochs,
@@ -378,7 +403,8 @@ def _trainer(B, name, optimizer):
     return make_module(name, "The book's common.trainer on nnfast.", ns, TRAINER_NAMES)
 
 
-def build(B, prefix):
+def build(B: Backend, prefix: str) -> Tuple[Dict[str, types.ModuleType],
+                                             Dict[str, types.ModuleType]]:
     """Build the book profile on backend ``B``; module names start with ``prefix``.
 
     Returns ``(common, extra)``: ``common`` maps each ``common`` submodule name to its

@@ -7,14 +7,19 @@ derivatives, a 1-D ``numerical_gradient``, ``im2col``/``col2im``), ``layers`` (l
 (``optimizer_name=``, ``d_train``/``d_test``, the ``'rmsprpo'`` key). Its data loader is
 ``data.mnist.load_mnist``.
 """
+from __future__ import annotations
+
 import collections
 import os
 import sys
+import types
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ._book import make_layer_classes
-from ._support import (OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
+from ._support import (Backend, OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
                        make_mnist_module, make_module, original_cross_entropy,
                        original_sigmoid, original_softmax_loss_grad)
 
@@ -29,33 +34,33 @@ OPTIMIZER_NAMES = ["np", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "A
 TRAINER_NAMES = ["sys", "os", "np", "optimizer", "Trainer"]
 
 COMMON = ("functions", "layers", "optimizer", "trainer")
-CHAPTER = ()
+CHAPTER: Tuple[str, ...] = ()
 DATASET = "data.mnist"
 
 # The course's ``Pooling`` writes ``stride=1``.
 POOLING_DEFAULT_STRIDE = 1
 
 
-def _is_float_array(x):
+def _is_float_array(x: object) -> bool:
     return isinstance(x, np.ndarray) and x.dtype.kind == "f"
 
 
-def _functions(B, name):
+def _functions(B: Backend, name: str) -> types.ModuleType:
     F, U = B.functions, B.util
 
-    def sigmoid(x):
+    def sigmoid(x: Any) -> Any:
         """``1 / (1 + exp(-x))``, the course's formula (bit for bit)."""
         return original_sigmoid(x)
 
-    def relu(x):
+    def relu(x: npt.ArrayLike) -> Any:
         """``max(0, x)`` element-wise."""
         return F.relu(x) if _is_float_array(x) else np.maximum(0, x)
 
-    def step_function(x):
+    def step_function(x: npt.ArrayLike) -> npt.NDArray[Any]:
         """``np.where(x > 0, 1, 0)``: an int array (0-d for a scalar)."""
         return np.where(np.asarray(x) > 0, 1, 0)
 
-    def softmax(x):
+    def softmax(x: Any) -> Any:
         """Per row for a 2-D ``x``; any other ``x`` is normalised as a whole (the course's
         rule: a 3-D input is *not* taken per last axis)."""
         x = np.asarray(x)
@@ -64,15 +69,15 @@ def _functions(B, name):
         y = F.softmax(x.reshape(-1)).reshape(x.shape)
         return y[()] if y.ndim == 0 else y
 
-    def softmax_with_loss(d, x):
+    def softmax_with_loss(d: npt.ArrayLike, x: npt.ArrayLike) -> Any:
         """``cross_entropy_error(d, softmax(x))`` (teacher first)."""
         return cross_entropy_error(d, softmax(x))
 
-    def mean_squared_error(d, y):
+    def mean_squared_error(d: Any, y: Any) -> Any:
         """The course's MSE ``mean((d - y)**2) / 2`` (teacher first)."""
         return F.mean_squared_error(d, y)
 
-    def cross_entropy_error(d, y):
+    def cross_entropy_error(d: npt.ArrayLike, y: npt.ArrayLike) -> Any:
         """Mean over the batch of ``-log(y[n, d[n]] + 1e-7)`` (teacher first; one-hot
         when ``d.size == y.size``; labels of any shape that broadcasts against ``(N,)``
         give the course's value)."""
@@ -80,23 +85,23 @@ def _functions(B, name):
             return F.cross_entropy_error(d, y)
         return original_cross_entropy(d, y, name="d")
 
-    def d_sigmoid(x):
+    def d_sigmoid(x: Any) -> Any:
         """``(1 - sigmoid(x)) * sigmoid(x)``."""
         return (1.0 - sigmoid(x)) * sigmoid(x)
 
-    def d_relu(x):
+    def d_relu(x: npt.ArrayLike) -> npt.NDArray[Any]:
         """1 where ``x > 0`` else 0 (0 at 0), as an int array like the course's."""
         return np.where(np.asarray(x) > 0, 1, 0)
 
-    def d_step_function(x):
+    def d_step_function(x: Any) -> int:
         """The course returns the Python int 0."""
         return 0
 
-    def d_mean_squared_error(d, y):
+    def d_mean_squared_error(d: Any, y: Any) -> Any:
         """``(y - d) / d.shape[0]`` for an array teacher, else ``y - d``."""
         return F.d_mean_squared_error(d, y)
 
-    def d_softmax_with_loss(d, y):
+    def d_softmax_with_loss(d: npt.ArrayLike, y: npt.ArrayLike) -> Any:
         """Gradient of softmax + cross-entropy w.r.t. the scores given ``y = softmax(x)``.
 
         The batch size is ``d.shape[0]``, as the course takes it: for a single 1-D sample
@@ -106,7 +111,7 @@ def _functions(B, name):
             return F.d_softmax_with_loss(d, y)
         return original_softmax_loss_grad(d, y, "d_softmax_with_loss", "d")
 
-    def d_sigmoid_with_loss(d, y):
+    def d_sigmoid_with_loss(d: Any, y: Any) -> Any:
         """``y - d``."""
         return F.d_sigmoid_with_loss(d, y)
 
@@ -119,12 +124,14 @@ def _functions(B, name):
     return make_module(name, doc, ns, FUNCTIONS_NAMES)
 
 
-def _layers(B, name, functions):
+def _layers(B: Backend, name: str, functions: types.ModuleType) -> types.ModuleType:
     classes = make_layer_classes(B, functions.sigmoid, POOLING_DEFAULT_STRIDE)
     Affine, Relu, Convolution, Pooling = (classes[k] for k in
                                           ("Affine", "Relu", "Convolution", "Pooling"))
 
-    class SoftmaxWithLoss(OriginalTeacherShapes, B.layers.SoftmaxWithLoss):
+    L: Any = B.layers  # Any: the base class is chosen at run time
+
+    class SoftmaxWithLoss(OriginalTeacherShapes, L.SoftmaxWithLoss):
         """Softmax + cross-entropy; ``forward(x, d)`` returns the loss. Attributes ``loss``,
         ``y`` (softmax output) and ``d`` (teacher; the course's name). Any teacher the
         course's layer takes gives its numbers (labels of shape (N, 1); ``backward``
@@ -133,38 +140,41 @@ def _layers(B, name, functions):
         _teacher_name = "d"
 
         @property
-        def t(self):
+        def t(self) -> Any:
             return self.d
 
         @t.setter
-        def t(self, value):
+        def t(self, value: Any) -> None:
             self.d = value
 
-        def forward(self, x, d):
+        def forward(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Any:
             return super().forward(x, d)
 
-    layers_ns = {}  # filled below; the nets look their layer classes up in it
+    layers_ns: Dict[str, Any] = {}  # filled below; the nets look their layer classes up in it
 
-    class MultiLayerNet(B.nets.MultiLayerNetExtend):
+    N: Any = B.nets  # Any: the base class is chosen at run time
+
+    class MultiLayerNet(N.MultiLayerNetExtend):
         """Fully connected net with optional BatchNormalization and Dropout (``dropout_ratio``).
 
         ``loss(x, d, train_flg=False)``, ``accuracy(X, D)``, ``gradient(x, d)``.
         """
 
-        def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
-                     weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
-                     dropout_ratio=0.5, use_batchnorm=False):
+        def __init__(self, input_size: int, hidden_size_list: List[int], output_size: int,
+                     activation: str = "relu", weight_init_std: Any = "relu",
+                     weight_decay_lambda: float = 0, use_dropout: bool = False,
+                     dropout_ratio: float = 0.5, use_batchnorm: bool = False) -> None:
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda, use_dropout,
                              dropout_ratio, use_batchnorm)
 
-        def loss(self, x, d, train_flg=False):
+        def loss(self, x: npt.ArrayLike, d: npt.ArrayLike, train_flg: bool = False) -> Any:
             return super().loss(x, d, train_flg)
 
-        def accuracy(self, X, D):
+        def accuracy(self, X: npt.ArrayLike, D: npt.ArrayLike) -> Any:
             return super().accuracy(X, D)
 
-        def gradient(self, x, d):
+        def gradient(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Any:
             return super().gradient(x, d)
 
     class DoubleConvNet:
@@ -175,8 +185,10 @@ def _layers(B, name, functions):
         ``accuracy(x, d, batch_size=100)`` scores whole batches only and divides by N.
         """
 
-        def __init__(self, input_dim=(1, 28, 28), conv_param_1=None, conv_param_2=None,
-                     hidden_size=50, output_size=10, weight_init_std=0.01):
+        def __init__(self, input_dim: Tuple[int, int, int] = (1, 28, 28),
+                     conv_param_1: Optional[Dict[str, int]] = None,
+                     conv_param_2: Optional[Dict[str, int]] = None, hidden_size: int = 50,
+                     output_size: int = 10, weight_init_std: float = 0.01) -> None:
             cp1 = {"filter_num": 10, "filter_size": 7, "pad": 1, "stride": 1}
             cp2 = {"filter_num": 20, "filter_size": 3, "pad": 1, "stride": 1}
             cp1 = conv_param_1 if conv_param_1 is not None else cp1
@@ -185,7 +197,8 @@ def _layers(B, name, functions):
             size2 = (size1 - cp2["filter_size"] + 2 * cp2["pad"]) / cp2["stride"] + 1
             pool_output_size = int(cp2["filter_num"] * (size2 / 2) * (size2 / 2))
             std = weight_init_std
-            p = self.params = {}
+            p: Dict[str, npt.NDArray[np.float64]] = {}
+            self.params = p
             p["W1"] = std * np.random.randn(cp1["filter_num"], input_dim[0],
                                             cp1["filter_size"], cp1["filter_size"])
             p["b1"] = np.zeros(cp1["filter_num"])
@@ -198,7 +211,7 @@ def _layers(B, name, functions):
             p["b4"] = np.zeros(output_size)
 
             L = layers_ns
-            self.layers = collections.OrderedDict()
+            self.layers: collections.OrderedDict[str, Any] = collections.OrderedDict()
             self.layers["Conv1"] = L["Convolution"](p["W1"], p["b1"], cp1["stride"], cp1["pad"])
             self.layers["Conv1"].skip_dx = True  # its input gradient is never used
             self.layers["Relu1"] = L["Relu"]()
@@ -210,23 +223,24 @@ def _layers(B, name, functions):
             self.layers["Affine2"] = L["Affine"](p["W4"], p["b4"])
             self.last_layer = L["SoftmaxWithLoss"]()
 
-        def predict(self, x):
+        def predict(self, x: Any) -> Any:
             for layer in self.layers.values():
                 x = layer.forward(x)
             return x
 
-        def loss(self, x, d):
+        def loss(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Any:
             return self.last_layer.forward(self.predict(x), d)
 
-        def accuracy(self, x, d, batch_size=100):
+        def accuracy(self, x: npt.NDArray[Any], d: npt.NDArray[Any],
+                     batch_size: int = 100) -> float:
             return accuracy_full_batches(self, x, d, batch_size, self.predict)
 
-        def gradient(self, x, d):
+        def gradient(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Dict[str, Any]:
             self.loss(x, d)
             dout = self.last_layer.backward(1)
             for layer in reversed(list(self.layers.values())):
                 dout = layer.backward(dout)
-            grad = {}
+            grad: Dict[str, Any] = {}
             for i, key in enumerate(("Conv1", "Conv2", "Affine1", "Affine2"), start=1):
                 grad[f"W{i}"] = self.layers[key].dW
                 grad[f"b{i}"] = self.layers[key].db
@@ -246,32 +260,34 @@ def _layers(B, name, functions):
 class _LearningRate:
     """The course names the learning rate ``learning_rate``; nnfast reads ``lr``."""
 
+    learning_rate: float
+
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self.learning_rate
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self.learning_rate = value
 
-    def update(self, params, grad):
+    def update(self, params: Dict[str, Any], grad: Dict[str, Any]) -> None:
         """Update every array in ``params`` in place from ``grad``."""
-        return super().update(params, grad)
+        return cast(Any, super()).update(params, grad)  # the backend's optimizer, after this
 
 
-def _optimizer(B, name):
-    O = B.optimizer
+def _optimizer(B: Backend, name: str) -> types.ModuleType:
+    O: Any = B.optimizer  # Any: base classes chosen at run time
 
     class SGD(_LearningRate, O.SGD):
         """``p -= learning_rate*g``."""
 
-        def __init__(self, learning_rate=0.01):
+        def __init__(self, learning_rate: float = 0.01) -> None:
             super().__init__(learning_rate=learning_rate)
 
     class Momentum(_LearningRate, O.Momentum):
         """``v = momentum*v - learning_rate*g; p += v``."""
 
-        def __init__(self, learning_rate=0.01, momentum=0.9):
+        def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
             super().__init__(momentum=momentum, learning_rate=learning_rate)
 
     class Nesterov(_LearningRate, O.Nesterov):
@@ -281,10 +297,11 @@ def _optimizer(B, name):
         (validation and lazy state are nnfast's).
         """
 
-        def __init__(self, learning_rate=0.01, momentum=0.9):
+        def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
             super().__init__(momentum=momentum, learning_rate=learning_rate)
 
-        def _step(self, params, grads, hp):
+        def _step(self, params: Dict[str, Any], grads: Dict[str, Any],
+                  hp: Dict[str, float]) -> None:
             lr, momentum = hp["lr"], hp["momentum"]
             for key, g in grads.items():
                 v = self.v[key]
@@ -296,19 +313,20 @@ def _optimizer(B, name):
     class AdaGrad(_LearningRate, O.AdaGrad):
         """``h += g*g; p -= learning_rate*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, learning_rate=0.01):
+        def __init__(self, learning_rate: float = 0.01) -> None:
             super().__init__(learning_rate=learning_rate)
 
     class RMSprop(_LearningRate, O.RMSprop):
         """``h *= rho; h += (1-rho)*g*g; p -= learning_rate*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, learning_rate=0.01, decay_rate=0.99):
+        def __init__(self, learning_rate: float = 0.01, decay_rate: float = 0.99) -> None:
             super().__init__(decay_rate=decay_rate, learning_rate=learning_rate)
 
     class Adam(_LearningRate, O.Adam):
         """Adam with the bias correction folded into the step size."""
 
-        def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999):
+        def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9,
+                     beta2: float = 0.999) -> None:
             super().__init__(beta1=beta1, beta2=beta2, learning_rate=learning_rate)
 
     ns = {"np": np, "SGD": SGD, "Momentum": Momentum, "Nesterov": Nesterov,
@@ -318,8 +336,10 @@ def _optimizer(B, name):
     return make_module(name, doc, ns, OPTIMIZER_NAMES)
 
 
-def _trainer(B, name, optimizer):
-    class Trainer(B.trainer.Trainer):
+def _trainer(B: Backend, name: str, optimizer: types.ModuleType) -> types.ModuleType:
+    T: Any = B.trainer  # Any: the base class is chosen at run time
+
+    class Trainer(T.Trainer):
         """Mini-batch training loop with the course's names and printed lines.
 
         ``optimizer_name`` is 'SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'rmsprpo' (the
@@ -329,9 +349,12 @@ def _trainer(B, name, optimizer):
         """
         _opt_module = optimizer
 
-        def __init__(self, network, x_train, d_train, x_test, d_test, epochs=20,
-                     mini_batch_size=100, optimizer_name="SGD", optimizer_param=None,
-                     evaluate_sample_num_per_epoch=None, verbose=True):
+        def __init__(self, network: Any, x_train: npt.NDArray[Any], d_train: npt.NDArray[Any],
+                     x_test: npt.NDArray[Any], d_test: npt.NDArray[Any], epochs: int = 20,
+                     mini_batch_size: int = 100, optimizer_name: str = "SGD",
+                     optimizer_param: Optional[Dict[str, Any]] = None,
+                     evaluate_sample_num_per_epoch: Optional[int] = None,
+                     verbose: bool = True) -> None:
             if optimizer_param is None:
                 optimizer_param = {"learning_rate": 0.01}
             super().__init__(network, x_train, d_train, x_test, d_test, epochs,
@@ -339,26 +362,27 @@ def _trainer(B, name, optimizer):
                              evaluate_sample_num_per_epoch, verbose)
 
         @property
-        def t_train(self):
+        def t_train(self) -> Any:
             return self.d_train
 
         @t_train.setter
-        def t_train(self, value):
+        def t_train(self, value: Any) -> None:
             self.d_train = value
 
         @property
-        def t_test(self):
+        def t_test(self) -> Any:
             return self.d_test
 
         @t_test.setter
-        def t_test(self, value):
+        def t_test(self, value: Any) -> None:
             self.d_test = value
 
     ns = {"sys": sys, "os": os, "np": np, "optimizer": optimizer, "Trainer": Trainer}
     return make_module(name, "The course's common.trainer on nnfast.", ns, TRAINER_NAMES)
 
 
-def build(B, prefix):
+def build(B: Backend, prefix: str) -> Tuple[Dict[str, types.ModuleType],
+                                             Dict[str, types.ModuleType]]:
     """Build the course profile on backend ``B``; see :func:`nnfast.compat._book.build`."""
     functions = _functions(B, f"{prefix}.functions")
     layers = _layers(B, f"{prefix}.layers", functions)
