@@ -272,7 +272,7 @@ class _LearningRate:
 
     def update(self, params: Dict[str, Any], grad: Dict[str, Any]) -> None:
         """Update every array in ``params`` in place from ``grad``."""
-        return cast(Any, super()).update(params, grad)  # the backend's optimizer, after this
+        cast(Any, super()).update(params, grad)  # the backend's optimizer, after this mix-in
 
 
 def _optimizer(B: Backend, name: str) -> types.ModuleType:
