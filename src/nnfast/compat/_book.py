@@ -21,6 +21,10 @@ import numpy.typing as npt
 from ._support import (Backend, OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
                        make_mnist_module, make_module, original_cross_entropy, original_sigmoid)
 
+# Short names for the type comments of the long signatures below.
+_A = npt.NDArray[Any]  # an array
+_Kw = Optional[Dict[str, Any]]  # named settings (keyword arguments), or None
+
 
 def _unique(*groups: Iterable[str]) -> List[str]:
     out: List[str] = []
@@ -73,27 +77,33 @@ def _is_float_array(x: object) -> bool:
 def _functions(B: Backend, name: str) -> types.ModuleType:
     F = B.functions
 
-    def identity_function(x: Any) -> Any:
+    def identity_function(x):
+        # type: (Any) -> Any
         """Return ``x``."""
         return x
 
-    def step_function(x: npt.ArrayLike) -> npt.NDArray[Any]:
+    def step_function(x):
+        # type: (npt.ArrayLike) -> npt.NDArray[Any]
         """1 where ``x > 0`` else 0, as an int array (a 0-d array for a scalar)."""
         return np.array(np.asarray(x) > 0, dtype=int)
 
-    def sigmoid(x: Any) -> Any:
+    def sigmoid(x):
+        # type: (Any) -> Any
         """``1 / (1 + exp(-x))``, the book's formula (bit for bit)."""
         return original_sigmoid(x)
 
-    def sigmoid_grad(x: Any) -> Any:
+    def sigmoid_grad(x):
+        # type: (Any) -> Any
         """``(1 - sigmoid(x)) * sigmoid(x)``."""
         return (1.0 - sigmoid(x)) * sigmoid(x)
 
-    def relu(x: npt.ArrayLike) -> Any:
+    def relu(x):
+        # type: (npt.ArrayLike) -> Any
         """``max(0, x)`` element-wise (integer input stays integer, as in the book)."""
         return F.relu(x) if _is_float_array(x) else np.maximum(0, x)
 
-    def relu_grad(x: npt.ArrayLike) -> Any:
+    def relu_grad(x):
+        # type: (npt.ArrayLike) -> Any
         """1 where ``x >= 0`` else 0 (1 at 0), in x's dtype."""
         if _is_float_array(x):
             return F.relu_grad(x)
@@ -101,15 +111,18 @@ def _functions(B: Backend, name: str) -> types.ModuleType:
         grad[np.asarray(x) >= 0] = 1
         return grad
 
-    def softmax(x: npt.ArrayLike) -> Any:
+    def softmax(x):
+        # type: (npt.ArrayLike) -> Any
         """Softmax over the last axis (any ndim >= 1), max subtracted first."""
         return F.softmax(x)
 
-    def sum_squared_error(y: Any, t: Any) -> Any:
+    def sum_squared_error(y, t):
+        # type: (Any, Any) -> Any
         """The book's loss ``0.5 * sum((y - t)**2)`` (output first, teacher second)."""
         return 0.5 * np.sum((y - t) ** 2)
 
-    def cross_entropy_error(y: npt.ArrayLike, t: npt.ArrayLike) -> Any:
+    def cross_entropy_error(y, t):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """Mean over the batch of ``-log(y[n, t[n]] + 1e-7)``; output first, teacher second.
 
         ``t`` holds labels, or one-hot rows when ``t.size == y.size``. Labels of any shape
@@ -119,7 +132,8 @@ def _functions(B: Backend, name: str) -> types.ModuleType:
             return F.cross_entropy_error(t, y)
         return original_cross_entropy(t, y)
 
-    def softmax_loss(X: npt.ArrayLike, t: npt.ArrayLike) -> Any:
+    def softmax_loss(X, t):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """``cross_entropy_error(softmax(X), t)``."""
         if backend_takes_teacher(t, X):
             return F.softmax_with_loss(t, X)
@@ -136,11 +150,13 @@ def _functions(B: Backend, name: str) -> types.ModuleType:
 def _gradient(B: Backend, name: str) -> types.ModuleType:
     numerical_gradient = B.gradient.numerical_gradient
 
-    def _numerical_gradient_1d(f: Callable[[Any], Any], x: npt.NDArray[Any]) -> Any:
+    def _numerical_gradient_1d(f, x):
+        # type: (Callable[[Any], Any], npt.NDArray[Any]) -> Any
         """Central-difference gradient of ``f`` at the 1-D array ``x`` (h = 1e-4)."""
         return numerical_gradient(f, x)
 
-    def numerical_gradient_2d(f: Callable[[Any], Any], X: npt.NDArray[Any]) -> Any:
+    def numerical_gradient_2d(f, X):
+        # type: (Callable[[Any], Any], npt.NDArray[Any]) -> Any
         """Row by row for a 2-D ``X``: ``f`` is called with each *row* (the book's quirk)."""
         if X.ndim == 1:
             return numerical_gradient(f, X)
@@ -160,8 +176,8 @@ def _gradient(B: Backend, name: str) -> types.ModuleType:
 def _util(B: Backend, name: str) -> types.ModuleType:
     U = B.util
 
-    def conv_output_size(input_size: int, filter_size: int, stride: int = 1,
-                         pad: int = 0) -> float:
+    def conv_output_size(input_size, filter_size, stride=1, pad=0):
+        # type: (int, int, int, int) -> float
         """``(input_size + 2*pad - filter_size) / stride + 1`` — a float (true division),
         as in the book (nnfast.util.conv_output_size returns the int)."""
         return (input_size + 2 * pad - filter_size) / stride + 1
@@ -182,7 +198,8 @@ def make_layer_classes(B: Backend, sigmoid: Callable[[Any], Any],
         """ReLU layer. ``backward(dout)`` writes the zeros into ``dout`` itself and returns
         that same array, as the originals do (callers may rely on the aliasing)."""
 
-        def backward(self, dout: Any) -> Any:
+        def backward(self, dout):
+            # type: (Any) -> Any
             mask = self.mask
             if (mask is not None and type(dout) is np.ndarray and dout.flags.writeable
                     and dout.shape == mask.shape):
@@ -193,7 +210,8 @@ def make_layer_classes(B: Backend, sigmoid: Callable[[Any], Any],
     class Sigmoid(L.Sigmoid):
         """Sigmoid layer; forward uses the originals' formula ``1 / (1 + exp(-x))``."""
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
+            # type: (Any) -> Any
             out = sigmoid(x)
             self.out = out
             return out
@@ -215,8 +233,8 @@ def make_layer_classes(B: Backend, sigmoid: Callable[[Any], Any],
     class Pooling(L.Pooling):
         """Max pooling. ``pad > 0`` works (the originals crashed); float32 stays float32."""
 
-        def __init__(self, pool_h: int, pool_w: int, stride: int = pooling_stride,
-                     pad: int = 0) -> None:
+        def __init__(self, pool_h, pool_w, stride=pooling_stride, pad=0):
+            # type: (int, int, int, int) -> None
             super().__init__(pool_h, pool_w, stride, pad)
 
     return {"Relu": Relu, "Sigmoid": Sigmoid, "Affine": Affine, "Dropout": Dropout,
@@ -251,38 +269,43 @@ def _optimizer(B: Backend, name: str) -> types.ModuleType:
     class SGD(O.SGD):
         """``p -= lr*g``."""
 
-        def __init__(self, lr: float = 0.01) -> None:
+        def __init__(self, lr=0.01):
+            # type: (float) -> None
             super().__init__(lr)
 
     class Momentum(O.Momentum):
         """``v = momentum*v - lr*g; p += v``."""
 
-        def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        def __init__(self, lr=0.01, momentum=0.9):
+            # type: (float, float) -> None
             super().__init__(lr, momentum)
 
     class Nesterov(O.Nesterov):
         """``p += m*m*v; p -= (1+m)*lr*g; v *= m; v -= lr*g`` (the book's current order)."""
 
-        def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        def __init__(self, lr=0.01, momentum=0.9):
+            # type: (float, float) -> None
             super().__init__(lr, momentum)
 
     class AdaGrad(O.AdaGrad):
         """``h += g*g; p -= lr*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, lr: float = 0.01) -> None:
+        def __init__(self, lr=0.01):
+            # type: (float) -> None
             super().__init__(lr)
 
     class RMSprop(O.RMSprop):
         """``h *= rho; h += (1-rho)*g*g; p -= lr*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
+        def __init__(self, lr=0.01, decay_rate=0.99):
+            # type: (float, float) -> None
             super().__init__(lr, decay_rate)
 
     class Adam(O.Adam):
         """Adam with the bias correction folded into the step size."""
 
-        def __init__(self, lr: float = 0.001, beta1: float = 0.9,
-                     beta2: float = 0.999) -> None:
+        def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+            # type: (float, float, float) -> None
             super().__init__(lr, beta1, beta2)
 
     ns = {"np": np, "SGD": SGD, "Momentum": Momentum, "Nesterov": Nesterov,
@@ -307,9 +330,9 @@ def _nets(B: Backend, prefix: str, layers: types.ModuleType,
         """Fully connected net (Affine-activation)* - Affine - SoftmaxWithLoss."""
         _L = layers
 
-        def __init__(self, input_size: int, hidden_size_list: List[int], output_size: int,
-                     activation: str = "relu", weight_init_std: Any = "relu",
-                     weight_decay_lambda: float = 0) -> None:
+        def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                     weight_init_std="relu", weight_decay_lambda=0):
+            # type: (int, List[int], int, str, Any, float) -> None
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda)
 
@@ -318,10 +341,10 @@ def _nets(B: Backend, prefix: str, layers: types.ModuleType,
         keyword is the book's ``dropout_ration``."""
         _L = layers
 
-        def __init__(self, input_size: int, hidden_size_list: List[int], output_size: int,
-                     activation: str = "relu", weight_init_std: Any = "relu",
-                     weight_decay_lambda: float = 0, use_dropout: bool = False,
-                     dropout_ration: float = 0.5, use_batchnorm: bool = False) -> None:
+        def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                     weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
+                     dropout_ration=0.5, use_batchnorm=False):
+            # type: (int, List[int], int, str, Any, float, bool, float, bool) -> None
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda, use_dropout,
                              dropout_ration, use_batchnorm)
@@ -330,8 +353,8 @@ def _nets(B: Backend, prefix: str, layers: types.ModuleType,
         """Affine - Relu - Affine with SoftmaxWithLoss as ``lastLayer`` (ch05)."""
         _L = layers
 
-        def __init__(self, input_size: int, hidden_size: int, output_size: int,
-                     weight_init_std: float = 0.01) -> None:
+        def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01):
+            # type: (int, int, int, float) -> None
             super().__init__(input_size, hidden_size, output_size, weight_init_std)
 
     class SimpleConvNet(N.SimpleConvNet):
@@ -342,22 +365,22 @@ def _nets(B: Backend, prefix: str, layers: types.ModuleType,
         """
         _L = layers
 
-        def __init__(self, input_dim: Tuple[int, int, int] = (1, 28, 28),
-                     conv_param: Optional[Dict[str, int]] = None, hidden_size: int = 100,
-                     output_size: int = 10, weight_init_std: float = 0.01) -> None:
+        def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100,
+                     output_size=10, weight_init_std=0.01):
+            # type: (Tuple[int, int, int], Optional[Dict[str, int]], int, int, float) -> None
             super().__init__(input_dim, conv_param, hidden_size, output_size,
                              weight_init_std)
 
-        def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
-                     batch_size: int = 100) -> float:
+        def accuracy(self, x, t, batch_size=100):
+            # type: (npt.NDArray[Any], npt.NDArray[Any], int) -> float
             return accuracy_full_batches(self, x, t, batch_size, self.predict)
 
     class DeepConvNet(N.DeepConvNet):
         """The ch08 deep convnet (He init, dropout). ``accuracy`` as SimpleConvNet's."""
         _L = layers
 
-        def accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any],
-                     batch_size: int = 100) -> float:
+        def accuracy(self, x, t, batch_size=100):
+            # type: (npt.NDArray[Any], npt.NDArray[Any], int) -> float
             return accuracy_full_batches(
                 self, x, t, batch_size, lambda xb: self.predict(xb, train_flg=False))
 
@@ -386,12 +409,10 @@ def _trainer(B: Backend, name: str, optimizer: types.ModuleType) -> types.Module
         """
         _opt_module = optimizer
 
-        def __init__(self, network: Any, x_train: npt.NDArray[Any], t_train: npt.NDArray[Any],
-                     x_test: npt.NDArray[Any], t_test: npt.NDArray[Any], epochs: int = 20,
-                     mini_batch_size: int = 100, optimizer: str = "SGD",
-                     optimizer_param: Optional[Dict[str, Any]] = None,
-                     evaluate_sample_num_per_epoch: Optional[int] = None,
-                     verbose: bool = True) -> None:
+        def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20,
+                     mini_batch_size=100, optimizer="SGD", optimizer_param=None,
+                     evaluate_sample_num_per_epoch=None, verbose=True):
+            # type: (Any, _A, _A, _A, _A, int, int, str, _Kw, Optional[int], bool) -> None
             if optimizer_param is None:
                 optimizer_param = {"lr": 0.01}
             super().__init__(network, x_train, t_train, x_test, t_test, epochs,

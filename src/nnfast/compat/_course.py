@@ -23,6 +23,10 @@ from ._support import (Backend, OriginalTeacherShapes, accuracy_full_batches, ba
                        make_mnist_module, make_module, original_cross_entropy,
                        original_sigmoid, original_softmax_loss_grad)
 
+# Short names for the type comments of the long signatures below.
+_A = npt.NDArray[Any]  # an array
+_Kw = Optional[Dict[str, Any]]  # named settings (keyword arguments), or None
+
 FUNCTIONS_NAMES = ["np", "sigmoid", "relu", "step_function", "softmax", "softmax_with_loss",
                    "mean_squared_error", "cross_entropy_error", "d_sigmoid", "d_relu",
                    "d_step_function", "d_mean_squared_error", "d_softmax_with_loss",
@@ -48,19 +52,23 @@ def _is_float_array(x: object) -> bool:
 def _functions(B: Backend, name: str) -> types.ModuleType:
     F, U = B.functions, B.util
 
-    def sigmoid(x: Any) -> Any:
+    def sigmoid(x):
+        # type: (Any) -> Any
         """``1 / (1 + exp(-x))``, the course's formula (bit for bit)."""
         return original_sigmoid(x)
 
-    def relu(x: npt.ArrayLike) -> Any:
+    def relu(x):
+        # type: (npt.ArrayLike) -> Any
         """``max(0, x)`` element-wise."""
         return F.relu(x) if _is_float_array(x) else np.maximum(0, x)
 
-    def step_function(x: npt.ArrayLike) -> npt.NDArray[Any]:
+    def step_function(x):
+        # type: (npt.ArrayLike) -> npt.NDArray[Any]
         """``np.where(x > 0, 1, 0)``: an int array (0-d for a scalar)."""
         return np.where(np.asarray(x) > 0, 1, 0)
 
-    def softmax(x: Any) -> Any:
+    def softmax(x):
+        # type: (Any) -> Any
         """Per row for a 2-D ``x``; any other ``x`` is normalised as a whole (the course's
         rule: a 3-D input is *not* taken per last axis)."""
         x = np.asarray(x)
@@ -69,15 +77,18 @@ def _functions(B: Backend, name: str) -> types.ModuleType:
         y = F.softmax(x.reshape(-1)).reshape(x.shape)
         return y[()] if y.ndim == 0 else y
 
-    def softmax_with_loss(d: npt.ArrayLike, x: npt.ArrayLike) -> Any:
+    def softmax_with_loss(d, x):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """``cross_entropy_error(d, softmax(x))`` (teacher first)."""
         return cross_entropy_error(d, softmax(x))
 
-    def mean_squared_error(d: Any, y: Any) -> Any:
+    def mean_squared_error(d, y):
+        # type: (Any, Any) -> Any
         """The course's MSE ``mean((d - y)**2) / 2`` (teacher first)."""
         return F.mean_squared_error(d, y)
 
-    def cross_entropy_error(d: npt.ArrayLike, y: npt.ArrayLike) -> Any:
+    def cross_entropy_error(d, y):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """Mean over the batch of ``-log(y[n, d[n]] + 1e-7)`` (teacher first; one-hot
         when ``d.size == y.size``; labels of any shape that broadcasts against ``(N,)``
         give the course's value)."""
@@ -85,23 +96,28 @@ def _functions(B: Backend, name: str) -> types.ModuleType:
             return F.cross_entropy_error(d, y)
         return original_cross_entropy(d, y, name="d")
 
-    def d_sigmoid(x: Any) -> Any:
+    def d_sigmoid(x):
+        # type: (Any) -> Any
         """``(1 - sigmoid(x)) * sigmoid(x)``."""
         return (1.0 - sigmoid(x)) * sigmoid(x)
 
-    def d_relu(x: npt.ArrayLike) -> npt.NDArray[Any]:
+    def d_relu(x):
+        # type: (npt.ArrayLike) -> npt.NDArray[Any]
         """1 where ``x > 0`` else 0 (0 at 0), as an int array like the course's."""
         return np.where(np.asarray(x) > 0, 1, 0)
 
-    def d_step_function(x: Any) -> int:
+    def d_step_function(x):
+        # type: (Any) -> int
         """The course returns the Python int 0."""
         return 0
 
-    def d_mean_squared_error(d: Any, y: Any) -> Any:
+    def d_mean_squared_error(d, y):
+        # type: (Any, Any) -> Any
         """``(y - d) / d.shape[0]`` for an array teacher, else ``y - d``."""
         return F.d_mean_squared_error(d, y)
 
-    def d_softmax_with_loss(d: npt.ArrayLike, y: npt.ArrayLike) -> Any:
+    def d_softmax_with_loss(d, y):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """Gradient of softmax + cross-entropy w.r.t. the scores given ``y = softmax(x)``.
 
         The batch size is ``d.shape[0]``, as the course takes it: for a single 1-D sample
@@ -111,7 +127,8 @@ def _functions(B: Backend, name: str) -> types.ModuleType:
             return F.d_softmax_with_loss(d, y)
         return original_softmax_loss_grad(d, y, "d_softmax_with_loss", "d")
 
-    def d_sigmoid_with_loss(d: Any, y: Any) -> Any:
+    def d_sigmoid_with_loss(d, y):
+        # type: (Any, Any) -> Any
         """``y - d``."""
         return F.d_sigmoid_with_loss(d, y)
 
@@ -140,14 +157,17 @@ def _layers(B: Backend, name: str, functions: types.ModuleType) -> types.ModuleT
         _teacher_name = "d"
 
         @property
-        def t(self) -> Any:
+        def t(self):
+            # type: () -> Any
             return self.d
 
         @t.setter
-        def t(self, value: Any) -> None:
+        def t(self, value):
+            # type: (Any) -> None
             self.d = value
 
-        def forward(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Any:
+        def forward(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return super().forward(x, d)
 
     layers_ns: Dict[str, Any] = {}  # filled below; the nets look their layer classes up in it
@@ -160,21 +180,24 @@ def _layers(B: Backend, name: str, functions: types.ModuleType) -> types.ModuleT
         ``loss(x, d, train_flg=False)``, ``accuracy(X, D)``, ``gradient(x, d)``.
         """
 
-        def __init__(self, input_size: int, hidden_size_list: List[int], output_size: int,
-                     activation: str = "relu", weight_init_std: Any = "relu",
-                     weight_decay_lambda: float = 0, use_dropout: bool = False,
-                     dropout_ratio: float = 0.5, use_batchnorm: bool = False) -> None:
+        def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                     weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
+                     dropout_ratio=0.5, use_batchnorm=False):
+            # type: (int, List[int], int, str, Any, float, bool, float, bool) -> None
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda, use_dropout,
                              dropout_ratio, use_batchnorm)
 
-        def loss(self, x: npt.ArrayLike, d: npt.ArrayLike, train_flg: bool = False) -> Any:
+        def loss(self, x, d, train_flg=False):
+            # type: (npt.ArrayLike, npt.ArrayLike, bool) -> Any
             return super().loss(x, d, train_flg)
 
-        def accuracy(self, X: npt.ArrayLike, D: npt.ArrayLike) -> Any:
+        def accuracy(self, X, D):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return super().accuracy(X, D)
 
-        def gradient(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Any:
+        def gradient(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return super().gradient(x, d)
 
     class DoubleConvNet:
@@ -185,10 +208,9 @@ def _layers(B: Backend, name: str, functions: types.ModuleType) -> types.ModuleT
         ``accuracy(x, d, batch_size=100)`` scores whole batches only and divides by N.
         """
 
-        def __init__(self, input_dim: Tuple[int, int, int] = (1, 28, 28),
-                     conv_param_1: Optional[Dict[str, int]] = None,
-                     conv_param_2: Optional[Dict[str, int]] = None, hidden_size: int = 50,
-                     output_size: int = 10, weight_init_std: float = 0.01) -> None:
+        def __init__(self, input_dim=(1, 28, 28), conv_param_1=None, conv_param_2=None,
+                     hidden_size=50, output_size=10, weight_init_std=0.01):
+            # type: (Tuple[int, int, int], _Kw, _Kw, int, int, float) -> None
             cp1 = {"filter_num": 10, "filter_size": 7, "pad": 1, "stride": 1}
             cp2 = {"filter_num": 20, "filter_size": 3, "pad": 1, "stride": 1}
             cp1 = conv_param_1 if conv_param_1 is not None else cp1
@@ -223,19 +245,22 @@ def _layers(B: Backend, name: str, functions: types.ModuleType) -> types.ModuleT
             self.layers["Affine2"] = L["Affine"](p["W4"], p["b4"])
             self.last_layer = L["SoftmaxWithLoss"]()
 
-        def predict(self, x: Any) -> Any:
+        def predict(self, x):
+            # type: (Any) -> Any
             for layer in self.layers.values():
                 x = layer.forward(x)
             return x
 
-        def loss(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Any:
+        def loss(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return self.last_layer.forward(self.predict(x), d)
 
-        def accuracy(self, x: npt.NDArray[Any], d: npt.NDArray[Any],
-                     batch_size: int = 100) -> float:
+        def accuracy(self, x, d, batch_size=100):
+            # type: (npt.NDArray[Any], npt.NDArray[Any], int) -> float
             return accuracy_full_batches(self, x, d, batch_size, self.predict)
 
-        def gradient(self, x: npt.ArrayLike, d: npt.ArrayLike) -> Dict[str, Any]:
+        def gradient(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Dict[str, Any]
             self.loss(x, d)
             dout = self.last_layer.backward(1)
             for layer in reversed(list(self.layers.values())):
@@ -263,14 +288,17 @@ class _LearningRate:
     learning_rate: float
 
     @property
-    def lr(self) -> float:
+    def lr(self):
+        # type: () -> float
         return self.learning_rate
 
     @lr.setter
-    def lr(self, value: float) -> None:
+    def lr(self, value):
+        # type: (float) -> None
         self.learning_rate = value
 
-    def update(self, params: Dict[str, Any], grad: Dict[str, Any]) -> None:
+    def update(self, params, grad):
+        # type: (Dict[str, Any], Dict[str, Any]) -> None
         """Update every array in ``params`` in place from ``grad``."""
         cast(Any, super()).update(params, grad)  # the backend's optimizer, after this mix-in
 
@@ -281,13 +309,15 @@ def _optimizer(B: Backend, name: str) -> types.ModuleType:
     class SGD(_LearningRate, O.SGD):
         """``p -= learning_rate*g``."""
 
-        def __init__(self, learning_rate: float = 0.01) -> None:
+        def __init__(self, learning_rate=0.01):
+            # type: (float) -> None
             super().__init__(learning_rate=learning_rate)
 
     class Momentum(_LearningRate, O.Momentum):
         """``v = momentum*v - learning_rate*g; p += v``."""
 
-        def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
+        def __init__(self, learning_rate=0.01, momentum=0.9):
+            # type: (float, float) -> None
             super().__init__(momentum=momentum, learning_rate=learning_rate)
 
     class Nesterov(_LearningRate, O.Nesterov):
@@ -297,11 +327,12 @@ def _optimizer(B: Backend, name: str) -> types.ModuleType:
         (validation and lazy state are nnfast's).
         """
 
-        def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
+        def __init__(self, learning_rate=0.01, momentum=0.9):
+            # type: (float, float) -> None
             super().__init__(momentum=momentum, learning_rate=learning_rate)
 
-        def _step(self, params: Dict[str, Any], grads: Dict[str, Any],
-                  hp: Dict[str, float]) -> None:
+        def _step(self, params, grads, hp):
+            # type: (Dict[str, Any], Dict[str, Any], Dict[str, float]) -> None
             lr, momentum = hp["lr"], hp["momentum"]
             for key, g in grads.items():
                 v = self.v[key]
@@ -313,20 +344,22 @@ def _optimizer(B: Backend, name: str) -> types.ModuleType:
     class AdaGrad(_LearningRate, O.AdaGrad):
         """``h += g*g; p -= learning_rate*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, learning_rate: float = 0.01) -> None:
+        def __init__(self, learning_rate=0.01):
+            # type: (float) -> None
             super().__init__(learning_rate=learning_rate)
 
     class RMSprop(_LearningRate, O.RMSprop):
         """``h *= rho; h += (1-rho)*g*g; p -= learning_rate*g/(sqrt(h) + 1e-7)``."""
 
-        def __init__(self, learning_rate: float = 0.01, decay_rate: float = 0.99) -> None:
+        def __init__(self, learning_rate=0.01, decay_rate=0.99):
+            # type: (float, float) -> None
             super().__init__(decay_rate=decay_rate, learning_rate=learning_rate)
 
     class Adam(_LearningRate, O.Adam):
         """Adam with the bias correction folded into the step size."""
 
-        def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9,
-                     beta2: float = 0.999) -> None:
+        def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999):
+            # type: (float, float, float) -> None
             super().__init__(beta1=beta1, beta2=beta2, learning_rate=learning_rate)
 
     ns = {"np": np, "SGD": SGD, "Momentum": Momentum, "Nesterov": Nesterov,
@@ -349,12 +382,10 @@ def _trainer(B: Backend, name: str, optimizer: types.ModuleType) -> types.Module
         """
         _opt_module = optimizer
 
-        def __init__(self, network: Any, x_train: npt.NDArray[Any], d_train: npt.NDArray[Any],
-                     x_test: npt.NDArray[Any], d_test: npt.NDArray[Any], epochs: int = 20,
-                     mini_batch_size: int = 100, optimizer_name: str = "SGD",
-                     optimizer_param: Optional[Dict[str, Any]] = None,
-                     evaluate_sample_num_per_epoch: Optional[int] = None,
-                     verbose: bool = True) -> None:
+        def __init__(self, network, x_train, d_train, x_test, d_test, epochs=20,
+                     mini_batch_size=100, optimizer_name="SGD", optimizer_param=None,
+                     evaluate_sample_num_per_epoch=None, verbose=True):
+            # type: (Any, _A, _A, _A, _A, int, int, str, _Kw, Optional[int], bool) -> None
             if optimizer_param is None:
                 optimizer_param = {"learning_rate": 0.01}
             super().__init__(network, x_train, d_train, x_test, d_test, epochs,
@@ -362,19 +393,23 @@ def _trainer(B: Backend, name: str, optimizer: types.ModuleType) -> types.Module
                              evaluate_sample_num_per_epoch, verbose)
 
         @property
-        def t_train(self) -> Any:
+        def t_train(self):
+            # type: () -> Any
             return self.d_train
 
         @t_train.setter
-        def t_train(self, value: Any) -> None:
+        def t_train(self, value):
+            # type: (Any) -> None
             self.d_train = value
 
         @property
-        def t_test(self) -> Any:
+        def t_test(self):
+            # type: () -> Any
             return self.d_test
 
         @t_test.setter
-        def t_test(self, value: Any) -> None:
+        def t_test(self, value):
+            # type: (Any) -> None
             self.d_test = value
 
     ns = {"sys": sys, "os": os, "np": np, "optimizer": optimizer, "Trainer": Trainer}

@@ -197,7 +197,8 @@ class OriginalTeacherShapes:
     t: Any
     loss: Any
 
-    def forward(self, x: npt.ArrayLike, t: npt.ArrayLike) -> Any:
+    def forward(self, x, t):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         if backend_takes_teacher(t, x):
             return cast(Any, super()).forward(x, t)  # the backend's layer, after this mix-in
         where = "SoftmaxWithLoss.forward"
@@ -208,7 +209,8 @@ class OriginalTeacherShapes:
         self.y, self.t, self.loss = y, np.asarray(t), loss
         return loss
 
-    def backward(self, dout: Any = 1) -> Any:
+    def backward(self, dout=1):
+        # type: (Any) -> Any
         if self.y is None or backend_takes_teacher(self.t, self.y):
             return cast(Any, super()).backward(dout)
         return original_softmax_loss_grad(self.t, self.y, "SoftmaxWithLoss.backward",
@@ -242,8 +244,8 @@ def make_mnist_module(fullname: str, package: str) -> types.ModuleType:
     up when ``load_mnist`` is called, so installing a profile never loads or downloads data.
     """
 
-    def load_mnist(normalize: bool = True, flatten: bool = True,
-                   one_hot_label: bool = False) -> Any:
+    def load_mnist(normalize=True, flatten=True, one_hot_label=False):
+        # type: (bool, bool, bool) -> Any
         """Load MNIST as ``((x_train, t_train), (x_test, t_test))``.
 
         Read from the original's own folder (``mnist.pkl``, else the four gz files beside
