@@ -156,7 +156,7 @@ def _read_npy(path: str) -> npt.NDArray[Any]:
     import numpy as np
 
     try:
-        arr: npt.NDArray[Any] = np.load(path, allow_pickle=False)  # allow_pickle: an array
+        arr: npt.NDArray[Any] = np.load(path, allow_pickle=False)  # allow_pickle=False: an array
     except (OSError, ValueError) as exc:
         _fail("predict", f"{path} is not a readable .npy array ({exc})")
     if arr.dtype.kind not in "uif" or arr.size == 0 or arr.size % 784:
