@@ -1,10 +1,16 @@
 """Typing: the stub of the compiled module is up to date, and mypy --strict passes on the
 typed surface: the files listed under [tool.mypy] in pyproject.toml, i.e. nnfast.ops,
 nnfast._threads, the package's __init__, the _kernels stub, the public modules (functions,
-layers, nets, optimizer, trainer, util, gradient, datasets) and the reference modules they
+layers, nets, optimizer, trainer, util, gradient, datasets) and the reference package they
 inherit from (nnfast.reference: functions, util, layers, optimizer, nets, gradient, trainer),
-with the helpers _checks and _npz, and the NumPy autograd example. The array-arithmetic
-modules are checked with warn_return_any off (see the overrides in pyproject.toml)."""
+the helpers _checks, _npz and _blas, the plotting module, the command line (cli, _cli_eval,
+__main__), the compat profiles (nnfast.compat: the package, its __main__, _support, the
+_book/_course factories and the book/course modules), the benchmarks (nnfast.bench:
+workloads, timing, report, roofline, run) and the NumPy autograd example. Not checked:
+_dispatch and _fallback (reached through their annotated functions), distributed and search
+(being annotated separately). The array-arithmetic modules are checked with warn_return_any
+off, the compat factories with subclassing Any allowed (their bases are chosen at run time;
+see the overrides in pyproject.toml)."""
 import pathlib
 import subprocess
 import sys

@@ -23,14 +23,16 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import numpy.typing as npt
 
+# openblas_set_num_threads_local(n) -> the previous count
+_SetLocal = Callable[[int], int]
 
 
-def _find_set_local():
+def _find_set_local() -> Optional[_SetLocal]:
     """OpenBLAS's ``openblas_set_num_threads_local`` in the library NumPy loaded, or None."""
     base = os.path.dirname(os.path.dirname(np.__file__))
     for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*"):
@@ -45,7 +47,7 @@ def _find_set_local():
     return None
 
 
-def _decide():
+def _decide() -> Optional[_SetLocal]:
     off = os.environ.get("NNFAST_SERIAL_BLAS", "1").strip() == "0"
     return None if off else _find_set_local()
 

@@ -4,9 +4,17 @@ A run folder is what ``nnfast train`` writes: ``history.json`` (whose ``args`` s
 network was trained, on which data and split) and ``params.npz`` (or ``params.pkl``, the
 toolkit's pickle, read only when there is no ``.npz``: unpickling runs code from the file).
 """
+from __future__ import annotations
+
+import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, Any, List, NoReturn, Tuple
+
+if TYPE_CHECKING:  # for the types only: NumPy is imported when a command runs
+    import numpy as np
+    import numpy.typing as npt
 
 from .cli import _load_data, _make_net, _modules, _settings_namespace
 
@@ -14,11 +22,11 @@ from .cli import _load_data, _make_net, _modules, _settings_namespace
 IMAGE_SHAPE = (1, 28, 28)
 
 
-def _fail(command, message):
+def _fail(command: str, message: str) -> NoReturn:
     raise SystemExit(f"nnfast {command}: {message}")
 
 
-def load_run(command, folder, backend):
+def load_run(command: str, folder: str, backend: str) -> Tuple[Any, argparse.Namespace]:
     """(network with the saved parameters, run settings) of the run folder ``folder``."""
     import numpy as np
 
@@ -48,7 +56,7 @@ def load_run(command, folder, backend):
     _fail(command, f"{folder} holds neither params.npz nor params.pkl")
 
 
-def _as_inputs(net, args, x):
+def _as_inputs(net: Any, args: argparse.Namespace, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """``x`` (N, 1, 28, 28) float in [0, 1] shaped and typed for ``net``."""
     import numpy as np
 
@@ -56,7 +64,8 @@ def _as_inputs(net, args, x):
     return x.reshape(len(x), -1) if args.net in ("mlp", "twolayer") else x
 
 
-def confusion_matrix(true, pred, classes=10):
+def confusion_matrix(true: npt.ArrayLike, pred: npt.ArrayLike,
+                     classes: int = 10) -> npt.NDArray[np.int64]:
     """``m[i, j]``: how many samples of class i were predicted as j."""
     import numpy as np
 
@@ -65,7 +74,7 @@ def confusion_matrix(true, pred, classes=10):
     return m
 
 
-def format_confusion(m):
+def format_confusion(m: npt.NDArray[Any]) -> str:
     width = max(4, len(str(int(m.max()))) + 1)
     lines = [" " * 8 + "".join(f"{j:>{width}}" for j in range(len(m)))]
     for i, row in enumerate(m):
@@ -73,14 +82,14 @@ def format_confusion(m):
     return "\n".join(lines)
 
 
-def _predict_labels(net, x, batch=100):
+def _predict_labels(net: Any, x: npt.NDArray[Any], batch: int = 100) -> npt.NDArray[Any]:
     import numpy as np
 
     out = [np.argmax(net.predict(x[i:i + batch]), axis=1) for i in range(0, len(x), batch)]
     return np.concatenate(out)
 
 
-def eval(args):  # noqa: A001 - the subcommand's name
+def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     import numpy as np
 
     net, run = load_run("eval", args.params, args.backend)
@@ -114,7 +123,7 @@ def eval(args):  # noqa: A001 - the subcommand's name
 
 # --------------------------------------------------------------------------- predict
 
-def _read_png(path, invert):
+def _read_png(path: str, invert: str) -> npt.NDArray[Any]:
     """A PNG as one (1, 28, 28) float image in [0, 1], light digit on dark."""
     import numpy as np
 
@@ -142,12 +151,12 @@ def _read_png(path, invert):
     return img.reshape(1, *IMAGE_SHAPE)
 
 
-def _read_npy(path):
+def _read_npy(path: str) -> npt.NDArray[Any]:
     """A .npy file as (N, 1, 28, 28) floats in [0, 1]."""
     import numpy as np
 
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr: npt.NDArray[Any] = np.load(path, allow_pickle=False)  # allow_pickle=False: an array
     except (OSError, ValueError) as exc:
         _fail("predict", f"{path} is not a readable .npy array ({exc})")
     if arr.dtype.kind not in "uif" or arr.size == 0 or arr.size % 784:
@@ -165,12 +174,12 @@ def _read_npy(path):
     return x
 
 
-def predict(args):
+def predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nnfast.functions import softmax
 
-    batches = []
+    batches: List[Tuple[str, npt.NDArray[Any]]] = []
     for path in args.inputs:
         if not os.path.isfile(path):
             _fail("predict", f"input not found: {path}")

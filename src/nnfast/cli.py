@@ -12,11 +12,18 @@
 the arguments are parsed, so ``--threads`` can still reach NumPy's BLAS through the environment
 when threadpoolctl is not installed.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import sys
 import time
+import types
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
+
+if TYPE_CHECKING:  # for the types only: building the parser imports no NumPy
+    from nnfast.datasets.mnist import Split
 
 NETS = ("simpleconv", "deepconv", "alexnet", "mlp", "twolayer")
 # The Trainer's optimizer names (nnfast.reference.trainer.OPTIMIZER_NAMES, without the
@@ -28,7 +35,7 @@ DEFAULT_EPOCHS = 10
 
 # --------------------------------------------------------------------------- arguments
 
-def _opt_param(text):
+def _opt_param(text: str) -> Tuple[str, float]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -38,7 +45,7 @@ def _opt_param(text):
         raise argparse.ArgumentTypeError(f"{key}: expected a number, got {value!r}") from None
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -48,7 +55,7 @@ def _positive_int(text):
     return value
 
 
-def _hidden(text):
+def _hidden(text: str) -> List[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -58,7 +65,7 @@ def _hidden(text):
     return sizes
 
 
-def _version():
+def _version() -> str:
     """The installed distribution's version (the package's own when run from a checkout)."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -70,7 +77,7 @@ def _version():
         return __version__
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnfast", description="nnfast: train networks on compiled kernels, offline.")
     parser.add_argument("--version", action="version", version=f"nnfast {_version()}")
@@ -221,7 +228,7 @@ def build_parser():
     return parser
 
 
-def _add_search_parser(sub):
+def _add_search_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     se = sub.add_parser(
         "search", help="the book's random hyper-parameter search, on Optuna",
         description="The book's hyper-parameter search (ch06 hyperparameter_optimization): "
@@ -268,7 +275,7 @@ def _add_search_parser(sub):
     se.add_argument("--quiet", action="store_true", help="no line per trial")
 
 
-def _thread_list(text):
+def _thread_list(text: str) -> List[int]:
     counts = [_positive_int(part) for part in text.split(",") if part.strip()]
     if not counts:
         raise argparse.ArgumentTypeError(f"expected counts like 1,2, got {text!r}")
@@ -280,7 +287,7 @@ def _thread_list(text):
 ROOFLINE_NETS = ("simpleconv", "deepconv")
 
 
-def _add_bench_parser(sub):
+def _add_bench_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     be = sub.add_parser(
         "bench", help="time nnfast against its NumPy reference (and PyTorch CPU if installed)",
         description="Time a fixed suite (convolution, max pooling, affine, softmax + "
@@ -323,7 +330,7 @@ def _add_bench_parser(sub):
 
 # --------------------------------------------------------------------------- helpers
 
-def _limit_threads(n):
+def _limit_threads(n: Optional[int]) -> Any:
     """Kernel threads via nnfast, BLAS threads via threadpoolctl or (before NumPy loads) env."""
     import nnfast
 
@@ -340,15 +347,18 @@ def _limit_threads(n):
     return threadpool_limits(n)
 
 
-def _modules(backend):
-    if backend == "reference":
-        from nnfast.reference import gradient, nets, trainer
-    else:
-        from nnfast import gradient, nets, trainer
+def _modules(backend: str) -> Tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
+    """The backend's (nets, trainer, gradient) modules."""
+    from importlib import import_module
+
+    base = "nnfast.reference" if backend == "reference" else "nnfast"
+    nets, trainer, gradient = (import_module(f"{base}.{m}")
+                               for m in ("nets", "trainer", "gradient"))
     return nets, trainer, gradient
 
 
-def _make_net(nets, name, input_dim, output_size, dtype, args):
+def _make_net(nets: types.ModuleType, name: str, input_dim: Tuple[int, int, int],
+              output_size: int, dtype: type, args: argparse.Namespace) -> Any:
     """The network ``name`` for images of ``input_dim`` (C, H, W)."""
     import numpy as np
 
@@ -373,7 +383,7 @@ def _make_net(nets, name, input_dim, output_size, dtype, args):
     return nets.TwoLayerNet(flat, hidden[0], output_size, weight_init_std=init, dtype=dtype)
 
 
-def _init_rule(text):
+def _init_rule(text: str) -> Union[float, str]:
     try:
         return float(text)
     except ValueError:
@@ -392,7 +402,7 @@ _NET_TITLES = {"simpleconv": "SimpleConvNet", "deepconv": "DeepConvNet",
                "twolayer": "TwoLayerNet"}
 
 
-def _load_data(name, flatten, seed, test_per_class):
+def _load_data(name: str, flatten: bool, seed: int, test_per_class: int) -> Split:
     from nnfast.datasets import load_mnist, load_mnist_5k
 
     try:
@@ -403,7 +413,7 @@ def _load_data(name, flatten, seed, test_per_class):
         raise SystemExit(f"nnfast train: cannot load the data set {name!r}:\n{exc}") from None
 
 
-def _kernel_summary(nnfast):
+def _kernel_summary(nnfast: types.ModuleType) -> str:
     """One line: how many dispatched ops run compiled, and which do not."""
     info = nnfast.build_info()
     ops = info["kernels"]
@@ -418,7 +428,7 @@ def _kernel_summary(nnfast):
     return text
 
 
-def _rate(images, seconds):
+def _rate(images: float, seconds: float) -> float:
     return images / seconds if seconds > 0 else float("inf")
 
 
@@ -436,18 +446,18 @@ _LATER_RUN_KEYS = {"sampling": "choice"}
 CHECKPOINT_FILE = "checkpoint.npz"
 
 
-def _run_settings(args):
+def _run_settings(args: argparse.Namespace) -> Dict[str, Any]:
     return {key: getattr(args, key) for key in RUN_KEYS}
 
 
-def _settings_namespace(settings):
+def _settings_namespace(settings: Dict[str, Any]) -> argparse.Namespace:
     """A namespace of recorded run settings, JSON lists turned back into what argparse gives."""
     ns = argparse.Namespace(**settings)
     ns.opt_param = [tuple(pair) for pair in ns.opt_param]
     return ns
 
 
-def _apply_resume(args):
+def _apply_resume(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
     """Fill ``args`` from the checkpoint in ``args.resume``; return (checkpoint path, meta)."""
     from nnfast.trainer import read_checkpoint_meta
 
@@ -484,7 +494,7 @@ def _apply_resume(args):
 
 # --------------------------------------------------------------------------- train
 
-def train(args):
+def train(args: argparse.Namespace) -> int:
     comm = None
     if args.distributed:
         try:
@@ -494,7 +504,8 @@ def train(args):
             raise SystemExit(f"nnfast train --distributed: {exc}") from None
         if args.threads is None:
             args.threads = distributed.default_threads(comm)
-        return distributed.abort_on_error(_train_with_threads, args, comm, comm=comm)
+        # nnfast.distributed is not annotated yet (its result is _train_with_threads')
+        return cast(int, distributed.abort_on_error(_train_with_threads, args, comm, comm=comm))
     from nnfast.distributed import mpi_world_size_from_env
 
     ranks = mpi_world_size_from_env()
@@ -505,7 +516,7 @@ def train(args):
     return _train_with_threads(args, None)
 
 
-def _train_with_threads(args, comm):
+def _train_with_threads(args: argparse.Namespace, comm: Any) -> int:
     limits = _limit_threads(args.threads)
     try:
         return _train(args, comm)
@@ -514,7 +525,7 @@ def _train_with_threads(args, comm):
             limits.restore_original_limits()
 
 
-def _train(args, comm=None):
+def _train(args: argparse.Namespace, comm: Any = None) -> int:
     import numpy as np
 
     import nnfast
@@ -552,7 +563,7 @@ def _train(args, comm=None):
 
     epochs = args.epochs
 
-    def on_epoch(tr):
+    def on_epoch(tr: Any) -> None:
         h = tr.history
         steps = tr.current_iter + 1
         images = steps * tr.batch_size
@@ -674,7 +685,8 @@ def _train(args, comm=None):
 
 # --------------------------------------------------------------------------- gradcheck
 
-def _small_net(nets, name, dtype):
+def _small_net(nets: types.ModuleType, name: str,
+               dtype: type) -> Tuple[Any, Tuple[int, ...], int]:
     """A network small enough for numerical gradients, its input shape per sample and its
     number of classes."""
     if name == "simpleconv":
@@ -700,7 +712,7 @@ def _small_net(nets, name, dtype):
     return nets.TwoLayerNet(6, 5, 4, weight_init_std=0.5, dtype=dtype), (6,), 4
 
 
-def gradcheck(args):
+def gradcheck(args: argparse.Namespace) -> int:
     import numpy as np
 
     nets, _, gradient = _modules(args.backend)
@@ -724,7 +736,7 @@ def gradcheck(args):
     np.random.seed(mask_seed)
     grad_backprop = net.gradient(x, t)
 
-    def loss(_):
+    def loss(_: object) -> Any:
         np.random.seed(mask_seed)
         return net.loss(x, t, train_flg=True)
 
@@ -752,7 +764,7 @@ def gradcheck(args):
 
 # --------------------------------------------------------------------------- search
 
-def search(args):
+def search(args: argparse.Namespace) -> int:
     try:
         from nnfast import search as _search
 
@@ -799,7 +811,7 @@ def search(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -808,7 +820,7 @@ def main(argv=None):
     if args.command in ("eval", "predict"):
         from nnfast import _cli_eval
 
-        return getattr(_cli_eval, args.command)(args)
+        return _cli_eval.eval(args) if args.command == "eval" else _cli_eval.predict(args)
     if args.command == "search":
         return search(args)
     if args.command == "bench":

@@ -6,12 +6,23 @@ change to the user's global matplotlib backend.
 from __future__ import annotations
 
 import os
-from typing import Any, List, Mapping, Optional, Union
+from typing import (TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple, Type,
+                    TypeVar, Union)
+
+if TYPE_CHECKING:  # matplotlib is optional and imported only when a chart is drawn
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    import numpy.typing as npt
+
+# the functions return the path they were given
+_Path = TypeVar("_Path", bound=Union[str, "os.PathLike[str]"])
+_Labels = Union["npt.NDArray[Any]", Sequence[int]]
 
 __all__ = ["save_learning_curve", "save_ratio_chart", "save_misclassified"]
 
 
-def _require_matplotlib(what="saving a learning curve"):
+def _require_matplotlib(what: str = "saving a learning curve"
+                        ) -> Tuple[Type[Figure], Type[FigureCanvasAgg]]:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -23,15 +34,15 @@ def _require_matplotlib(what="saving a learning curve"):
     return Figure, FigureCanvasAgg
 
 
-def _series(history, key):
+def _series(history: Mapping[str, List[Any]], key: str) -> Tuple[List[Any], List[Any]]:
     """(epochs, values) of ``history[key]``, skipping unrecorded (None) values."""
     pairs = [(e, v) for e, v in zip(history["epoch"], history.get(key, [])) if v is not None]
     return [e for e, _ in pairs], [v for _, v in pairs]
 
 
 def save_learning_curve(history: Mapping[str, List[Any]],
-                        path: Union[str, "os.PathLike[str]"], title: Optional[str] = None,
-                        dpi: int = 100) -> Any:
+                        path: _Path, title: Optional[str] = None,
+                        dpi: int = 100) -> _Path:
     """Two panels, loss and accuracy per epoch (train and test), saved as a PNG at ``path``.
 
     ``history`` is ``Trainer.history`` (keys ``epoch, train_loss, test_loss, train_acc,
@@ -62,20 +73,21 @@ def save_learning_curve(history: Mapping[str, List[Any]],
     ax_acc.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path, dpi)
+    _save(fig, path, dpi)
+    return path
 
 
-def _save(fig, path, dpi):
-    """Lay out ``fig`` and write it to ``path`` as PNG (creating its folder); returns path."""
+def _save(fig: Figure, path: Union[str, "os.PathLike[str]"], dpi: int) -> None:
+    """Lay out ``fig`` and write it to ``path`` as PNG (creating its folder)."""
     fig.tight_layout()
     folder = os.path.dirname(os.fspath(path))
     if folder:
         os.makedirs(folder, exist_ok=True)
     fig.savefig(path, format="png", dpi=dpi)
-    return path
 
 
-def save_ratio_chart(labels, series, path, title=None, dpi=100):
+def save_ratio_chart(labels: Sequence[str], series: Mapping[str, Sequence[Optional[float]]],
+                     path: _Path, title: Optional[str] = None, dpi: int = 100) -> _Path:
     """Horizontal bars of speed-up ratios on a log axis, one group of bars per label.
 
     ``series`` maps a legend entry (e.g. ``"vs reference"``) to one ratio per label (None:
@@ -112,10 +124,12 @@ def save_ratio_chart(labels, series, path, title=None, dpi=100):
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path, dpi)
+    _save(fig, path, dpi)
+    return path
 
 
-def save_misclassified(images, true, pred, path, columns=8, dpi=100):
+def save_misclassified(images: npt.ArrayLike, true: _Labels, pred: _Labels, path: _Path,
+                       columns: int = 8, dpi: int = 100) -> _Path:
     """A grid of digit images titled ``true -> predicted``, saved as a PNG at ``path``.
 
     ``images`` is (N, 784), (N, 28, 28) or (N, 1, 28, 28) (any scale; shown in grey), ``true``
@@ -145,4 +159,5 @@ def save_misclassified(images, true, pred, path, columns=8, dpi=100):
         if i < n:
             ax.imshow(images[i].reshape(side, side), cmap="gray", interpolation="nearest")
             ax.set_title(f"{int(true[i])} -> {int(pred[i])}", fontsize=8)
-    return _save(fig, path, dpi)
+    _save(fig, path, dpi)
+    return path

@@ -11,20 +11,35 @@ before and after the workloads). For memory-bound rows ``gbps`` is ``bytes / med
 (nnfast's own element-wise pass over 64 MiB, best sample, before and after the workloads).
 The table shows either pair in its two metric columns, "rate" and "of roof".
 """
+from __future__ import annotations
+
 import json
 import math
+import os
 import statistics
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, Type, TypeVar, Union)
+
+if TYPE_CHECKING:
+    from .workloads import Workload
 
 SCHEMA = "nnfast-bench/1"
 
+#: One result record (``summarize``), a measured roof, the whole report: JSON objects.
+Record = Dict[str, Any]
+_P = TypeVar("_P", bound=Union[str, "os.PathLike[str]"])
+_M = TypeVar("_M", bound=Mapping[str, Any])
 
-def median(samples):
+
+def median(samples: Sequence[float]) -> float:
     if not samples:
         raise ValueError("median: no samples")
     return float(statistics.median(samples))
 
 
-def summarize(workload, dtype, threads, timings, peak_gflops=None, copy_gbps=None):
+def summarize(workload: Workload, dtype: object, threads: int,
+              timings: Mapping[str, Mapping[str, Any]], peak_gflops: Optional[float] = None,
+              copy_gbps: Optional[float] = None) -> Record:
     """One result record from ``timings`` ({impl: {"samples_s": [...], "number": n}}).
 
     ``workload`` needs ``name, kind, shape, flops`` (and ``bytes(dtype)`` for a memory-bound
@@ -32,12 +47,13 @@ def summarize(workload, dtype, threads, timings, peak_gflops=None, copy_gbps=Non
     dtype and thread count (None: no fraction). Ratios are None when a side is missing.
     """
     impls = {impl: {**t, "median_s": median(t["samples_s"])} for impl, t in timings.items()}
-    mine = impls.get("nnfast", {}).get("median_s")
+    mine: Optional[float] = impls.get("nnfast", {}).get("median_s")
 
-    def ratio(other):
+    def ratio(other: str) -> Optional[float]:
         if mine is None or other not in impls:
             return None
-        return impls[other]["median_s"] / mine
+        theirs: float = impls[other]["median_s"]
+        return theirs / mine
 
     gflops = workload.flops / mine / 1e9 if workload.flops and mine else None
     nbytes = None if workload.flops else _bytes(workload, dtype)
@@ -50,15 +66,16 @@ def summarize(workload, dtype, threads, timings, peak_gflops=None, copy_gbps=Non
                       peak_gflops, copy_gbps)
 
 
-def _bytes(workload, dtype):
+def _bytes(workload: Workload, dtype: Any) -> Optional[int]:
     count = getattr(workload, "bytes", None)
     return count(dtype) if callable(count) else None
 
 
-def with_roofs(result, peak_gflops=None, copy_gbps=None):
+def with_roofs(result: Mapping[str, Any], peak_gflops: Optional[float] = None,
+               copy_gbps: Optional[float] = None) -> Record:
     """``result`` with ``fraction_of_gemm_peak`` and ``fraction_of_copy_roof`` set from the
     GEMM peak (GFLOP/s) and the copy roof (GB/s) of its dtype and threads (None: unknown)."""
-    def fraction(rate, roof):
+    def fraction(rate: Optional[float], roof: Optional[float]) -> Optional[float]:
         return rate / roof if rate is not None and roof else None
     return {**result, "fraction_of_gemm_peak": fraction(result["gflops"], peak_gflops),
             "fraction_of_copy_roof": fraction(result.get("gbps"), copy_gbps)}
@@ -70,7 +87,7 @@ COLUMNS = ("workload", "dtype", "thr", "nnfast ms", "reference ms", "torch ms", 
            "vs torch", "rate", "of roof")
 
 
-def _ms(seconds):
+def _ms(seconds: Optional[float]) -> str:
     if seconds is None:
         return "-"
     ms = seconds * 1e3
@@ -83,15 +100,15 @@ def _ms(seconds):
     return f"{ms:.3f}"
 
 
-def _ratio(value):
+def _ratio(value: Optional[float]) -> str:
     if value is None:
         return "-"
     return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
 
 
-def table_rows(results):
+def table_rows(results: Iterable[Mapping[str, Any]]) -> List[List[str]]:
     """The table's cells (strings), one list per result."""
-    rows = []
+    rows: List[List[str]] = []
     for r in results:
         med = {impl: t["median_s"] for impl, t in r["impls"].items()}
         rows.append([
@@ -103,10 +120,10 @@ def table_rows(results):
     return rows
 
 
-def _metric_cells(r):
+def _metric_cells(r: Mapping[str, Any]) -> Tuple[str, str]:
     """The "rate" and "of roof" cells: GFLOP/s of the GEMM peak for GEMM-bound rows, GB/s of
     the copy roof for memory-bound ones, "-" otherwise."""
-    def percent(fraction, roof):
+    def percent(fraction: Optional[float], roof: str) -> str:
         return "-" if fraction is None else f"{100 * fraction:.0f}% {roof}"
     if r["gflops"] is not None:
         return f"{r['gflops']:.1f} GFLOP/s", percent(r["fraction_of_gemm_peak"], "peak")
@@ -115,7 +132,7 @@ def _metric_cells(r):
     return "-", "-"
 
 
-def format_table(results, markdown=False):
+def format_table(results: Iterable[Mapping[str, Any]], markdown: bool = False) -> str:
     """The results as an aligned text table (or a Markdown table)."""
     rows = table_rows(results)
     if markdown:
@@ -125,14 +142,14 @@ def format_table(results, markdown=False):
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c)
               for i, c in enumerate(COLUMNS)]
 
-    def line(cells):
+    def line(cells: Sequence[str]) -> str:
         return "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
                          for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths])]
                      + [line(row) for row in rows])
 
 
-def format_peaks(peaks):
+def format_peaks(peaks: Iterable[Mapping[str, Any]]) -> str:
     """One line per measured GEMM rate."""
     return "\n".join(f"numpy.matmul {p['dtype']} {'x'.join(map(str, p['shape'][:2]))} @ "
                      f"{p['shape'][2]}, {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
@@ -140,7 +157,7 @@ def format_peaks(peaks):
                      for p in peaks)
 
 
-def format_copy_roofs(roofs):
+def format_copy_roofs(roofs: Iterable[Mapping[str, Any]]) -> str:
     """One line per measured copy roof."""
     return "\n".join(f"copy {r['kernel']} {r['dtype']} {r['mib']} MiB -> {r['mib']} MiB, "
                      f"{r['threads']} thread(s): {r['gbps']:.1f} GB/s (best sample; median "
@@ -149,7 +166,9 @@ def format_copy_roofs(roofs):
 
 # --------------------------------------------------------------------------- JSON
 
-def report(machine, settings, peaks, results, command=None, copy_roofs=(), skipped=()):
+def report(machine: Mapping[str, Any], settings: Mapping[str, Any], peaks: List[Record],
+           results: List[Record], command: Optional[str] = None,
+           copy_roofs: Iterable[Record] = (), skipped: Iterable[Record] = ()) -> Record:
     """The whole run as one JSON-serialisable dict (schema ``nnfast-bench/1``; ``copy_roof``
     and ``skipped`` were added to it, readers of older files find them missing)."""
     return {"schema": SCHEMA, "command": command, "machine": machine, "settings": settings,
@@ -157,14 +176,15 @@ def report(machine, settings, peaks, results, command=None, copy_roofs=(), skipp
             "skipped": list(skipped)}
 
 
-def write_json(data, path):
+def write_json(data: Mapping[str, Any], path: Union[str, "os.PathLike[str]"]) -> None:
     with open(path, "w") as f:
         json.dump(data, f, indent=1, allow_nan=False)
 
 
-def check_report(data):
+def check_report(data: _M) -> _M:
     """Raise ValueError when ``data`` does not follow schema ``nnfast-bench/1``."""
-    def need(obj, key, kind, where):
+    def need(obj: Mapping[str, Any], key: str, kind: Union[Type[Any], Tuple[Type[Any], ...]],
+             where: str) -> Any:
         if key not in obj or not isinstance(obj[key], kind):
             raise ValueError(f"{where}: {key!r} missing or not {kind}")
         return obj[key]
@@ -205,11 +225,13 @@ def check_report(data):
 
 # --------------------------------------------------------------------------- chart
 
-def save_chart(results, path, title=None):
+def save_chart(results: Iterable[Mapping[str, Any]], path: _P,
+               title: Optional[str] = None) -> _P:
     """Bar chart PNG of the ratios (see nnfast.plotting.save_ratio_chart)."""
     from nnfast.plotting import save_ratio_chart
 
-    labels, series = [], {"vs reference": [], "vs torch": []}
+    labels: List[str] = []
+    series: Dict[str, List[Optional[float]]] = {"vs reference": [], "vs torch": []}
     for r in results:
         labels.append(f"{r['workload']} {r['dtype'].replace('float', 'f')} t{r['threads']}")
         series["vs reference"].append(r["ratio_vs_reference"])

@@ -15,25 +15,39 @@ measured in the same run: numpy.matmul's best rate on a large GEMM of the same d
 a GEMM-shaped pass can reach here) and the best rate of a streaming copy split over the same
 number of threads, on arrays as large as the step's largest activations and larger.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from nnfast.optimizer import Adam
 
 from . import timing
-from .workloads import make_net
+from .workloads import DType, make_net
+
+#: A pass's model (``{"flops", "bytes"}``, and ``"method"``, ``"direct"`` for a
+#: convolution); a pass (``{"pass", "fn", "flops", "bytes", "method"}``); a row.
+Model = Dict[str, Any]
 
 _MASK_BYTES = 1      # Relu keeps a bool mask
 _ARGMAX_BYTES = 4    # max pooling keeps int32 window offsets
 _DRAW_BYTES = 8      # Dropout compares NumPy's float64 uniform draws
 
 
-def _conv_model(layer, x, dout, s):
+def _conv_model(layer: Any, x: npt.NDArray[Any], dout: npt.NDArray[Any],
+                s: int) -> Tuple[Model, Model]:
     """Compulsory traffic of the method the layer runs (``_dispatch.conv_plan``): the direct
     kernels ("channels", "planes") build no columns, and their input gradient is a second
     direct convolution (stride 1, pad below the filter size); im2col + GEMM ("columns")
     writes the column matrix and reads it back, and its input gradient writes the column
     gradient and reads it back (col2im). Returns (forward, backward) dicts."""
     from nnfast import _dispatch
+
+    # not annotated in nnfast._dispatch (another module's): their signatures, typed here
+    conv_plan = cast(Callable[[int, int, int, int, int, int], str], _dispatch.conv_plan)
+    direct_runs = cast(Callable[[int, int, int, int, int, int, int], bool], _dispatch._direct)
 
     fn, c, fh, fw = layer.W.shape
     n, _, oh, ow = dout.shape
@@ -42,8 +56,8 @@ def _conv_model(layer, x, dout, s):
     product = 2 * rows * k * fn
     col = rows * k * s
     weights = (layer.W.size + layer.b.size) * s
-    plan = _dispatch.conv_plan(c, fn, fh, fw, layer.stride, oh * ow)
-    direct = _dispatch._direct(n, c, fn, layer.stride, oh * ow, fh, fw)
+    plan = conv_plan(c, fn, fh, fw, layer.stride, oh * ow)
+    direct = direct_runs(n, c, fn, layer.stride, oh * ow, fh, fw)
     one_by_one = fh == fw == 1 and layer.stride == 1 and layer.pad == 0  # a GEMM, no im2col
     cols = 0 if direct or one_by_one else 2 * col
     dx = not layer.skip_dx
@@ -56,14 +70,15 @@ def _conv_model(layer, x, dout, s):
         dx_direct = direct and layer.stride == 1 and layer.pad <= min(fh, fw) - 1
         # reads W, writes dx; through columns also the column gradient, written and read
         bwd_bytes += weights + x.nbytes + (0 if dx_direct or one_by_one else 2 * col)
-        dx_plan = _dispatch.conv_plan(fn, c, fh, fw, 1, h * w)
+        dx_plan = conv_plan(fn, c, fh, fw, 1, h * w)
         method += " + dx " + (("channels" if dx_plan == "channels" else "planes")
                               if dx_direct else plan if one_by_one else "columns")
     bwd = {"flops": product * (2 if dx else 1), "bytes": bwd_bytes, "method": method}
     return fwd, bwd
 
 
-def _affine_model(layer, x, dout, s):
+def _affine_model(layer: Any, x: npt.NDArray[Any], dout: npt.NDArray[Any],
+                  s: int) -> Tuple[Model, Model]:
     d, m = layer.W.shape
     n = dout.shape[0]
     weights = (layer.W.size + layer.b.size) * s
@@ -74,7 +89,8 @@ def _affine_model(layer, x, dout, s):
     return fwd, bwd
 
 
-def _layer_model(name, layer, x, out, s):
+def _layer_model(name: str, layer: Any, x: npt.NDArray[Any], out: npt.NDArray[Any],
+                 s: int) -> Tuple[Model, Model]:
     kind = type(layer).__name__
     if kind == "Convolution":
         return _conv_model(layer, x, out, s)
@@ -102,12 +118,13 @@ def _layer_model(name, layer, x, out, s):
 _SHORT_NAMES = {"Convolution": "Conv", "Pooling": "Pool"}
 
 
-def _named_layers(net):
+def _named_layers(net: Any) -> List[Tuple[str, Any]]:
     """[(name, layer)] in order: the keys of an OrderedDict of layers (SimpleConvNet), or
     for a list (DeepConvNet) names numbered per kind as SimpleConvNet's: Conv1, Relu1, ..."""
     if isinstance(net.layers, dict):
         return list(net.layers.items())
-    counts, named = {}, []
+    counts: Dict[str, int] = {}
+    named: List[Tuple[str, Any]] = []
     for layer in net.layers:
         kind = type(layer).__name__
         counts[kind] = counts.get(kind, 0) + 1
@@ -115,7 +132,7 @@ def _named_layers(net):
     return named
 
 
-def _forward(layer, x):
+def _forward(layer: Any, x: npt.NDArray[Any]) -> Any:
     from nnfast import layers as native_layers
 
     if isinstance(layer, (native_layers.Dropout, native_layers.BatchNormalization)):
@@ -123,26 +140,29 @@ def _forward(layer, x):
     return layer.forward(x)
 
 
-def _pass(name, fn, model, **extra):
+def _pass(name: str, fn: Callable[[], Any], model: Model, **extra: Any) -> Dict[str, Any]:
     return {"pass": name, "fn": fn, "flops": model["flops"], "bytes": model["bytes"],
             "method": model.get("method", ""), **extra}
 
 
-def net_passes(name, dtype=np.float32):
+def net_passes(name: str, dtype: DType = np.float32
+               ) -> Tuple[List[Dict[str, Any]], Callable[[], Any]]:
     """The passes of one training step of the network ``name`` ("SimpleConvNet" or
     "DeepConvNet"), batch 100: ``([{"pass", "fn", "flops", "bytes", "method"}], step)``,
     ``fn`` and ``step`` zero-argument callables (one pass; the whole step)."""
     net, (x, t) = make_net("nnfast", name, dtype)
     s = np.dtype(dtype).itemsize
     layers = _named_layers(net)
-    inputs, outputs, h = [], [], x
+    inputs: List[npt.NDArray[Any]] = []
+    outputs: List[npt.NDArray[Any]] = []
+    h = x
     for _, layer in layers:
         inputs.append(h)
         h = _forward(layer, h)
         outputs.append(h)
     last = net.last_layer
     last.forward(h, t)
-    douts = [None] * len(layers)
+    douts: List[Optional[npt.NDArray[Any]]] = [None] * len(layers)
     d = last.backward(1)
     for i in range(len(layers) - 1, -1, -1):
         douts[i] = d
@@ -162,7 +182,8 @@ def net_passes(name, dtype=np.float32):
     # layers one after the other: the ReLU's own traffic is counted then.
     models = [_layer_model(lname, layer, inputs[i], outputs[i], s)
               for i, (lname, layer) in enumerate(layers)]
-    forward, backward = [], []
+    forward: List[Dict[str, Any]] = []
+    backward: List[Dict[str, Any]] = []
     i = 0
     while i < len(layers):
         lname, layer = layers[i]
@@ -171,15 +192,20 @@ def net_passes(name, dtype=np.float32):
             relu_name, relu = layers[i + 1]
             relu_fwd = models[i + 1][0]
             extra = outputs[i].size * _MASK_BYTES if fwd["direct"] else relu_fwd["bytes"]
+
+            def fused_forward(l: Any = layer, r: Any = relu,
+                              a: npt.NDArray[Any] = inputs[i]) -> Any:
+                return l._forward_relu(a, r)
             forward.append(_pass(
-                f"{lname} + {relu_name} forward",
-                (lambda l=layer, r=relu, a=inputs[i]: l._forward_relu(a, r)),
+                f"{lname} + {relu_name} forward", fused_forward,
                 {**fwd, "flops": fwd["flops"] + relu_fwd["flops"],
                  "bytes": fwd["bytes"] + extra}))
             i += 2
             continue
-        forward.append(_pass(f"{lname} forward", (lambda l=layer, a=inputs[i]: _forward(l, a)),
-                             fwd))
+
+        def layer_forward(l: Any = layer, a: npt.NDArray[Any] = inputs[i]) -> Any:
+            return _forward(l, a)
+        forward.append(_pass(f"{lname} forward", layer_forward, fwd))
         i += 1
     i = len(layers) - 1
     while i >= 0:
@@ -187,15 +213,20 @@ def net_passes(name, dtype=np.float32):
         bwd = models[i][1]
         if i >= 1 and fused_bwd.get(id(layers[i - 1][1])) is layer:
             relu_name, relu = layers[i - 1]
+
+            def fused_backward(l: Any = layer, r: Any = relu,
+                               g: Optional[npt.NDArray[Any]] = douts[i]) -> Any:
+                return l._backward_relu(g, r)
             backward.append(_pass(
-                f"{lname} + {relu_name} backward",
-                (lambda l=layer, r=relu, g=douts[i]: l._backward_relu(g, r)),
+                f"{lname} + {relu_name} backward", fused_backward,
                 {"flops": bwd["flops"] + models[i - 1][1]["flops"],
                  "bytes": bwd["bytes"] + inputs[i].size * _MASK_BYTES}))
             i -= 2
             continue
-        backward.append(_pass(f"{lname} backward", (lambda l=layer, g=douts[i]: l.backward(g)),
-                              bwd))
+
+        def layer_backward(l: Any = layer, g: Optional[npt.NDArray[Any]] = douts[i]) -> Any:
+            return l.backward(g)
+        backward.append(_pass(f"{lname} backward", layer_backward, bwd))
         i -= 1
     softmax_bytes = 2 * h.nbytes + t.nbytes
     passes = forward + [
@@ -215,12 +246,14 @@ def net_passes(name, dtype=np.float32):
     return passes, step
 
 
-def simpleconv_passes(dtype=np.float32):
+def simpleconv_passes(dtype: DType = np.float32
+                      ) -> Tuple[List[Dict[str, Any]], Callable[[], Any]]:
     """The passes of one SimpleConvNet step (``net_passes("SimpleConvNet", dtype)``)."""
     return net_passes("SimpleConvNet", dtype)
 
 
-def deepconv_passes(dtype=np.float32):
+def deepconv_passes(dtype: DType = np.float32
+                    ) -> Tuple[List[Dict[str, Any]], Callable[[], Any]]:
     """The passes of one DeepConvNet step (``net_passes("DeepConvNet", dtype)``)."""
     return net_passes("DeepConvNet", dtype)
 
@@ -228,7 +261,8 @@ def deepconv_passes(dtype=np.float32):
 NETS = {"simpleconv": "SimpleConvNet", "deepconv": "DeepConvNet"}
 
 
-def bound_row(name, flops, nbytes, samples_s, peak_flops, bandwidth, method=""):
+def bound_row(name: str, flops: float, nbytes: float, samples_s: Sequence[float],
+              peak_flops: float, bandwidth: float, method: str = "") -> Dict[str, Any]:
     """One pass's row: its rates and its roofline bound ``max(flops / peak, bytes / bw)``
     (``peak_flops`` in FLOP/s, ``bandwidth`` in B/s)."""
     t = float(np.median(samples_s))
@@ -240,7 +274,8 @@ def bound_row(name, flops, nbytes, samples_s, peak_flops, bandwidth, method=""):
             "bound_s": bound, "of_roofline": bound / t, "samples_s": list(samples_s)}
 
 
-def run(dtype=np.float32, budget=timing.DEFAULT, net="simpleconv"):
+def run(dtype: DType = np.float32, budget: timing.Budget = timing.DEFAULT,
+        net: str = "simpleconv") -> Dict[str, Any]:
     """Measure the roofs and every pass of one training step of ``net`` (a key of
     :data:`NETS`); returns a JSON-serialisable dict."""
     if net not in NETS:
@@ -265,7 +300,7 @@ def run(dtype=np.float32, budget=timing.DEFAULT, net="simpleconv"):
             "step_minus_passes_s": step_s - sum_s}
 
 
-def format_roofline(data):
+def format_roofline(data: Dict[str, Any]) -> str:
     peak, bw = data["gemm_peak"], data["bandwidth"]
     head = (f"{data.get('net', 'SimpleConvNet')} training step, batch {data['batch']}, "
             f"{data['dtype']}: roofs "

@@ -1,14 +1,22 @@
 """`nnfast bench`: the fixed suite, interleaved, printed as a table (and JSON / PNG on request)."""
+from __future__ import annotations
+
+import argparse
 import sys
 import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from . import report, roofline, timing
-from .workloads import WORKLOADS, available_impls, select, torch_or_none
+from .workloads import WORKLOADS, DType, Workload, available_impls, select, torch_or_none
 
 
-def run_suite(workloads, dtypes, threads_list, impls, budget=timing.DEFAULT, log=None):
+def run_suite(workloads: Sequence[Workload], dtypes: Sequence[npt.DTypeLike],
+              threads_list: Sequence[int], impls: Sequence[str],
+              budget: timing.Budget = timing.DEFAULT,
+              log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
     """Time ``workloads`` for each thread count and dtype, between two measurements of the
     roofs (the GEMM peak and the copy roof of that dtype and thread count: the best of both
     is kept). Returns ``{"gemm_peak": [...], "copy_roof": [...], "results": [...],
@@ -18,7 +26,11 @@ def run_suite(workloads, dtypes, threads_list, impls, budget=timing.DEFAULT, log
     log = log or (lambda text: None)
     if "torch" in impls:
         torch_or_none()  # import before the thread limits, so they reach torch too
-    peaks, roofs, results, skipped, controlled = [], [], [], [], True
+    peaks: List[Dict[str, Any]] = []
+    roofs: List[Dict[str, Any]] = []
+    results: List[Dict[str, Any]] = []
+    skipped: List[Dict[str, Any]] = []
+    controlled = True
     for threads in threads_list:
         with timing.limit_threads(threads) as blas_ok:
             controlled = controlled and blas_ok
@@ -38,7 +50,7 @@ def run_suite(workloads, dtypes, threads_list, impls, budget=timing.DEFAULT, log
                 log(f"{'gemm peak':20s} {name} t{threads}: {peak['gflops']:.1f} GFLOP/s")
                 roof = timing.copy_roof(dtype, threads, budget)
                 log(f"{'copy roof':20s} {name} t{threads}: {roof['gbps']:.1f} GB/s")
-                measured = []
+                measured: List[Dict[str, Any]] = []
                 for w in block:
                     start = time.perf_counter()
                     fns = {impl: w.build(impl, dtype) for impl in impls if impl in w.impls}
@@ -62,11 +74,11 @@ def run_suite(workloads, dtypes, threads_list, impls, budget=timing.DEFAULT, log
             "blas_controlled": controlled}
 
 
-def _dtypes(text):
+def _dtypes(text: str) -> Tuple[DType, ...]:
     return (np.float32, np.float64) if text == "both" else (np.dtype(text).type,)
 
 
-def list_workloads(out=None):
+def list_workloads(out: Optional[TextIO] = None) -> None:
     out = out or sys.stdout  # looked up per call (pytest's capture replaces it)
     for w in WORKLOADS.values():
         where = "suite" if w.suite else ("--all, long grid" if w.long else "--all")
@@ -74,14 +86,14 @@ def list_workloads(out=None):
             where += f", {np.dtype(w.dtypes[0]).name} only"
         if w.flops:
             count = f"{w.flops / 1e6:.1f} MFLOP"
-        elif w.traffic is not None:
-            count = f"{w.bytes(np.float32) / 1e6:.2f} MB f32"
+        elif (nbytes := w.bytes(np.float32)) is not None:  # memory-bound: w.traffic is set
+            count = f"{nbytes / 1e6:.2f} MB f32"
         else:
             count = "-"
         print(f"{w.name:26s} {w.kind:16s} {w.shape:48s} {count:>14s}  {where}", file=out)
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     """Run `nnfast bench` with parsed ``args``; returns the exit status."""
     import nnfast
 
@@ -145,11 +157,12 @@ def main(args):
     return _write_outputs(args, data, results)
 
 
-def _command(args):
+def _command(args: argparse.Namespace) -> str:
     return " ".join(["nnfast", *getattr(args, "argv", ["bench"])])
 
 
-def _write_outputs(args, data, results):
+def _write_outputs(args: argparse.Namespace, data: Dict[str, Any],
+                   results: List[Dict[str, Any]]) -> int:
     status = 0
     if args.json:
         report.write_json(data, args.json)
@@ -166,7 +179,7 @@ def _write_outputs(args, data, results):
     return status
 
 
-def _roofline(args, budget, threads):
+def _roofline(args: argparse.Namespace, budget: timing.Budget, threads: int) -> int:
     dtype = np.float64 if args.dtype == "float64" else np.float32
     with timing.limit_threads(threads):
         data = roofline.run(dtype, budget, args.net or "simpleconv")

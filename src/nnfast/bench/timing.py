@@ -10,6 +10,8 @@ would be timed right after another one evicted its arrays from the caches, which
 loop does (measured: SimpleConvNet's nnfast step 5.6 ms back to back, 6.0 ms right after a
 reference step). The per-call time is the sample divided by ``number``.
 """
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import gc
@@ -17,8 +19,11 @@ import os
 import platform
 import sys
 import time
+from typing import (Any, Callable, ContextManager, Dict, Iterator, List, Mapping, Optional,
+                    Sequence)
 
 import numpy as np
+import numpy.typing as npt
 
 import nnfast
 
@@ -32,14 +37,18 @@ class Budget:
     min_rounds: int = 5
     max_rounds: int = 30
     min_sample_s: float = 0.002
-    rounds: int = None         # a fixed number of rounds (``--repeat``) instead of the target
+    rounds: Optional[int] = None  # a fixed number of rounds (``--repeat``) instead of the target
 
 
 DEFAULT = Budget()
 QUICK = Budget(target_s=0.25, min_rounds=3, max_rounds=5, min_sample_s=0.001)
 
 
-def _time_calls(fn, number):
+#: ``measure``'s result per implementation: ``{"samples_s": [...], "number": n}``.
+Timing = Dict[str, Any]
+
+
+def _time_calls(fn: Callable[[], object], number: int) -> float:
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -52,11 +61,13 @@ def _time_calls(fn, number):
             gc.enable()
 
 
-def measure(fns, budget=DEFAULT):
+def measure(fns: Mapping[str, Callable[[], object]],
+            budget: Budget = DEFAULT) -> Dict[str, Timing]:
     """Time the zero-arg callables ``fns`` ({impl: fn}) interleaved; returns
     ``{impl: {"samples_s": [per-call seconds, ...], "number": calls per sample}}``."""
     names = list(fns)
-    number, per_round = {}, 0.0
+    number: Dict[str, int] = {}
+    per_round = 0.0
     for name in names:
         fns[name]()  # first call: allocations, lazy state
         once = max(_time_calls(fns[name], 1), 1e-7)
@@ -67,7 +78,7 @@ def measure(fns, budget=DEFAULT):
     else:
         rounds = int(budget.target_s / per_round) if per_round > 0 else budget.max_rounds
         rounds = min(max(rounds, budget.min_rounds), budget.max_rounds)
-    samples = {name: [] for name in names}
+    samples: Dict[str, List[float]] = {name: [] for name in names}
     for r in range(rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
@@ -79,7 +90,7 @@ def measure(fns, budget=DEFAULT):
 # --------------------------------------------------------------------------- threads
 
 @contextlib.contextmanager
-def limit_threads(n):
+def limit_threads(n: int) -> Iterator[bool]:
     """Run the block with ``n`` threads for nnfast's kernels, NumPy's BLAS (through
     threadpoolctl when installed) and torch (when already imported). Yields whether the
     BLAS limit could be applied."""
@@ -88,7 +99,7 @@ def limit_threads(n):
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        blas = contextlib.nullcontext()
+        blas: ContextManager[Any] = contextlib.nullcontext()
         controlled = False
     else:
         blas = threadpool_limits(n)
@@ -108,7 +119,8 @@ def limit_threads(n):
 GEMM_SIZE = 1024  # square float32/float64 GEMM: large enough for OpenBLAS's best rate
 
 
-def gemm_rate(dtype, budget=DEFAULT, size=GEMM_SIZE, earlier=None):
+def gemm_rate(dtype: npt.DTypeLike, budget: Budget = DEFAULT, size: int = GEMM_SIZE,
+              earlier: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """numpy.matmul on (size, size) x (size, size) into a preallocated output:
     ``{"shape", "flops", "samples_s", "number", "median_s", "gflops"}``.
 
@@ -132,7 +144,8 @@ def gemm_rate(dtype, budget=DEFAULT, size=GEMM_SIZE, earlier=None):
 COPY_MIB = 64  # each of the copy's two arrays: far beyond the caches (L3 32 MiB here)
 
 
-def copy_roof(dtype, threads, budget=DEFAULT, mib=COPY_MIB, earlier=None):
+def copy_roof(dtype: npt.DTypeLike, threads: int, budget: Budget = DEFAULT, mib: int = COPY_MIB,
+              earlier: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The copy roof of the memory-bound rows: one element-wise pass over a flat ``mib`` MiB
     array of ``dtype`` into another, through nnfast's own parallel element-wise kernel at
     ``threads`` threads (``_kernels.scale(a, 1.0, out, threads)``; numpy.multiply when
@@ -146,16 +159,18 @@ def copy_roof(dtype, threads, budget=DEFAULT, mib=COPY_MIB, earlier=None):
     try:
         from nnfast import _kernels
     except ImportError:
-        _kernels = None
-    if _kernels is not None and hasattr(_kernels, "scale"):
+        compiled_scale = False
+    else:
+        compiled_scale = hasattr(_kernels, "scale")
+    if compiled_scale:
         kernel = "nnfast._kernels.scale"
 
-        def copy():
+        def copy() -> None:
             _kernels.scale(a, 1.0, out, threads)
     else:
         kernel = "numpy.multiply"
 
-        def copy():
+        def copy() -> None:
             np.multiply(a, 1.0, out=out)
     timing = measure({"copy": copy}, budget)["copy"]
     samples = (earlier["samples_s"] if earlier else []) + timing["samples_s"]
@@ -165,7 +180,8 @@ def copy_roof(dtype, threads, budget=DEFAULT, mib=COPY_MIB, earlier=None):
             "best_s": min(samples), "gbps": nbytes / min(samples) / 1e9}
 
 
-def memory_bandwidth(budget=DEFAULT, megabytes=(8, 64), threads=None):
+def memory_bandwidth(budget: Budget = DEFAULT, megabytes: Sequence[int] = (8, 64),
+                     threads: Optional[int] = None) -> Dict[str, Any]:
     """Streaming bandwidth of float32 copies (each byte read once and written once), split
     over ``threads`` Python threads (np.copyto releases the GIL; default: nnfast's thread
     count), for arrays of each size in ``megabytes``. 8 MB is the size of SimpleConvNet's
@@ -174,7 +190,8 @@ def memory_bandwidth(budget=DEFAULT, megabytes=(8, 64), threads=None):
     from concurrent.futures import ThreadPoolExecutor
 
     threads = threads or nnfast.get_num_threads()
-    out = {"threads": threads, "sizes": {}}
+    sizes: Dict[str, float] = {}
+    out: Dict[str, Any] = {"threads": threads, "sizes": sizes}
     with ThreadPoolExecutor(threads) as pool:
         for mb in megabytes:
             a = np.ones(mb * 2 ** 20 // 4, dtype=np.float32)
@@ -182,18 +199,18 @@ def memory_bandwidth(budget=DEFAULT, megabytes=(8, 64), threads=None):
             bounds = [k * a.size // threads for k in range(threads + 1)]
             parts = [(c[lo:hi], a[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
 
-            def copy(parts=parts):
+            def copy(parts: List[Any] = parts) -> None:
                 for _ in pool.map(lambda p: np.copyto(*p), parts):
                     pass
             samples = measure({"copy": copy}, budget)["copy"]["samples_s"]
-            out["sizes"][f"{mb}MB"] = 2 * a.nbytes / float(np.median(samples)) / 1e9
-    out["gbs"] = max(out["sizes"].values())
+            sizes[f"{mb}MB"] = 2 * a.nbytes / float(np.median(samples)) / 1e9
+    out["gbs"] = max(sizes.values())
     return out
 
 
 # --------------------------------------------------------------------------- machine
 
-def cpu_model():
+def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor()."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -206,9 +223,9 @@ def cpu_model():
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def _blas_info():
+def _blas_info() -> Dict[str, Any]:
     """BLAS name/version/architecture/threads as numpy and threadpoolctl describe it."""
-    info = {}
+    info: Dict[str, Any] = {}
     try:
         config = np.show_config(mode="dicts")
         blas = config.get("Build Dependencies", {}).get("blas", {})
@@ -229,8 +246,9 @@ def _blas_info():
     return info
 
 
-def machine_info():
+def machine_info() -> Dict[str, Any]:
     """A dict describing the machine and the software measured."""
+    usable: Optional[int]
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -255,7 +273,7 @@ def machine_info():
     }
 
 
-def describe(machine):
+def describe(machine: Mapping[str, Any]) -> str:
     """The machine as one line."""
     blas = machine["blas"]
     blas_text = " ".join(str(v) for v in (blas.get("internal_api") or blas.get("name"),

@@ -22,21 +22,37 @@ nnfast, the reference and torch. ``suite`` marks the fixed suite of `nnfast benc
 the workloads only the long pytest-benchmark grids (``--long``) run; ``dtypes`` the dtypes a
 workload is meaningful in (the others are skipped, and the run says so).
 """
+from __future__ import annotations
+
 import dataclasses
 import fnmatch
-from typing import Callable, Optional
+import types
+from importlib import import_module
+from typing import (Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple,
+                    Type, Union, cast)
 
 import numpy as np
+import numpy.typing as npt
 
 IMPLS = ("nnfast", "reference", "torch")
 DTYPES = (np.float32, np.float64)
 BATCH = 100
 LABEL_BYTES = 8  # the labels t are int64
 
-_torch = None  # the torch module once imported; False when it cannot be
+_torch: Union[types.ModuleType, Literal[False], None] = None  # the torch module once
+# imported; False when it cannot be
+
+#: A shape; the dtype of a workload's arrays (float32 or float64, as NumPy's scalar type).
+Shape = Tuple[int, ...]
+DType = Type[np.floating[Any]]
+#: The timed zero-argument callable; ``make(impl, dtype)``, which sets one up;
+#: ``traffic(itemsize)``, the compulsory bytes of one call.
+Step = Callable[[], Any]
+Make = Callable[[str, DType], Step]
+Traffic = Callable[[int], int]
 
 
-def torch_or_none():
+def torch_or_none() -> Optional[types.ModuleType]:
     """The ``torch`` module, or None when it is not installed (the import is tried once)."""
     global _torch
     if _torch is None:
@@ -49,7 +65,7 @@ def torch_or_none():
     return _torch or None
 
 
-def available_impls():
+def available_impls() -> Tuple[str, ...]:
     """The implementations this machine can run, nnfast first."""
     return tuple(i for i in IMPLS if i != "torch" or torch_or_none() is not None)
 
@@ -59,67 +75,77 @@ class Workload:
     name: str
     kind: str
     shape: str
-    make: Callable  # make(impl, dtype) -> zero-arg callable
+    make: Make  # make(impl, dtype) -> zero-arg callable
     flops: Optional[int] = None
     suite: bool = True
     long: bool = False
-    impls: tuple = IMPLS
-    traffic: Optional[Callable] = None  # traffic(itemsize) -> compulsory bytes of one call
-    dtypes: tuple = DTYPES
+    impls: Tuple[str, ...] = IMPLS
+    traffic: Optional[Traffic] = None  # traffic(itemsize) -> compulsory bytes of one call
+    dtypes: Tuple[DType, ...] = DTYPES
 
     @property
-    def gemm_bound(self):
+    def gemm_bound(self) -> bool:
         return self.flops is not None
 
     @property
-    def memory_bound(self):
+    def memory_bound(self) -> bool:
         return self.traffic is not None and self.flops is None
 
-    def bytes(self, dtype):
+    def bytes(self, dtype: npt.DTypeLike) -> Optional[int]:
         """Compulsory bytes of one timed call in ``dtype`` (None: not memory-bound)."""
         return None if self.traffic is None else int(self.traffic(np.dtype(dtype).itemsize))
 
-    def runs_in(self, dtype):
+    def runs_in(self, dtype: npt.DTypeLike) -> bool:
         return np.dtype(dtype) in tuple(np.dtype(d) for d in self.dtypes)
 
-    def build(self, impl, dtype):
+    def build(self, impl: str, dtype: npt.DTypeLike) -> Step:
         """Set up and return the timed zero-argument callable for ``impl`` in ``dtype``."""
         if impl not in self.impls:
             raise ValueError(f"{self.name}: impl must be one of {self.impls}, got {impl!r}")
         if impl == "torch" and torch_or_none() is None:
             raise RuntimeError(f"{self.name}: torch is not installed")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {dtype}")
-        if not self.runs_in(dtype):
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {dt}")
+        if not self.runs_in(dt):
             raise ValueError(f"{self.name}: only meaningful in "
-                             f"{', '.join(np.dtype(d).name for d in self.dtypes)}, got {dtype}")
-        return self.make(impl, dtype.type)
+                             f"{', '.join(np.dtype(d).name for d in self.dtypes)}, got {dt}")
+        return self.make(impl, cast(DType, dt.type))  # float32 or float64: checked above
 
 
 # --------------------------------------------------------------------------- helpers
 
-def _rng():
+def _rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-def _layers(impl):
-    if impl == "nnfast":
-        from nnfast import layers
-    else:
-        from nnfast.reference import layers
-    return layers
+def _api(impl: str, module: str) -> types.ModuleType:
+    """``nnfast.<module>`` for impl "nnfast", else ``nnfast.reference.<module>``."""
+    return import_module(f"nnfast.{module}" if impl == "nnfast" else f"nnfast.reference.{module}")
 
 
-def _torch_dtype(dtype):
+def _layers(impl: str) -> types.ModuleType:
+    return _api(impl, "layers")
+
+
+def _torch_module() -> types.ModuleType:
+    """The torch module, for the torch implementations (``Workload.build`` checked it is
+    installed)."""
     torch = torch_or_none()
+    if torch is None:
+        raise RuntimeError("torch is not installed")
+    return torch
+
+
+def _torch_dtype(dtype: DType) -> Any:
+    torch = _torch_module()
     return torch.float32 if dtype == np.float32 else torch.float64
 
 
-def _torch_backward(fn, inputs, dout):
+def _torch_backward(fn: Callable[..., Any], inputs: Sequence[Any], dout: Any) -> Step:
     """Step: clear the grads of ``inputs``, then ``fn(*inputs).backward(dout)`` (autograd);
     returns the first input's gradient."""
-    def step():
+    def step() -> Any:
         for t in inputs:
             t.grad = None
         fn(*inputs).backward(dout)
@@ -127,11 +153,11 @@ def _torch_backward(fn, inputs, dout):
     return step
 
 
-def _conv_out(size, f, stride, pad):
+def _conv_out(size: int, f: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - f) // stride + 1
 
 
-def conv_product_flops(x_shape, w_shape, stride=1, pad=0):
+def conv_product_flops(x_shape: Shape, w_shape: Shape, stride: int = 1, pad: int = 0) -> int:
     """GEMM FLOPs of one convolution product (the forward): 2 * N*OH*OW * C*FH*FW * FN."""
     n, c, h, w = x_shape
     fn, _, fh, fw = w_shape
@@ -139,22 +165,23 @@ def conv_product_flops(x_shape, w_shape, stride=1, pad=0):
         * c * fh * fw * fn
 
 
-def conv_flops(x_shape, w_shape, stride=1, pad=0, dx=True):
+def conv_flops(x_shape: Shape, w_shape: Shape, stride: int = 1, pad: int = 0,
+               dx: bool = True) -> int:
     """GEMM FLOPs of one convolution forward + backward (weights, and input when ``dx``)."""
     return conv_product_flops(x_shape, w_shape, stride, pad) * (3 if dx else 2)
 
 
-def affine_flops(n, d, m, dx=True):
+def affine_flops(n: int, d: int, m: int, dx: bool = True) -> int:
     """GEMM FLOPs of one Affine forward + backward: x @ W, x.T @ dout (and dout @ W.T)."""
     return 2 * n * d * m * (3 if dx else 2)
 
 
 # --------------------------------------------------------------------------- layers
 
-def _conv(xs, ws, stride, pad, backward=True):
+def _conv(xs: Shape, ws: Shape, stride: int, pad: int, backward: bool = True) -> Make:
     """One forward + backward of a Convolution (``backward=False``: one forward; torch then
     runs under ``torch.no_grad()``)."""
-    def make(impl, dtype):
+    def make(impl: str, dtype: DType) -> Step:
         rng = _rng()
         x = rng.standard_normal(xs).astype(dtype)
         W = (0.1 * rng.standard_normal(ws)).astype(dtype)
@@ -162,12 +189,12 @@ def _conv(xs, ws, stride, pad, backward=True):
         oh, ow = _conv_out(xs[2], ws[2], stride, pad), _conv_out(xs[3], ws[3], stride, pad)
         dout = rng.standard_normal((xs[0], ws[0], oh, ow)).astype(dtype)
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             F = torch.nn.functional
             if not backward:
                 tx, tW, tb = (torch.from_numpy(a) for a in (x, W, b))
 
-                def forward():
+                def forward() -> Any:
                     with torch.no_grad():
                         return F.conv2d(tx, tW, tb, stride=stride, padding=pad)
                 return forward
@@ -179,21 +206,21 @@ def _conv(xs, ws, stride, pad, backward=True):
         if not backward:
             return lambda: layer.forward(x)
 
-        def step():
+        def step() -> Any:
             layer.forward(x)
             layer.backward(dout)
         return step
     return make
 
 
-def _pool(kind, xs, pool, stride):
-    def make(impl, dtype):
+def _pool(kind: str, xs: Shape, pool: int, stride: int) -> Make:
+    def make(impl: str, dtype: DType) -> Step:
         rng = _rng()
         x = rng.standard_normal(xs).astype(dtype)
         oh, ow = _conv_out(xs[2], pool, stride, 0), _conv_out(xs[3], pool, stride, 0)
         dout = rng.standard_normal((xs[0], xs[1], oh, ow)).astype(dtype)
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             F = torch.nn.functional
             op = F.max_pool2d if kind == "max" else F.avg_pool2d
             tx = torch.from_numpy(x).requires_grad_()
@@ -202,64 +229,65 @@ def _pool(kind, xs, pool, stride):
         L = _layers(impl)
         layer = (L.Pooling if kind == "max" else L.AvgPooling)(pool, pool, stride)
 
-        def step():
+        def step() -> Any:
             layer.forward(x)
             layer.backward(dout)
         return step
     return make
 
 
-def _affine(n, d, m):
-    def make(impl, dtype):
+def _affine(n: int, d: int, m: int) -> Make:
+    def make(impl: str, dtype: DType) -> Step:
         rng = _rng()
         x = rng.standard_normal((n, d)).astype(dtype)
         W = (rng.standard_normal((d, m)) * 0.01).astype(dtype)
         b = np.zeros(m, dtype=dtype)
         dout = rng.standard_normal((n, m)).astype(dtype)
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             tx, tW, tb, td = (torch.from_numpy(a) for a in (x, W, b, dout))
 
-            def step():  # the same three GEMMs and bias sum, without autograd's bookkeeping
+            # the same three GEMMs and bias sum, without autograd's bookkeeping
+            def torch_step() -> Any:
                 return tx @ tW + tb, td @ tW.T, tx.T @ td, td.sum(0)
-            return step
+            return torch_step
         layer = _layers(impl).Affine(W, b)
 
-        def step():
+        def step() -> Any:
             layer.forward(x)
             return layer.backward(dout)
         return step
     return make
 
 
-def _softmax_xent(n, c):
-    def make(impl, dtype):
+def _softmax_xent(n: int, c: int) -> Make:
+    def make(impl: str, dtype: DType) -> Step:
         rng = _rng()
         x = rng.standard_normal((n, c)).astype(dtype)
         t = rng.integers(0, c, n)
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             tt = torch.from_numpy(t)
 
-            def step():
+            def torch_step() -> Any:
                 tx = torch.from_numpy(x).requires_grad_()
                 torch.nn.functional.cross_entropy(tx, tt).backward()
                 return tx.grad
-            return step
+            return torch_step
         layer = _layers(impl).SoftmaxWithLoss()
 
-        def step():
+        def step() -> Any:
             layer.forward(x, t)
             return layer.backward()
         return step
     return make
 
 
-def _batchnorm(xshape, mode="feature"):
+def _batchnorm(xshape: Shape, mode: str = "feature") -> Make:
     """One training forward + backward of BatchNormalization; ``mode='feature'`` (the
     reference's default) normalises each of the C*H*W features over the batch, ``'spatial'``
     each channel over (N, H, W)."""
-    def make(impl, dtype):
+    def make(impl: str, dtype: DType) -> Step:
         spatial = mode == "spatial"
         d = xshape[1] if spatial else int(np.prod(xshape[1:]))
         rng = _rng()
@@ -267,78 +295,75 @@ def _batchnorm(xshape, mode="feature"):
         dout = rng.standard_normal(xshape).astype(dtype)
         gamma, beta = np.ones(d, dtype=dtype), np.zeros(d, dtype=dtype)
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             tg, tb = (torch.from_numpy(a).requires_grad_() for a in (gamma, beta))
             rm, rv = torch.zeros(d, dtype=tg.dtype), torch.ones(d, dtype=tg.dtype)
             # per feature as the reference: (N, C*H*W); spatial: (N, C, H, W), per channel
             shape = xshape if spatial else (xshape[0], d)
             td = torch.from_numpy(dout.reshape(shape))
 
-            def step():
+            def torch_step() -> Any:
                 tx = torch.from_numpy(x.reshape(shape)).requires_grad_()
                 out = torch.nn.functional.batch_norm(tx, rm, rv, tg, tb, training=True,
                                                      momentum=0.1, eps=1e-6)
                 out.backward(td)
                 return tx.grad
-            return step
+            return torch_step
         layer = _layers(impl).BatchNormalization(gamma, beta, mode=mode)
 
-        def step():
+        def step() -> Any:
             layer.forward(x, train_flg=True)
             return layer.backward(dout)
         return step
     return make
 
 
-def _activation(kind, shape):
+def _activation(kind: str, shape: Shape) -> Make:
     """One forward + backward of the element-wise layer ``kind`` ("Relu" or "Sigmoid")."""
-    def make(impl, dtype):
+    def make(impl: str, dtype: DType) -> Step:
         rng = _rng()
         x = rng.standard_normal(shape).astype(dtype)
         dout = rng.standard_normal(shape).astype(dtype)
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             op = torch.relu if kind == "Relu" else torch.sigmoid
             tx = torch.from_numpy(x).requires_grad_()
             return _torch_backward(op, (tx,), torch.from_numpy(dout))
         layer = getattr(_layers(impl), kind)()
 
-        def step():
+        def step() -> Any:
             layer.forward(x)
             return layer.backward(dout)
         return step
     return make
 
 
-def _dropout(shape):
-    def make(impl, dtype):
+def _dropout(shape: Shape) -> Make:
+    def make(impl: str, dtype: DType) -> Step:
         rng = _rng()
         x = rng.standard_normal(shape).astype(dtype)
         dout = rng.standard_normal(shape).astype(dtype)
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             td = torch.from_numpy(dout)
 
-            def step():
+            def torch_step() -> Any:
                 tx = torch.from_numpy(x).requires_grad_()
                 torch.nn.functional.dropout(tx, 0.5, training=True).backward(td)
                 return tx.grad
-            return step
+            return torch_step
         layer = _layers(impl).Dropout(0.5)
 
-        def step():
+        def step() -> Any:
             layer.forward(x, train_flg=True)
             return layer.backward(dout)
         return step
     return make
 
 
-def _im2col(op, xs, f, stride, pad):
-    def make(impl, dtype):
-        if impl == "nnfast":
-            from nnfast import util
-        else:
-            from nnfast.reference import util
+def _im2col(op: str, xs: Shape, f: int, stride: int, pad: int) -> Make:
+    def make(impl: str, dtype: DType) -> Step:
+        util = _api(impl, "util")
         x = _rng().standard_normal(xs).astype(dtype)
         if op == "im2col":
             return lambda: util.im2col(x, f, f, stride, pad)
@@ -356,8 +381,8 @@ SIMPLECONV_PARAMS = {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (4320, 100), "b2": 
 OPTIMIZERS = ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
 
 
-def _torch_optimizer(name, params):
-    optim = torch_or_none().optim
+def _torch_optimizer(name: str, params: List[Any]) -> Any:
+    optim = _torch_module().optim
     if name == "SGD":
         return optim.SGD(params, lr=0.01)
     if name in ("Momentum", "Nesterov"):
@@ -369,22 +394,20 @@ def _torch_optimizer(name, params):
     return optim.Adam(params, lr=0.001, eps=1e-7)
 
 
-def _optimizer(name):
-    def make(impl, dtype):
+def _optimizer(name: str) -> Make:
+    def make(impl: str, dtype: DType) -> Step:
         rng = _rng()
         params = {k: rng.standard_normal(s).astype(dtype) for k, s in SIMPLECONV_PARAMS.items()}
         grads = {k: (rng.standard_normal(s) * 1e-3).astype(dtype)
                  for k, s in SIMPLECONV_PARAMS.items()}
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             tparams = [torch.from_numpy(p).requires_grad_() for p in params.values()]
             for tp, g in zip(tparams, grads.values()):
                 tp.grad = torch.from_numpy(g)
-            return _torch_optimizer(name, tparams).step
-        if impl == "nnfast":
-            from nnfast import optimizer
-        else:
-            from nnfast.reference import optimizer
+            torch_step: Step = _torch_optimizer(name, tparams).step
+            return torch_step
+        optimizer = _api(impl, "optimizer")
         opt = getattr(optimizer, name)()
         return lambda: opt.update(params, grads)
     return make
@@ -396,9 +419,10 @@ def _optimizer(name):
 DEEPCONV_CONVS = ((1, 16, 1), (16, 16, 1), (16, 32, 1), (32, 32, 2), (32, 64, 1), (64, 64, 1))
 
 
-def _deepconv_shapes(n=BATCH):
+def _deepconv_shapes(n: int = BATCH) -> List[Tuple[Shape, Shape, int]]:
     """[(x shape, W shape, pad)] of DeepConvNet's six convolutions (stride 1, 3x3)."""
-    shapes, size = [], 28
+    shapes: List[Tuple[Shape, Shape, int]] = []
+    size = 28
     for i, (c_in, c, pad) in enumerate(DEEPCONV_CONVS):
         shapes.append(((n, c_in, size, size), (c, c_in, 3, 3), pad))
         size = _conv_out(size, 3, 1, pad)
@@ -407,18 +431,17 @@ def _deepconv_shapes(n=BATCH):
     return shapes
 
 
-def _pool_workload(name, kind, xs, suite=True, long=False):
+def _pool_workload(name: str, kind: str, xs: Shape, suite: bool = True,
+                   long: bool = False) -> Workload:
     c, h, w = xs[1:]
     return Workload(name, f"{kind}pool", f"{c}x{h}x{w}, 2x2 stride 2", _pool(kind, xs, 2, 2),
                     suite=suite, long=long, traffic=_pool_traffic(xs, 2, 2))
 
 
-def make_net(impl, name, dtype):
+def make_net(impl: str, name: str,
+             dtype: DType) -> Tuple[Any, Tuple[npt.NDArray[Any], npt.NDArray[np.int64]]]:
     """The nnfast or reference network ``name`` (seeded) and its training batch."""
-    if impl == "nnfast":
-        from nnfast import nets
-    else:
-        from nnfast.reference import nets
+    nets = _api(impl, "nets")
     np.random.seed(0)
     if name == "MultiLayerNetExtend":
         net = nets.MultiLayerNetExtend(784, [100] * 5, 10, use_batchnorm=True, dtype=dtype)
@@ -427,20 +450,21 @@ def make_net(impl, name, dtype):
     return net, train_batch(name, dtype)
 
 
-def train_batch(name, dtype, batch=BATCH):
+def train_batch(name: str, dtype: DType,
+                batch: int = BATCH) -> Tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
     rng = _rng()
     shape = (batch, 784) if name == "MultiLayerNetExtend" else (batch, 1, 28, 28)
     return rng.random(shape).astype(dtype), rng.integers(0, 10, size=batch)
 
 
-def torch_model(name):
+def torch_model(name: str) -> Any:
     """A PyTorch model with the same layers and sizes as the network ``name``."""
-    nn = torch_or_none().nn
+    nn = _torch_module().nn
     if name == "SimpleConvNet":
         return nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
                              nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
     if name == "DeepConvNet":
-        layers = []
+        layers: List[Any] = []
         for i, (c_in, c, pad) in enumerate(DEEPCONV_CONVS):
             layers += [nn.Conv2d(c_in, c, 3, padding=pad), nn.ReLU()]
             if i % 2 == 1:
@@ -454,7 +478,7 @@ def torch_model(name):
     return nn.Sequential(*layers, nn.Linear(100, 10))
 
 
-def _train_step(name, images=None):
+def _train_step(name: str, images: Optional[DType] = None) -> Make:
     """One training step at batch 100: gradient + Adam(lr 0.001) update; for torch
     ``zero_grad, forward, loss, backward, step`` of the equivalent model.
 
@@ -462,10 +486,10 @@ def _train_step(name, images=None):
     of ``make``): the toolkit's load_mnist gives float32 images to float64 networks. torch
     cannot mix them in one layer, so its step converts the batch first (``x.to(dtype)``,
     timed: one conversion, as nnfast's first layer does)."""
-    def make(impl, dtype):
+    def make(impl: str, dtype: DType) -> Step:
         x_dtype = dtype if images is None else images
         if impl == "torch":
-            torch = torch_or_none()
+            torch = _torch_module()
             torch.manual_seed(0)
             model = torch_model(name).to(_torch_dtype(dtype)).train()
             opt = torch.optim.Adam(model.parameters(), lr=0.001)
@@ -474,15 +498,12 @@ def _train_step(name, images=None):
             target = _torch_dtype(dtype)
             convert = x.dtype != target
 
-            def step():
+            def step() -> Any:
                 opt.zero_grad(set_to_none=True)
                 loss_fn(model(x.to(target) if convert else x), t).backward()
                 opt.step()
             return step
-        if impl == "nnfast":
-            from nnfast import optimizer
-        else:
-            from nnfast.reference import optimizer
+        optimizer = _api(impl, "optimizer")
         net, (x, t) = make_net(impl, name, dtype)
         x = x.astype(x_dtype, copy=False)  # the same values as the all-`dtype` row, rounded
         opt = optimizer.Adam(lr=0.001)
@@ -490,7 +511,7 @@ def _train_step(name, images=None):
     return make
 
 
-def _train_flops(name, n=BATCH):
+def _train_flops(name: str, n: int = BATCH) -> int:
     """GEMM FLOPs of one training step (the first layer computes no input gradient)."""
     if name == "SimpleConvNet":
         return (conv_flops((n, 1, 28, 28), (30, 1, 5, 5), dx=False)
@@ -509,14 +530,14 @@ def _train_flops(name, n=BATCH):
 # docstring says what is counted): the arrays the call takes in, read once, and the arrays it
 # gives back, written once; caches between forward and backward are not counted.
 
-def _elementwise_traffic(shape):
+def _elementwise_traffic(shape: Shape) -> Traffic:
     """ReLU, Sigmoid, dropout forward + backward: x read, out written, dout read, dx written
     (not ReLU's or dropout's mask, nor Sigmoid's out read back)."""
     size = int(np.prod(shape))
     return lambda s: 4 * size * s
 
 
-def _pool_traffic(xs, pool, stride):
+def _pool_traffic(xs: Shape, pool: int, stride: int) -> Traffic:
     """Pooling forward + backward: x read, out written, dout read, dx written (not the
     argmax max pooling keeps)."""
     n, c, h, w = xs
@@ -524,13 +545,13 @@ def _pool_traffic(xs, pool, stride):
     return lambda s: 2 * (x + out) * s
 
 
-def _softmax_xent_traffic(n, c):
+def _softmax_xent_traffic(n: int, c: int) -> Traffic:
     """SoftmaxWithLoss forward + backward: x read, the int64 labels read, the loss written,
     dx written (dout is the scalar 1; the probabilities it keeps are not counted)."""
     return lambda s: (2 * n * c + 1) * s + n * LABEL_BYTES
 
 
-def _batchnorm_traffic(xshape, mode="feature"):
+def _batchnorm_traffic(xshape: Shape, mode: str = "feature") -> Traffic:
     """BatchNormalization training forward + backward: x read, out written, dout read, dx
     written, and the per-feature (per-channel in 'spatial' mode) vectors: gamma, beta and the
     running mean and variance read, the new running mean and variance, dgamma and dbeta
@@ -546,14 +567,15 @@ OPTIMIZER_ARRAYS = {"SGD": 3, "Momentum": 5, "Nesterov": 5, "AdaGrad": 5, "RMSpr
                     "Adam": 7}
 
 
-def _optimizer_traffic(name, shapes=None):
+def _optimizer_traffic(name: str, shapes: Optional[Mapping[str, Shape]] = None) -> Traffic:
     size = sum(int(np.prod(shape)) for shape in (shapes or SIMPLECONV_PARAMS).values())
     return lambda s: OPTIMIZER_ARRAYS[name] * size * s
 
 
 # --------------------------------------------------------------------------- the registry
 
-def _conv_workload(name, xs, ws, stride, pad, suite=True, long=False):
+def _conv_workload(name: str, xs: Shape, ws: Shape, stride: int, pad: int, suite: bool = True,
+                   long: bool = False) -> Workload:
     c, h, w = xs[1:]
     pad_text = f" pad {pad}" if pad else ""
     return Workload(name, "conv", f"{c}x{h}x{w} -> {ws[0]}x{ws[2]}x{ws[3]}{pad_text}",
@@ -561,7 +583,7 @@ def _conv_workload(name, xs, ws, stride, pad, suite=True, long=False):
                     suite=suite, long=long)
 
 
-def _conv_forward_workload(name, xs, ws, stride, pad):
+def _conv_forward_workload(name: str, xs: Shape, ws: Shape, stride: int, pad: int) -> Workload:
     """The forward alone (kind "conv_fwd", `--all` only): FLOPs of the one product."""
     c, h, w = xs[1:]
     pad_text = f" pad {pad}" if pad else ""
@@ -570,7 +592,7 @@ def _conv_forward_workload(name, xs, ws, stride, pad):
                     conv_product_flops(xs, ws, stride, pad), suite=False)
 
 
-def _build_registry():
+def _build_registry() -> Dict[str, Workload]:
     b = BATCH
     w = [
         # Convolution forward + backward (input gradient included), batch 100.
@@ -650,7 +672,9 @@ def _build_registry():
 WORKLOADS = _build_registry()
 
 
-def select(only=None, kind=None, suite=None, long=True):
+def select(only: Optional[Sequence[str]] = None,
+           kind: Union[str, Sequence[str], None] = None, suite: Optional[bool] = None,
+           long: bool = True) -> List[Workload]:
     """Workloads in registry order, filtered.
 
     ``only``: names or glob patterns (a workload's exact name selects that workload only;
@@ -659,7 +683,7 @@ def select(only=None, kind=None, suite=None, long=True):
     ``long=False`` leaves out the long-grid workloads.
     """
     kinds = (kind,) if isinstance(kind, str) else kind
-    chosen = []
+    chosen: List[Workload] = []
     for w in WORKLOADS.values():
         if kinds is not None and w.kind not in kinds:
             continue
@@ -673,7 +697,7 @@ def select(only=None, kind=None, suite=None, long=True):
     return chosen
 
 
-def _matches(name, pattern):
+def _matches(name: str, pattern: str) -> bool:
     if pattern in WORKLOADS:
         return name == pattern
     if any(ch in pattern for ch in "*?["):

@@ -28,18 +28,21 @@ which the originals silently wrap, raise a clear error, and pooling with ``pad >
 (the originals crashed). ``dataset.mnist``/``data.mnist`` read the original's own data folder
 (``mnist.pkl`` or the gz files beside its ``mnist.py`` on ``sys.path``) before nnfast's cache.
 """
+from __future__ import annotations
+
 import importlib.abc
 import importlib.machinery
 import sys
 import types
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from . import _book, _course
 from ._support import BACKENDS, load_backend
 
 PROFILES = ("book", "course")
 _FACTORIES = {"book": _book, "course": _course}
-_BUILT = {}
-_installed = None  # (profile, finder) of the active install()
+_BUILT: Dict[Tuple[str, str], "Profile"] = {}
+_installed: Optional[Tuple["Profile", "_Finder"]] = None  # of the active install()
 
 
 class Profile:
@@ -50,21 +53,23 @@ class Profile:
     submodules), ``extra`` (``{'dataset.mnist': module, 'simple_convnet': module, ...}``).
     """
 
-    def __init__(self, name, backend, prefix):
+    def __init__(self, name: str, backend: str, prefix: str) -> None:
         factory = _FACTORIES[name]
         self.name = name
         self.backend = backend
         self.prefix = prefix
+        self.modules: Dict[str, types.ModuleType]
+        self.extra: Dict[str, types.ModuleType]
         self.modules, self.extra = factory.build(load_backend(backend), prefix)
-        self.chapter = factory.CHAPTER
+        self.chapter: Tuple[str, ...] = factory.CHAPTER
         self.package = _package("common", f"The {name}'s common package (nnfast.compat).",
                                 self.modules)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<nnfast.compat profile {self.name!r} on the {self.backend} backend>"
 
 
-def _package(name, doc, submodules):
+def _package(name: str, doc: str, submodules: Mapping[str, types.ModuleType]) -> types.ModuleType:
     """A bare package module whose submodules appear as attributes on first access.
 
     The originals' ``common/__init__.py`` is empty, so ``from common import *`` gives only
@@ -75,17 +80,17 @@ def _package(name, doc, submodules):
     package.__package__ = name
     package.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
 
-    def __getattr__(attr):
+    def __getattr__(attr: str) -> types.ModuleType:
         if attr in submodules:
             setattr(package, attr, submodules[attr])
             return submodules[attr]
         raise AttributeError(f"module {name!r} has no attribute {attr!r}")
 
-    package.__getattr__ = __getattr__
+    setattr(package, "__getattr__", __getattr__)  # the module's own (PEP 562)
     return package
 
 
-def profile(name, backend="native"):
+def profile(name: str, backend: str = "native") -> Profile:
     """The profile ``name`` ('book' or 'course') built on ``backend`` ('native' or
     'reference'; the reference-backed twin exists for testing). Built once, then cached."""
     if name not in PROFILES:
@@ -101,13 +106,13 @@ def profile(name, backend="native"):
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, module):
+    def __init__(self, module: types.ModuleType) -> None:
         self.module = module
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         return self.module
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         pass
 
 
@@ -120,9 +125,9 @@ class _Finder(importlib.abc.MetaPathFinder):
     module or package is found on ``sys.path`` — a user's own file wins.
     """
 
-    def __init__(self, prof):
+    def __init__(self, prof: Profile) -> None:
         self.prof = prof
-        self.fallback = {}
+        self.fallback: Dict[str, types.ModuleType] = {}
         for full in prof.extra:
             if "." in full:
                 parent, _, child = full.partition(".")
@@ -131,7 +136,9 @@ class _Finder(importlib.abc.MetaPathFinder):
                     {child: prof.extra[full]})
         self.fallback.update({sub: prof.extra[sub] for sub in prof.chapter})
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+                  target: Optional[types.ModuleType] = None
+                  ) -> Optional[importlib.machinery.ModuleSpec]:
         if fullname in self.prof.extra and "." in fullname:
             return importlib.machinery.ModuleSpec(fullname, _Loader(self.prof.extra[fullname]))
         if fullname in self.fallback:
@@ -143,7 +150,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None
 
 
-def install(name="book", backend="native"):
+def install(name: str = "book", backend: str = "native") -> Profile:
     """Make ``name``'s profile importable as ``common`` (and its submodules).
 
     Registers ``common`` and ``common.<module>`` in ``sys.modules``, and serves
@@ -163,7 +170,7 @@ def install(name="book", backend="native"):
     return prof
 
 
-def uninstall():
+def uninstall() -> None:
     """Undo :func:`install`: remove ``common``, the served modules and the import hook."""
     global _installed
     if _installed is None:
@@ -179,12 +186,12 @@ def uninstall():
             del sys.modules[key]
 
 
-def installed():
+def installed() -> Optional[Profile]:
     """The active :class:`Profile`, or None."""
     return None if _installed is None else _installed[0]
 
 
-def __getattr__(attr):
+def __getattr__(attr: str) -> types.ModuleType:
     if attr in PROFILES:  # nnfast.compat.book / .course
         return importlib.import_module(f"{__name__}.{attr}")
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -11,11 +11,12 @@ import argparse
 import os
 import runpy
 import sys
+from typing import Optional, Sequence
 
 from . import PROFILES, install
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nnfast.compat",
         description="Run a script written for the book's or the course's `common` package "

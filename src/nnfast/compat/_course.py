@@ -7,16 +7,25 @@ derivatives, a 1-D ``numerical_gradient``, ``im2col``/``col2im``), ``layers`` (l
 (``optimizer_name=``, ``d_train``/``d_test``, the ``'rmsprpo'`` key). Its data loader is
 ``data.mnist.load_mnist``.
 """
+from __future__ import annotations
+
 import collections
 import os
 import sys
+import types
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ._book import make_layer_classes
-from ._support import (OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
+from ._support import (Backend, OriginalTeacherShapes, accuracy_full_batches, backend_takes_teacher,
                        make_mnist_module, make_module, original_cross_entropy,
                        original_sigmoid, original_softmax_loss_grad)
+
+# Short names for the type comments of the long signatures below.
+_A = npt.NDArray[Any]  # an array
+_Kw = Optional[Dict[str, Any]]  # named settings (keyword arguments), or None
 
 FUNCTIONS_NAMES = ["np", "sigmoid", "relu", "step_function", "softmax", "softmax_with_loss",
                    "mean_squared_error", "cross_entropy_error", "d_sigmoid", "d_relu",
@@ -29,33 +38,37 @@ OPTIMIZER_NAMES = ["np", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "A
 TRAINER_NAMES = ["sys", "os", "np", "optimizer", "Trainer"]
 
 COMMON = ("functions", "layers", "optimizer", "trainer")
-CHAPTER = ()
+CHAPTER: Tuple[str, ...] = ()
 DATASET = "data.mnist"
 
 # The course's ``Pooling`` writes ``stride=1``.
 POOLING_DEFAULT_STRIDE = 1
 
 
-def _is_float_array(x):
+def _is_float_array(x: object) -> bool:
     return isinstance(x, np.ndarray) and x.dtype.kind == "f"
 
 
-def _functions(B, name):
+def _functions(B: Backend, name: str) -> types.ModuleType:
     F, U = B.functions, B.util
 
     def sigmoid(x):
+        # type: (Any) -> Any
         """``1 / (1 + exp(-x))``, the course's formula (bit for bit)."""
         return original_sigmoid(x)
 
     def relu(x):
+        # type: (npt.ArrayLike) -> Any
         """``max(0, x)`` element-wise."""
         return F.relu(x) if _is_float_array(x) else np.maximum(0, x)
 
     def step_function(x):
+        # type: (npt.ArrayLike) -> npt.NDArray[Any]
         """``np.where(x > 0, 1, 0)``: an int array (0-d for a scalar)."""
         return np.where(np.asarray(x) > 0, 1, 0)
 
     def softmax(x):
+        # type: (Any) -> Any
         """Per row for a 2-D ``x``; any other ``x`` is normalised as a whole (the course's
         rule: a 3-D input is *not* taken per last axis)."""
         x = np.asarray(x)
@@ -65,14 +78,17 @@ def _functions(B, name):
         return y[()] if y.ndim == 0 else y
 
     def softmax_with_loss(d, x):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """``cross_entropy_error(d, softmax(x))`` (teacher first)."""
         return cross_entropy_error(d, softmax(x))
 
     def mean_squared_error(d, y):
+        # type: (Any, Any) -> Any
         """The course's MSE ``mean((d - y)**2) / 2`` (teacher first)."""
         return F.mean_squared_error(d, y)
 
     def cross_entropy_error(d, y):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """Mean over the batch of ``-log(y[n, d[n]] + 1e-7)`` (teacher first; one-hot
         when ``d.size == y.size``; labels of any shape that broadcasts against ``(N,)``
         give the course's value)."""
@@ -81,22 +97,27 @@ def _functions(B, name):
         return original_cross_entropy(d, y, name="d")
 
     def d_sigmoid(x):
+        # type: (Any) -> Any
         """``(1 - sigmoid(x)) * sigmoid(x)``."""
         return (1.0 - sigmoid(x)) * sigmoid(x)
 
     def d_relu(x):
+        # type: (npt.ArrayLike) -> npt.NDArray[Any]
         """1 where ``x > 0`` else 0 (0 at 0), as an int array like the course's."""
         return np.where(np.asarray(x) > 0, 1, 0)
 
     def d_step_function(x):
+        # type: (Any) -> int
         """The course returns the Python int 0."""
         return 0
 
     def d_mean_squared_error(d, y):
+        # type: (Any, Any) -> Any
         """``(y - d) / d.shape[0]`` for an array teacher, else ``y - d``."""
         return F.d_mean_squared_error(d, y)
 
     def d_softmax_with_loss(d, y):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         """Gradient of softmax + cross-entropy w.r.t. the scores given ``y = softmax(x)``.
 
         The batch size is ``d.shape[0]``, as the course takes it: for a single 1-D sample
@@ -107,6 +128,7 @@ def _functions(B, name):
         return original_softmax_loss_grad(d, y, "d_softmax_with_loss", "d")
 
     def d_sigmoid_with_loss(d, y):
+        # type: (Any, Any) -> Any
         """``y - d``."""
         return F.d_sigmoid_with_loss(d, y)
 
@@ -119,12 +141,14 @@ def _functions(B, name):
     return make_module(name, doc, ns, FUNCTIONS_NAMES)
 
 
-def _layers(B, name, functions):
+def _layers(B: Backend, name: str, functions: types.ModuleType) -> types.ModuleType:
     classes = make_layer_classes(B, functions.sigmoid, POOLING_DEFAULT_STRIDE)
     Affine, Relu, Convolution, Pooling = (classes[k] for k in
                                           ("Affine", "Relu", "Convolution", "Pooling"))
 
-    class SoftmaxWithLoss(OriginalTeacherShapes, B.layers.SoftmaxWithLoss):
+    L: Any = B.layers  # Any: the base class is chosen at run time
+
+    class SoftmaxWithLoss(OriginalTeacherShapes, L.SoftmaxWithLoss):
         """Softmax + cross-entropy; ``forward(x, d)`` returns the loss. Attributes ``loss``,
         ``y`` (softmax output) and ``d`` (teacher; the course's name). Any teacher the
         course's layer takes gives its numbers (labels of shape (N, 1); ``backward``
@@ -134,18 +158,23 @@ def _layers(B, name, functions):
 
         @property
         def t(self):
+            # type: () -> Any
             return self.d
 
         @t.setter
         def t(self, value):
+            # type: (Any) -> None
             self.d = value
 
         def forward(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return super().forward(x, d)
 
-    layers_ns = {}  # filled below; the nets look their layer classes up in it
+    layers_ns: Dict[str, Any] = {}  # filled below; the nets look their layer classes up in it
 
-    class MultiLayerNet(B.nets.MultiLayerNetExtend):
+    N: Any = B.nets  # Any: the base class is chosen at run time
+
+    class MultiLayerNet(N.MultiLayerNetExtend):
         """Fully connected net with optional BatchNormalization and Dropout (``dropout_ratio``).
 
         ``loss(x, d, train_flg=False)``, ``accuracy(X, D)``, ``gradient(x, d)``.
@@ -154,17 +183,21 @@ def _layers(B, name, functions):
         def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                      weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
                      dropout_ratio=0.5, use_batchnorm=False):
+            # type: (int, List[int], int, str, Any, float, bool, float, bool) -> None
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda, use_dropout,
                              dropout_ratio, use_batchnorm)
 
         def loss(self, x, d, train_flg=False):
+            # type: (npt.ArrayLike, npt.ArrayLike, bool) -> Any
             return super().loss(x, d, train_flg)
 
         def accuracy(self, X, D):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return super().accuracy(X, D)
 
         def gradient(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return super().gradient(x, d)
 
     class DoubleConvNet:
@@ -177,6 +210,7 @@ def _layers(B, name, functions):
 
         def __init__(self, input_dim=(1, 28, 28), conv_param_1=None, conv_param_2=None,
                      hidden_size=50, output_size=10, weight_init_std=0.01):
+            # type: (Tuple[int, int, int], _Kw, _Kw, int, int, float) -> None
             cp1 = {"filter_num": 10, "filter_size": 7, "pad": 1, "stride": 1}
             cp2 = {"filter_num": 20, "filter_size": 3, "pad": 1, "stride": 1}
             cp1 = conv_param_1 if conv_param_1 is not None else cp1
@@ -185,7 +219,8 @@ def _layers(B, name, functions):
             size2 = (size1 - cp2["filter_size"] + 2 * cp2["pad"]) / cp2["stride"] + 1
             pool_output_size = int(cp2["filter_num"] * (size2 / 2) * (size2 / 2))
             std = weight_init_std
-            p = self.params = {}
+            p: Dict[str, npt.NDArray[np.float64]] = {}
+            self.params = p
             p["W1"] = std * np.random.randn(cp1["filter_num"], input_dim[0],
                                             cp1["filter_size"], cp1["filter_size"])
             p["b1"] = np.zeros(cp1["filter_num"])
@@ -198,7 +233,7 @@ def _layers(B, name, functions):
             p["b4"] = np.zeros(output_size)
 
             L = layers_ns
-            self.layers = collections.OrderedDict()
+            self.layers: collections.OrderedDict[str, Any] = collections.OrderedDict()
             self.layers["Conv1"] = L["Convolution"](p["W1"], p["b1"], cp1["stride"], cp1["pad"])
             self.layers["Conv1"].skip_dx = True  # its input gradient is never used
             self.layers["Relu1"] = L["Relu"]()
@@ -211,22 +246,26 @@ def _layers(B, name, functions):
             self.last_layer = L["SoftmaxWithLoss"]()
 
         def predict(self, x):
+            # type: (Any) -> Any
             for layer in self.layers.values():
                 x = layer.forward(x)
             return x
 
         def loss(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Any
             return self.last_layer.forward(self.predict(x), d)
 
         def accuracy(self, x, d, batch_size=100):
+            # type: (npt.NDArray[Any], npt.NDArray[Any], int) -> float
             return accuracy_full_batches(self, x, d, batch_size, self.predict)
 
         def gradient(self, x, d):
+            # type: (npt.ArrayLike, npt.ArrayLike) -> Dict[str, Any]
             self.loss(x, d)
             dout = self.last_layer.backward(1)
             for layer in reversed(list(self.layers.values())):
                 dout = layer.backward(dout)
-            grad = {}
+            grad: Dict[str, Any] = {}
             for i, key in enumerate(("Conv1", "Conv2", "Affine1", "Affine2"), start=1):
                 grad[f"W{i}"] = self.layers[key].dW
                 grad[f"b{i}"] = self.layers[key].db
@@ -246,32 +285,39 @@ def _layers(B, name, functions):
 class _LearningRate:
     """The course names the learning rate ``learning_rate``; nnfast reads ``lr``."""
 
+    learning_rate: float
+
     @property
     def lr(self):
+        # type: () -> float
         return self.learning_rate
 
     @lr.setter
     def lr(self, value):
+        # type: (float) -> None
         self.learning_rate = value
 
     def update(self, params, grad):
+        # type: (Dict[str, Any], Dict[str, Any]) -> None
         """Update every array in ``params`` in place from ``grad``."""
-        return super().update(params, grad)
+        cast(Any, super()).update(params, grad)  # the backend's optimizer, after this mix-in
 
 
-def _optimizer(B, name):
-    O = B.optimizer
+def _optimizer(B: Backend, name: str) -> types.ModuleType:
+    O: Any = B.optimizer  # Any: base classes chosen at run time
 
     class SGD(_LearningRate, O.SGD):
         """``p -= learning_rate*g``."""
 
         def __init__(self, learning_rate=0.01):
+            # type: (float) -> None
             super().__init__(learning_rate=learning_rate)
 
     class Momentum(_LearningRate, O.Momentum):
         """``v = momentum*v - learning_rate*g; p += v``."""
 
         def __init__(self, learning_rate=0.01, momentum=0.9):
+            # type: (float, float) -> None
             super().__init__(momentum=momentum, learning_rate=learning_rate)
 
     class Nesterov(_LearningRate, O.Nesterov):
@@ -282,9 +328,11 @@ def _optimizer(B, name):
         """
 
         def __init__(self, learning_rate=0.01, momentum=0.9):
+            # type: (float, float) -> None
             super().__init__(momentum=momentum, learning_rate=learning_rate)
 
         def _step(self, params, grads, hp):
+            # type: (Dict[str, Any], Dict[str, Any], Dict[str, float]) -> None
             lr, momentum = hp["lr"], hp["momentum"]
             for key, g in grads.items():
                 v = self.v[key]
@@ -297,18 +345,21 @@ def _optimizer(B, name):
         """``h += g*g; p -= learning_rate*g/(sqrt(h) + 1e-7)``."""
 
         def __init__(self, learning_rate=0.01):
+            # type: (float) -> None
             super().__init__(learning_rate=learning_rate)
 
     class RMSprop(_LearningRate, O.RMSprop):
         """``h *= rho; h += (1-rho)*g*g; p -= learning_rate*g/(sqrt(h) + 1e-7)``."""
 
         def __init__(self, learning_rate=0.01, decay_rate=0.99):
+            # type: (float, float) -> None
             super().__init__(decay_rate=decay_rate, learning_rate=learning_rate)
 
     class Adam(_LearningRate, O.Adam):
         """Adam with the bias correction folded into the step size."""
 
         def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999):
+            # type: (float, float, float) -> None
             super().__init__(beta1=beta1, beta2=beta2, learning_rate=learning_rate)
 
     ns = {"np": np, "SGD": SGD, "Momentum": Momentum, "Nesterov": Nesterov,
@@ -318,8 +369,10 @@ def _optimizer(B, name):
     return make_module(name, doc, ns, OPTIMIZER_NAMES)
 
 
-def _trainer(B, name, optimizer):
-    class Trainer(B.trainer.Trainer):
+def _trainer(B: Backend, name: str, optimizer: types.ModuleType) -> types.ModuleType:
+    T: Any = B.trainer  # Any: the base class is chosen at run time
+
+    class Trainer(T.Trainer):
         """Mini-batch training loop with the course's names and printed lines.
 
         ``optimizer_name`` is 'SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'rmsprpo' (the
@@ -332,6 +385,7 @@ def _trainer(B, name, optimizer):
         def __init__(self, network, x_train, d_train, x_test, d_test, epochs=20,
                      mini_batch_size=100, optimizer_name="SGD", optimizer_param=None,
                      evaluate_sample_num_per_epoch=None, verbose=True):
+            # type: (Any, _A, _A, _A, _A, int, int, str, _Kw, Optional[int], bool) -> None
             if optimizer_param is None:
                 optimizer_param = {"learning_rate": 0.01}
             super().__init__(network, x_train, d_train, x_test, d_test, epochs,
@@ -340,25 +394,30 @@ def _trainer(B, name, optimizer):
 
         @property
         def t_train(self):
+            # type: () -> Any
             return self.d_train
 
         @t_train.setter
         def t_train(self, value):
+            # type: (Any) -> None
             self.d_train = value
 
         @property
         def t_test(self):
+            # type: () -> Any
             return self.d_test
 
         @t_test.setter
         def t_test(self, value):
+            # type: (Any) -> None
             self.d_test = value
 
     ns = {"sys": sys, "os": os, "np": np, "optimizer": optimizer, "Trainer": Trainer}
     return make_module(name, "The course's common.trainer on nnfast.", ns, TRAINER_NAMES)
 
 
-def build(B, prefix):
+def build(B: Backend, prefix: str) -> Tuple[Dict[str, types.ModuleType],
+                                             Dict[str, types.ModuleType]]:
     """Build the course profile on backend ``B``; see :func:`nnfast.compat._book.build`."""
     functions = _functions(B, f"{prefix}.functions")
     layers = _layers(B, f"{prefix}.layers", functions)

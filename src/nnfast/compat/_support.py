@@ -6,18 +6,26 @@ A profile is built by a factory from a *backend*: a namespace holding the module
 The compat classes subclass the backend's classes and add only the originals' quirks, so
 the same factory yields the fast profile and its reference-backed twin used by the tests.
 """
+from __future__ import annotations
+
 import importlib
 import types
+from typing import Any, Callable, Mapping, Sequence, Tuple, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from .._checks import as_float_array, check_ndim
 
 BACKEND_MODULES = ("functions", "gradient", "util", "layers", "optimizer", "nets", "trainer")
 BACKENDS = ("native", "reference")
 
+#: A backend: ``types.SimpleNamespace(name=..., functions=<module>, ...)``. The factories
+#: subclass its classes, chosen at run time, so they are reached through Any.
+Backend = types.SimpleNamespace
 
-def load_backend(name):
+
+def load_backend(name: str) -> Backend:
     """The backend namespace ``name`` ('native' or 'reference')."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be 'native' or 'reference', got {name!r}")
@@ -26,7 +34,8 @@ def load_backend(name):
     return types.SimpleNamespace(name=name, **mods)
 
 
-def make_module(fullname, doc, namespace, public):
+def make_module(fullname: str, doc: str, namespace: Mapping[str, Any],
+                public: Sequence[str]) -> types.ModuleType:
     """A module object named ``fullname`` holding ``namespace``.
 
     ``public`` is the list of names the original module exposes to ``from m import *``
@@ -44,11 +53,11 @@ def make_module(fullname, doc, namespace, public):
     missing = [name for name in public if not hasattr(module, name)]
     if missing:  # a factory bug, not a user error
         raise RuntimeError(f"{fullname}: public names without a value: {missing}")
-    module.__all__ = list(public)
+    setattr(module, "__all__", list(public))
     return module
 
 
-def original_sigmoid(x):
+def original_sigmoid(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` evaluated exactly as the originals write it.
 
     nnfast's own sigmoid uses ``exp(x) / (1 + exp(x))`` for negative x (no overflow); the two
@@ -71,7 +80,7 @@ def original_sigmoid(x):
 CE_EPS = 1e-7
 
 
-def backend_takes_teacher(t, y):
+def backend_takes_teacher(t: npt.ArrayLike, y: npt.ArrayLike) -> bool:
     """Whether the backends' loss functions take the teacher ``t`` for ``y`` as the originals do.
 
     That is labels ``(N,)`` or one-hot ``(N, C)`` for a 2-D ``y``, and a single label for a 1-D
@@ -88,7 +97,8 @@ def backend_takes_teacher(t, y):
     return t.shape == ((n, c) if t.size == n * c else (n,))
 
 
-def _label_index(t, rows, shape, where, name):
+def _label_index(t: npt.NDArray[Any], rows: int, shape: Tuple[int, ...], where: str,
+                 name: str) -> npt.NDArray[Any]:
     """``t`` validated as the column index of ``y[np.arange(rows), t]`` for a ``y`` of ``shape``."""
     n, c = shape
     if t.dtype.kind not in "iu":
@@ -110,13 +120,15 @@ def _label_index(t, rows, shape, where, name):
     return t
 
 
-def _dense_teacher(t, y, where, name):
+def _dense_teacher(t: npt.NDArray[Any], y: npt.NDArray[Any], where: str,
+                   name: str) -> npt.NDArray[Any]:
     if t.dtype.kind not in "biuf":
         raise TypeError(f"{where}: one-hot {name} must be numeric, got dtype {t.dtype}")
     return t.astype(y.dtype) if t.dtype.kind != "f" else t  # exact 0/1: keep y's dtype
 
 
-def original_cross_entropy(t, y, where="cross_entropy_error", name="t"):
+def original_cross_entropy(t: Any, y: npt.ArrayLike, where: str = "cross_entropy_error",
+                           name: str = "t") -> np.floating[Any]:
     """The originals' ``cross_entropy_error`` for any teacher they accept.
 
     A 1-D ``y`` is one sample; a teacher with ``t.size == y.size`` is one-hot (reduced by
@@ -140,7 +152,9 @@ def original_cross_entropy(t, y, where="cross_entropy_error", name="t"):
     return y.dtype.type(loss)
 
 
-def original_softmax_loss_grad(t, y, where="SoftmaxWithLoss.backward", name="t"):
+def original_softmax_loss_grad(t: Any, y: npt.ArrayLike,
+                               where: str = "SoftmaxWithLoss.backward",
+                               name: str = "t") -> npt.NDArray[np.floating[Any]]:
     """The originals' ``SoftmaxWithLoss.backward`` (and the course's ``d_softmax_with_loss``).
 
     The batch size is ``t.shape[0]``; one-hot (``t.size == y.size``): ``(y - t) / batch``
@@ -177,11 +191,16 @@ class OriginalTeacherShapes:
     softmax. ``_softmax`` is the backend's softmax, set by the factory.
     """
 
-    _softmax = None
+    _softmax: Any = None  # the backend's softmax (a staticmethod), set by the factory
+    _teacher_name: str
+    y: Any
+    t: Any
+    loss: Any
 
     def forward(self, x, t):
+        # type: (npt.ArrayLike, npt.ArrayLike) -> Any
         if backend_takes_teacher(t, x):
-            return super().forward(x, t)
+            return cast(Any, super()).forward(x, t)  # the backend's layer, after this mix-in
         where = "SoftmaxWithLoss.forward"
         x = as_float_array(x, where, "x")
         check_ndim(x, (1, 2), where, "x", "(N, C) or (C,)")
@@ -191,13 +210,15 @@ class OriginalTeacherShapes:
         return loss
 
     def backward(self, dout=1):
+        # type: (Any) -> Any
         if self.y is None or backend_takes_teacher(self.t, self.y):
-            return super().backward(dout)
+            return cast(Any, super()).backward(dout)
         return original_softmax_loss_grad(self.t, self.y, "SoftmaxWithLoss.backward",
                                           self._teacher_name)
 
 
-def accuracy_full_batches(net, x, t, batch_size, predict):
+def accuracy_full_batches(net: Any, x: npt.NDArray[Any], t: npt.NDArray[Any], batch_size: int,
+                          predict: Callable[[npt.NDArray[Any]], Any]) -> float:
     """The convnets' ``accuracy``: only whole batches are scored, yet it divides by N.
 
     ``int(N / batch_size)`` batches are evaluated; a final partial batch is skipped (the
@@ -214,7 +235,7 @@ def accuracy_full_batches(net, x, t, batch_size, predict):
     return acc / x.shape[0]
 
 
-def make_mnist_module(fullname, package):
+def make_mnist_module(fullname: str, package: str) -> types.ModuleType:
     """``dataset.mnist`` / ``data.mnist``: the original's ``load_mnist``, on nnfast's readers.
 
     ``package`` ('dataset' for the book, 'data' for the course) names the original's data
@@ -224,6 +245,7 @@ def make_mnist_module(fullname, package):
     """
 
     def load_mnist(normalize=True, flatten=True, one_hot_label=False):
+        # type: (bool, bool, bool) -> Any
         """Load MNIST as ``((x_train, t_train), (x_test, t_test))``.
 
         Read from the original's own folder (``mnist.pkl``, else the four gz files beside

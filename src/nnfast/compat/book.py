@@ -8,7 +8,7 @@ import sys as _sys
 from . import profile as _profile
 
 _PROFILE = _profile("book")
-__path__ = []  # a package: its submodules are registered below
+__path__: list[str] = []  # a package: its submodules are registered below
 for _sub, _module in {**_PROFILE.modules, **_PROFILE.extra}.items():
     if "." not in _sub:  # dataset.mnist / data.mnist stay reachable via _PROFILE.extra
         _sys.modules[f"{__name__}.{_sub}"] = _module
