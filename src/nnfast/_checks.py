@@ -261,3 +261,14 @@ def xent_teacher(d: Any, y2: npt.NDArray[Any],
     if d.dtype.kind != "f" or d.dtype == y2.dtype:
         return labels, kernel_input(d.astype(y2.dtype, copy=False), where, "d")
     return labels, None
+
+
+def check_out(out: Any, shape: Tuple[int, ...], dtype: Any, where: str,
+              name: str = "out") -> None:
+    """An output buffer: a writeable C-contiguous ndarray of exactly ``shape`` and ``dtype``."""
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        got = out.dtype if isinstance(out, np.ndarray) else type(out).__name__
+        raise TypeError(f"{where}: {name} must be a {np.dtype(dtype)} array, got {got}")
+    if out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{where}: {name} must be a writeable C-contiguous array of shape "
+                         f"{shape}, got shape {out.shape}")

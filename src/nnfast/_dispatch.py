@@ -81,13 +81,7 @@ def _output(out, shape, dtype, where):
     return out
 
 
-def _check_out(out, shape, dtype, where):
-    if not isinstance(out, np.ndarray) or out.dtype != dtype:
-        got = out.dtype if isinstance(out, np.ndarray) else type(out).__name__
-        raise TypeError(f"{where}: out must be a {np.dtype(dtype)} array, got {got}")
-    if out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"{where}: out must be a writeable C-contiguous array of shape "
-                         f"{shape}, got shape {out.shape}")
+_check_out = _checks.check_out
 
 
 # ---- convolution and pooling (layers.Convolution, Pooling, AvgPooling) ----------------

@@ -110,13 +110,20 @@ def _out(out: Optional[FloatArray], shape: Shape, dtype: np.dtype[Any],
     array when it is None."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray) or out.dtype != dtype:
-        got = out.dtype if isinstance(out, np.ndarray) else type(out).__name__
-        raise TypeError(f"{where}: {name} must be a {np.dtype(dtype)} array, got {got}")
-    if out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"{where}: {name} must be a writeable C-contiguous array of shape "
-                         f"{shape}, got shape {out.shape}")
+    _c.check_out(out, shape, dtype, where, name)
     return out
+
+
+def _shape4(value: Any, name: str, layout: str, where: str) -> Tuple[int, int, int, int]:
+    """A shape of 4 non-negative ints (e.g. ``x_shape`` (N, C, H, W))."""
+    try:
+        dims = tuple(int(d) for d in value)
+    except TypeError:
+        raise TypeError(f"{where}: {name} must be a shape {layout}, got "
+                        f"{type(value).__name__}") from None
+    if len(dims) != 4 or min(dims) < 0:
+        raise ValueError(f"{where}: {name} must be a shape {layout}, got {dims}")
+    return dims[0], dims[1], dims[2], dims[3]
 
 
 def _int(value: Any, name: str, where: str, min: int = 1) -> int:
@@ -163,17 +170,8 @@ def conv_plan(x_shape: Shape, w_shape: Shape, stride: int = 1, pad: int = 0) -> 
     that runs one geometry many times (a layer) can choose it once and pass it as
     ``plan=``."""
     where = "conv_plan"
-    shapes = []
-    for name, shp in (("x_shape", x_shape), ("w_shape", w_shape)):
-        try:
-            dims = tuple(int(d) for d in shp)
-        except TypeError:
-            raise TypeError(f"{where}: {name} must be a shape of 4 ints, got "
-                            f"{type(shp).__name__}") from None
-        if len(dims) != 4 or min(dims) < 0:
-            raise ValueError(f"{where}: {name} must be a shape of 4 non-negative ints, got "
-                             f"{dims}")
-        shapes.append(dims)
+    shapes = [_shape4(x_shape, "x_shape", "(N, C, H, W)", where),
+              _shape4(w_shape, "w_shape", "(FN, C, FH, FW)", where)]
     s = _int(stride, "stride", where)
     p = _pad(pad, where)
     _conv_geometry(np.empty((0,) + shapes[0][1:]), np.empty(shapes[1]), s, p, where)
@@ -363,13 +361,7 @@ def _pool_geometry(x: FloatArray, pool_h: Any, pool_w: Any, stride: Any, pad: An
 def _pool_backward_args(dout: npt.ArrayLike, x_shape: Any, pool_h: Any, pool_w: Any,
                         stride: Any, pad: Any, where: str
                         ) -> Tuple[FloatArray, Shape, Tuple[int, int, int, int, int, int]]:
-    try:
-        shape = tuple(int(d) for d in x_shape)
-    except TypeError:
-        raise TypeError(f"{where}: x_shape must be a shape (N, C, H, W), got "
-                        f"{type(x_shape).__name__}") from None
-    if len(shape) != 4 or min(shape) < 0:
-        raise ValueError(f"{where}: x_shape must be a shape (N, C, H, W), got {shape}")
+    shape = _shape4(x_shape, "x_shape", "(N, C, H, W)", where)
     da = _arr(dout, where, "dout")
     geo = _pool_geometry(np.empty((0, 0, shape[2], shape[3])), pool_h, pool_w, stride, pad,
                          where)
