@@ -60,6 +60,7 @@ __all__ = [
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _I64 = np.dtype(np.int64)
+_BOOL = np.dtype(np.bool_)
 _ReluForward: Any = _d.kernel("relu_forward")
 _ReluBackward: Any = _d.kernel("relu_backward")
 _Sigmoid: Any = _d.kernel("sigmoid")
@@ -110,7 +111,11 @@ def _out(out: Optional[FloatArray], shape: Shape, dtype: np.dtype[Any],
     array when it is None."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    _c.check_out(out, shape, dtype, where, name)
+    if type(out) is np.ndarray and out.dtype is dtype and out.shape == shape:
+        f = out.flags
+        if f.c_contiguous and f.writeable:
+            return out
+    _c.check_out(out, shape, dtype, where, name)  # (raises, naming what is wrong)
     return out
 
 
@@ -744,6 +749,11 @@ def _mask_arg(mask: Any, shape: Shape, where: str, name: str = "mask",
               out: bool = False) -> npt.NDArray[np.uint8]:
     """A bool mask of ``shape`` as the kernels' flat uint8 view; an output mask must be a
     writeable C-contiguous bool array (written in place), an input one is converted."""
+    if type(mask) is np.ndarray and mask.dtype is _BOOL and mask.shape == shape:
+        f = mask.flags
+        if f.c_contiguous and (f.writeable or not out):  # the common call
+            u8: npt.NDArray[np.uint8] = mask.view(np.uint8)
+            return u8 if u8.ndim == 1 else u8.reshape(-1)
     if out:
         if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ \
                 or mask.shape != shape or not mask.flags.c_contiguous \
