@@ -164,11 +164,21 @@ def test_corrupted_argmax_stays_inside_its_window():
     proc = run_isolated("""
         import numpy as np
         from nnfast import _kernels as K
-        dout = np.ones((1, 1, 2, 2))
-        dx = np.full((1, 1, 4, 4), 7.0)
-        for bad in (-1, 4, 5, 2**31 - 1, -2**31):  # 4, 5: outside the window, inside dx
-            K.maxpool_backward(dout, np.full((1, 1, 2, 2), bad, np.int32), dx, 2, 2, 2, 0, 1)
-            assert not dx.any(), dx
+        # refused (ValueError), and nothing written outside the plane: every term of a
+        # corrupted offset is dropped; 2x2 windows (their own path) and 3x3 overlapping ones
+        for size, stride, pad, n_out, bads in ((2, 2, 0, 2, (-1, 4, 5, 2**31 - 1, -2**31)),
+                                               (3, 1, 1, 4, (-1, 9, 10, 2**31 - 1, -2**31))):
+            dout = np.ones((1, 1, n_out, n_out))
+            for bad in bads:  # 4, 5 (9, 10): outside the window, inside dx
+                dx = np.full((1, 1, 4, 4), 7.0)
+                try:
+                    K.maxpool_backward(dout, np.full(dout.shape, bad, np.int32), dx, size,
+                                       size, stride, pad, 1)
+                except ValueError:
+                    pass
+                else:
+                    raise AssertionError(f"offset {bad} accepted")
+                assert not dx.any(), dx
         print("ok")
     """)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
