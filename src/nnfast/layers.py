@@ -509,7 +509,7 @@ class Affine(_ref.Affine):
                                          dw_out=dW, db_out=db)
         self.dW = dW
         self.db = db
-        return None if dx is None else dx.reshape(require_forward(self.original_x_shape, where))
+        return None if dx is None else _ref._reshaped(dx, self.original_x_shape)
 
 
 def _grad_buffers(layer: Any, where: str, specs: Sequence[Tuple[str, str, Tuple[int, ...]]],

@@ -79,6 +79,13 @@ class Sigmoid:
         return dout * (1.0 - out) * out
 
 
+def _reshaped(a: FloatArray, shape: Optional[Tuple[int, ...]]) -> FloatArray:
+    """``a.reshape(shape)``, typed: NumPy's stubs refuse ``shape=None``, for which
+    ``reshape`` gives a view of ``a`` in its own shape (a layer whose ``x`` was set without
+    ``original_x_shape``)."""
+    return a.reshape(a.shape if shape is None else shape)
+
+
 def _check_affine_params(W: Any, b: Any, where: str) -> Tuple[FloatArray, FloatArray]:
     W = as_float_array(W, where, "W")
     check_ndim(W, 2, where, "W", "(D, M)")
@@ -138,8 +145,7 @@ class Affine:
                 f"{d} features"
             )
         check_shape_match(dout, (n, W.shape[1]), where, "dout", "(N, M) of the last forward")
-        dx = None if self.skip_dx else (dout @ W.T).reshape(
-            require_forward(self.original_x_shape, where))
+        dx = None if self.skip_dx else _reshaped(dout @ W.T, self.original_x_shape)
         self.dW = x.T @ dout
         self.db = dout.sum(axis=0)
         return dx
