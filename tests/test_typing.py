@@ -6,11 +6,12 @@ inherit from (nnfast.reference: functions, util, layers, optimizer, nets, gradie
 the helpers _checks, _npz and _blas, the plotting module, the command line (cli, _cli_eval,
 __main__), the compat profiles (nnfast.compat: the package, its __main__, _support, the
 _book/_course factories and the book/course modules), the benchmarks (nnfast.bench:
-workloads, timing, report, roofline, run) and the NumPy autograd example. Not checked:
-_dispatch and _fallback (reached through their annotated functions), distributed and search
-(being annotated separately). The array-arithmetic modules are checked with warn_return_any
-off, the compat factories with subclassing Any allowed (their bases are chosen at run time;
-see the overrides in pyproject.toml)."""
+workloads, timing, report, roofline, run), nnfast.distributed (its communicators typed by
+mpi4py's stubs) and the NumPy autograd example. Not checked: _dispatch and _fallback (reached
+through their annotated functions) and search (being annotated separately; calls into it
+return Any). The array-arithmetic modules are checked with warn_return_any off, the compat
+factories with subclassing Any allowed (their bases are chosen at run time; see the
+overrides in pyproject.toml)."""
 import pathlib
 import subprocess
 import sys

@@ -13,12 +13,14 @@ This module is pure Python + NumPy: the reference imports it.
 from __future__ import annotations
 
 import operator
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_T = TypeVar("_T")
 
 
 def _is_float32_or_64(dtype: np.dtype[Any]) -> bool:
@@ -214,10 +216,12 @@ def check_labels(t: npt.NDArray[Any], n_classes: int, batch: int, where: str,
     return t, False
 
 
-def require_forward(value: Any, where: str, what: str = "forward") -> None:
-    """Raise RuntimeError if a cache set by forward is still ``None``."""
+def require_forward(value: Optional[_T], where: str, what: str = "forward") -> _T:
+    """Raise RuntimeError if a cache set by forward is still ``None``; else return it
+    (narrowed to not-None, for the code after the check)."""
     if value is None:
         raise RuntimeError(f"{where} called before {what}")
+    return value
 
 
 def check_real(value: Any, name: str, where: str) -> float:

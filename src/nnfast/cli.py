@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import types
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:  # for the types only: building the parser imports no NumPy
     from nnfast.datasets.mnist import Split
@@ -504,8 +504,7 @@ def train(args: argparse.Namespace) -> int:
             raise SystemExit(f"nnfast train --distributed: {exc}") from None
         if args.threads is None:
             args.threads = distributed.default_threads(comm)
-        # nnfast.distributed is not annotated yet (its result is _train_with_threads')
-        return cast(int, distributed.abort_on_error(_train_with_threads, args, comm, comm=comm))
+        return distributed.abort_on_error(_train_with_threads, args, comm, comm=comm)
     from nnfast.distributed import mpi_world_size_from_env
 
     ranks = mpi_world_size_from_env()

