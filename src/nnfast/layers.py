@@ -62,7 +62,9 @@ class Convolution:
     multiply-adds, sum in another order and round differently).
     As in the reference, ``x`` is the caller's array, not a copy: on the 1x1 and direct
     paths the backward pass reads it again, so do not change it in place between forward
-    and backward.
+    and backward. The arithmetic is ``nnfast.ops.conv2d``/``conv2d_backward``, with the
+    layer's ``ConvPlan`` (``plan``, chosen once per geometry) and ``ConvWorkspace``.
+    ``grad_out``: as Affine's, buffers that backward writes dW and db into.
     """
 
     skip_dx = False
