@@ -43,6 +43,64 @@ def test_book_split():
     assert tt.shape == (400,) and tv.shape == (100,)
 
 
+def _trainer_trial(config, data, lr, weight_decay, seed):
+    """The book's way: Trainer(MultiLayerNet(...), optimizer='sgd').train()."""
+    from nnfast.nets import MultiLayerNet
+    from nnfast.trainer import Trainer
+
+    (xt, tt), (xv, tv) = data
+    np.random.seed(seed)
+    net = MultiLayerNet(input_size=xt.shape[1], hidden_size_list=config.hidden,
+                        output_size=10, weight_decay_lambda=weight_decay,
+                        dtype=config.dtype)
+    tr = Trainer(net, xt.astype(config.dtype), tt, xv.astype(config.dtype), tv,
+                 epochs=config.epochs, mini_batch_size=config.batch_size, optimizer="sgd",
+                 optimizer_param={"lr": lr}, verbose=False)
+    tr.train()
+    return [float(a) for a in tr.test_acc_list], [float(a) for a in tr.train_acc_list], \
+        net.params
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_trial_is_the_trainers_arithmetic_bit_for_bit(dtype):
+    # the book's network and split, 3 epochs (12 steps, 3 evaluations), three trials
+    config = S.SearchConfig(epochs=3, dtype=dtype)
+    data = S.load_data(config)
+    for index in (0, 3, 9):
+        lr, wd, seed = S.trial_values(0, index)
+        epochs_seen = []
+        val, train, params = S.train_trial(
+            config, data, lr, wd, seed, on_epoch=lambda e, v, t: epochs_seen.append(
+                (e, len(v), len(t))))
+        ref_val, ref_train, ref_params = _trainer_trial(config, data, lr, wd, seed)
+        assert (val, train) == (ref_val, ref_train)
+        assert sorted(params) == sorted(ref_params)
+        for key in params:
+            assert params[key].dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(params[key], ref_params[key], err_msg=key)
+        assert epochs_seen == [(1, 1, 1), (2, 2, 2), (3, 3, 3)]
+        assert S.run_trial(config, data, lr, wd, seed) == (val, train)
+
+
+def test_dtype_is_part_of_the_study(tmp_path):
+    url = f"sqlite:///{tmp_path}/d.db"
+    with pytest.raises(ValueError, match="dtype"):
+        S.SearchConfig(dtype="float16")
+    study = S.search(url, "d", S.SearchConfig(trials=2, dtype="float32", **TINY), quiet=True)
+    assert study.user_attrs[S.CONFIG_ATTR]["dtype"] == "float32"
+    assert len(_summary(study, 2)[1]) == 2
+    with pytest.raises(ValueError, match="dtype"):
+        S.open_study(url, "d", S.SearchConfig(trials=2, **TINY))
+    # a study stored before the setting existed is a float64 one
+    old = optuna.create_study(study_name="old", storage=url)
+    stored = S.SearchConfig(trials=2, **TINY).as_dict()
+    del stored["dtype"]
+    old.set_user_attr(S.CONFIG_ATTR, stored)
+    S.open_study(url, "old", S.SearchConfig(trials=2, **TINY))
+    with pytest.raises(ValueError, match="dtype"):
+        S.open_study(url, "old", S.SearchConfig(trials=2, dtype="float32", **TINY))
+
+
 def test_two_workers_on_one_file_give_the_serial_results(tmp_path):
     n = 6
     config = S.SearchConfig(trials=n, **TINY)
