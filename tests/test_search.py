@@ -172,3 +172,96 @@ def test_cli_tpe_with_median_pruner(tmp_path, capsys):
     with pytest.raises(SystemExit, match="sampler"):
         cli.main(["search", "--trials", "8", "--epochs", "7", "--samples", "100", "--hidden",
                   "10", "--out", str(out), "--quiet"])
+
+
+# ---- PostgreSQL: two `nnfast search` processes on one study -----------------------------
+
+def _postgres_driver():
+    """The SQLAlchemy URL scheme for the installed driver, or None."""
+    if importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg"
+    if importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2"
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory):
+    """NNFAST_TEST_POSTGRES_URL if set; else a throwaway server on 127.0.0.1 started from
+    the machine's PostgreSQL binaries (Debian's `postgresql` package: initdb, pg_ctl)."""
+    url = os.environ.get("NNFAST_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    import glob
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+
+    scheme = _postgres_driver()
+    if scheme is None:
+        pytest.skip("no PostgreSQL driver: pip install \"psycopg[binary]\" (or psycopg2-binary)")
+    bins = [os.path.dirname(p) for p in [shutil.which("initdb") or ""] if p]
+    bins += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    bins = [d for d in bins if os.path.exists(os.path.join(d, "initdb"))
+            and os.path.exists(os.path.join(d, "pg_ctl"))]
+    if not bins:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install "
+                    "postgresql, or set NNFAST_TEST_POSTGRES_URL")
+    prefix = []
+    root = tmp_path_factory.mktemp("pg")
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no 'postgres' user to run the server as")
+        prefix = ["runuser", "-u", "postgres", "--"]
+        os.chown(root, user.pw_uid, user.pw_gid)
+        for parent in root.parents:  # it must reach its folder
+            if str(parent) in ("/", "/tmp"):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o055)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    initdb, pg_ctl = (os.path.join(bins[0], n) for n in ("initdb", "pg_ctl"))
+    run = dict(capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(prefix + [initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+                          **run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off"
+    proc = subprocess.run(prefix + [pg_ctl, "-D", str(data), "-o", opts, "-l",
+                                    str(root / "log"), "-w", "start"], **run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    try:
+        yield f"{scheme}://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], **run)
+
+
+def test_two_processes_share_a_postgresql_study(postgres_url, tmp_path):
+    import subprocess
+    import sys
+
+    n = 6
+    argv = ["--trials", str(n), "--epochs", "2", "--samples", "100", "--hidden", "10,10",
+            "--quiet", "--no-plot"]
+    procs = [subprocess.Popen([sys.executable, "-m", "nnfast", "search", *argv, "--storage",
+                               postgres_url, "--study", "two-machines", "--out",
+                               str(tmp_path / f"p{i}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, out + err
+        assert "6 trials in the study (6 asked)" in out
+    study = optuna.load_study(study_name="two-machines", storage=postgres_url)
+    got, indices = _summary(study, n)
+    assert indices == list(range(n))  # none lost, none done twice
+    serial = S.search(f"sqlite:///{tmp_path}/serial.db", "s",
+                      S.SearchConfig(trials=n, **TINY), quiet=True)
+    assert got == _summary(serial, n)[0]
+    assert all(t.user_attrs.get("gave_way") for t in study.get_trials()
+               if t.state.name != "COMPLETE")

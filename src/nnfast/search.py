@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import multiprocessing
+import random
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, \
@@ -191,9 +192,16 @@ def open_study(url: str, name: str, config: SearchConfig, *, checked: bool = Fal
                ) -> "optuna.Study":
     """Create or load the study; refuse one made with other settings (trials may grow)."""
     opt = _optuna()
-    study: optuna.Study = opt.create_study(
-        study_name=name, storage=_storage(url, checked), direction="maximize",
-        sampler=_sampler(config), pruner=_pruner(config), load_if_exists=True)
+    try:
+        study: optuna.Study = opt.create_study(
+            study_name=name, storage=_storage(url, checked), direction="maximize",
+            sampler=_sampler(config), pruner=_pruner(config), load_if_exists=True)
+    except ImportError as exc:  # the database's driver (SQLAlchemy names it in the cause)
+        cause = exc.__cause__ or exc
+        raise ValueError(f"nnfast search: the storage {url} needs a database driver that "
+                         f"could not be imported ({cause}); for postgresql:// install "
+                         f"psycopg 3 (pip install \"psycopg[binary]\") or write "
+                         f"postgresql+psycopg2:// with psycopg2") from exc
     mine = config.as_dict()
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
@@ -362,6 +370,8 @@ def _objective(config: SearchConfig, data: Data, n_trials: int, worker: int, log
                   and not t.user_attrs.get("gave_way") and t.state.name in _LIVE]
         if rivals:
             trial.set_user_attr("gave_way", True)
+            # both claimants may give way; a random pause keeps them from meeting again
+            time.sleep(random.uniform(0.0, 0.2))
             raise _GaveWay(f"trial index {index} was claimed at the same time by trial "
                            f"{rivals[0]}; this one gives way")
         _, _, trial_seed = trial_values(config.seed, index)
