@@ -21,6 +21,10 @@ one that sees a conflict gives way (its trial ends as FAIL with the user attribu
 ``gave_way``), so no index is lost or done twice. A running trial whose worker stops sending
 heartbeats (a user attribute written at every epoch) for ``stale_after`` seconds is marked
 FAIL and its index is claimed again.
+
+``search(..., jobs=J)`` runs worker 0 in the calling process and spawns J - 1 more, which
+get the data from it. ``SearchConfig(dtype='float32')`` trains in float32: about twice as
+fast, and other numbers than the book's float64 (docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -227,10 +231,13 @@ def run_trial(config: SearchConfig, data: Data, lr: float, weight_decay: float,
     ``np.random.choice(400, 100)``, the gradient of the loss with L2 weight decay
     (``dW + lambda * W``), ``p -= lr * g``, and after step 0, 4, 8, ... (the book's
     ``current_iter % iter_per_epoch == 0``) the accuracy on all the training and all the
-    validation images. It runs the same kernels (``nnfast.ops``, which the layers use) in
-    a loop of its own: no loss value is formed (the book's Trainer computes the loss twice a
-    step, the decay term included, and nothing in the search reads it), every forward
-    writes into buffers made once per trial, and the two accuracies are one forward each.
+    validation images. It runs the layers' own kernels (``nnfast.ops``) in a loop of its
+    own, which leaves out what nothing in the search reads and what changes no parameter
+    and no random draw: the book's Trainer's loss after each update (a second forward pass
+    per step) and the loss's weight-decay term (``0.5 * lambda * sum(W**2)``, a pass over
+    every weight per step); its forwards write into buffers made once per trial, and each
+    accuracy is one forward of its whole set. ``config.dtype`` float32 runs the same steps
+    in float32 (the weights drawn in float64 and rounded, as ``MultiLayerNet(dtype=)``).
     ``on_epoch(epoch, val_acc_list, train_acc_list)`` runs after each evaluation.
     """
     val_acc, train_acc, _ = train_trial(config, data, lr, weight_decay, trial_seed, on_epoch)
@@ -317,11 +324,14 @@ _LIVE = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 _DONE = ("COMPLETE", "PRUNED")
 
 
-def index_states(study: "optuna.Study", n_trials: int) -> Tuple[Set[int], Set[int], Set[int]]:
-    """``(done, running, free)`` sets of trial indices in 0..n_trials-1."""
+def index_states(study: "optuna.Study", n_trials: int,
+                 trials: Optional[Sequence["FrozenTrial"]] = None
+                 ) -> Tuple[Set[int], Set[int], Set[int]]:
+    """``(done, running, free)`` sets of trial indices in 0..n_trials-1 (of ``trials``, by
+    default the study's)."""
     done: Set[int] = set()
     running: Set[int] = set()
-    for t in study.get_trials(deepcopy=False):
+    for t in study.get_trials(deepcopy=False) if trials is None else trials:
         index = t.user_attrs.get("index")
         if index is None or t.user_attrs.get("gave_way"):
             continue
@@ -333,18 +343,23 @@ def index_states(study: "optuna.Study", n_trials: int) -> Tuple[Set[int], Set[in
     return done, running - done, free
 
 
-def _fail_stale(study: "optuna.Study", stale_after: float) -> None:
-    """Mark FAIL the running trials whose heartbeat is older than ``stale_after`` s."""
+def _fail_stale(study: "optuna.Study", stale_after: float,
+                trials: Sequence["FrozenTrial"]) -> bool:
+    """Mark FAIL the running ones of ``trials`` whose heartbeat is older than
+    ``stale_after`` s; whether any was."""
     optuna = _optuna()
     now = time.time()
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    failed = False
+    for t in trials:
         beat = t.user_attrs.get("heartbeat")
-        if beat is not None and now - beat > stale_after:
+        if t.state.name == "RUNNING" and beat is not None and now - beat > stale_after:
+            failed = True
             try:
                 study._storage.set_trial_state_values(t._trial_id,
                                                       optuna.trial.TrialState.FAIL)
             except RuntimeError:  # another worker did it first, or the trial just ended
                 pass
+    return failed
 
 
 class _GaveWay(Exception):
@@ -431,8 +446,10 @@ def _work(study: "optuna.Study", config: SearchConfig, worker: int, stale_after:
 
     objective = _objective(config, data, config.trials, worker, log, stale_after)
     while True:
-        _fail_stale(study, stale_after)
-        done, running, free = index_states(study, config.trials)
+        trials = study.get_trials(deepcopy=False)
+        if _fail_stale(study, stale_after, trials):
+            trials = study.get_trials(deepcopy=False)
+        done, running, free = index_states(study, config.trials, trials)
         if len(done) >= config.trials:
             return
         if not free:
