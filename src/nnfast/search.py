@@ -192,20 +192,40 @@ def _storage(url: str, checked: bool = False) -> Union[str, "BaseStorage"]:
     return url
 
 
+CREATE_ATTEMPTS = 5
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:
+        return False
+    return isinstance(exc, SQLAlchemyError)
+
+
 def open_study(url: str, name: str, config: SearchConfig, *, checked: bool = False
                ) -> "optuna.Study":
     """Create or load the study; refuse one made with other settings (trials may grow)."""
     opt = _optuna()
-    try:
-        study: optuna.Study = opt.create_study(
-            study_name=name, storage=_storage(url, checked), direction="maximize",
-            sampler=_sampler(config), pruner=_pruner(config), load_if_exists=True)
-    except ImportError as exc:  # the database's driver (SQLAlchemy names it in the cause)
-        cause = exc.__cause__ or exc
-        raise ValueError(f"nnfast search: the storage {url} needs a database driver that "
-                         f"could not be imported ({cause}); for postgresql:// install "
-                         f"psycopg 3 (pip install \"psycopg[binary]\") or write "
-                         f"postgresql+psycopg2:// with psycopg2") from exc
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            study: optuna.Study = opt.create_study(
+                study_name=name, storage=_storage(url, checked), direction="maximize",
+                sampler=_sampler(config), pruner=_pruner(config), load_if_exists=True)
+            break
+        except ImportError as exc:  # the database's driver (SQLAlchemy names it in the cause)
+            cause = exc.__cause__ or exc
+            raise ValueError(f"nnfast search: the storage {url} needs a database driver "
+                             f"that could not be imported ({cause}); for postgresql:// "
+                             f"install psycopg 3 (pip install \"psycopg[binary]\") or write "
+                             f"postgresql+psycopg2:// with psycopg2") from exc
+        except Exception as exc:
+            # Processes started at once on an empty database all create Optuna's tables;
+            # all but one fail (PostgreSQL: "duplicate key ... pg_type"). The tables exist
+            # then: try again, after a random pause.
+            if attempt == CREATE_ATTEMPTS - 1 or not _is_database_error(exc):
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
     mine = config.as_dict()
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
