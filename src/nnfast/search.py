@@ -269,7 +269,7 @@ def train_trial(config: SearchConfig, data: Data, lr: float, weight_decay: float
                 ) -> Tuple[List[float], List[float], Dict[str, FloatArray]]:
     """:func:`run_trial`, also returning the trained network's parameters
     (``{'W1': ..., 'b1': ..., ...}``, as ``MultiLayerNet.params``)."""
-    from nnfast import ops
+    from nnfast import _dispatch, ops
     from nnfast.nets import MultiLayerNet
 
     (x_train, t_train), (x_val, t_val) = data
@@ -296,6 +296,11 @@ def train_trial(config: SearchConfig, data: Data, lr: float, weight_decay: float
     x_batch = np.empty((batch, x_train.shape[1]), dtype=dtype)
     t_batch = np.empty(batch, dtype=np.int64)
     dscores = np.empty((batch, sizes[-1]), dtype=dtype)
+    # backward: the Affine layers' products (ops.affine_backward's, into buffers: a fresh
+    # 784 x 100 dW per step is an mmap and ~150 page faults in a process whose malloc has
+    # not raised its mmap threshold yet, e.g. a spawned worker)
+    dWs, dbs = [np.empty_like(w) for w in W], [np.empty_like(v) for v in b]
+    dxs = buffers(batch)
     decay = [np.empty_like(w) for w in W]
     # evaluation: one forward of each whole set
     evals = {id(x): (buffers(x.shape[0]), buffers(x.shape[0])) for x in (x_train, x_val)}
@@ -320,18 +325,19 @@ def train_trial(config: SearchConfig, data: Data, lr: float, weight_decay: float
         np.take(labels, mask, out=t_batch)
         scores = forward(x_batch, pre, post)
         dout: FloatArray = ops.softmax_cross_entropy(scores, t_batch, out=dscores)[1]
-        grads: List[Tuple[FloatArray, FloatArray]] = []
         for i in range(n_affine - 1, -1, -1):
             x_in = x_batch if i == 0 else post[i - 1]
-            dx, dW, db = ops.affine_backward(dout, x_in, W[i], need_dx=i > 0)
-            if weight_decay:
-                np.add(dW, np.multiply(weight_decay, W[i], out=decay[i]), out=dW)
-            grads.append((dW, db))
-            if dx is not None:
-                dout = ops.relu_backward(dx, pre[i - 1])
-        for i, (dW, db) in zip(range(n_affine - 1, -1, -1), grads):
-            ops.sgd_(W[i], dW, lr)
-            ops.sgd_(b[i], db, lr)
+            if i:  # dx = dout W^T (not for the images)
+                _dispatch.matmul(dout, W[i].T, out=dxs[i - 1])
+            _dispatch.matmul(x_in.T, dout, out=dWs[i])  # dW = x^T dout
+            np.add.reduce(dout, axis=0, out=dbs[i])
+            if weight_decay:  # the network's gradient: dW + lambda * W
+                np.add(dWs[i], np.multiply(weight_decay, W[i], out=decay[i]), out=dWs[i])
+            if i:
+                dout = ops.relu_backward(dxs[i - 1], pre[i - 1])
+        for i in range(n_affine - 1, -1, -1):
+            ops.sgd_(W[i], dWs[i], lr)
+            ops.sgd_(b[i], dbs[i], lr)
         if it % iter_per_epoch == 0:
             train_acc.append(accuracy(x_train, t_train))
             val_acc.append(accuracy(x_val, t_val))
