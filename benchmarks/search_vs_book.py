@@ -125,8 +125,10 @@ def main(argv=None):
     print("| run | wall (s) per round | CPU (s) per round | load before | vs the book |")
     print("|---|---|---|---|---:|")
     labels = {"book": "the book's script (float64, NumPy)",
-              "j1": "`nnfast search --jobs 1` (float64)", "j2": "`nnfast search --jobs 2` (float64)",
-              "j1-f32": "`search(..., jobs=1)`, float32", "j2-f32": "`search(..., jobs=2)`, float32"}
+              "j1": "`nnfast search --jobs 1` (float64)",
+              "j2": "`nnfast search --jobs 2` (float64)",
+              "j1-f32": "`search(..., jobs=1)`, float32",
+              "j2-f32": "`search(..., jobs=2)`, float32"}
     for name in runs:
         rows = results[name]
         walls = ", ".join(f"{w:.2f}" for w, _, _ in rows)

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial, Trial
 
-__all__ = ["SearchConfig", "trial_values", "load_data", "run_trial", "train_trial", "open_study", "work",
+__all__ = ["SearchConfig", "trial_values", "load_data", "run_trial", "train_trial",
+           "open_study", "work",
            "search", "index_states", "best_trials", "OPTUNA_MISSING"]
 
 OPTUNA_MISSING = "nnfast search needs Optuna: pip install \"nnfast[search]\""
