@@ -43,6 +43,64 @@ def test_book_split():
     assert tt.shape == (400,) and tv.shape == (100,)
 
 
+def _trainer_trial(config, data, lr, weight_decay, seed):
+    """The book's way: Trainer(MultiLayerNet(...), optimizer='sgd').train()."""
+    from nnfast.nets import MultiLayerNet
+    from nnfast.trainer import Trainer
+
+    (xt, tt), (xv, tv) = data
+    np.random.seed(seed)
+    net = MultiLayerNet(input_size=xt.shape[1], hidden_size_list=config.hidden,
+                        output_size=10, weight_decay_lambda=weight_decay,
+                        dtype=config.dtype)
+    tr = Trainer(net, xt.astype(config.dtype), tt, xv.astype(config.dtype), tv,
+                 epochs=config.epochs, mini_batch_size=config.batch_size, optimizer="sgd",
+                 optimizer_param={"lr": lr}, verbose=False)
+    tr.train()
+    return [float(a) for a in tr.test_acc_list], [float(a) for a in tr.train_acc_list], \
+        net.params
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_trial_is_the_trainers_arithmetic_bit_for_bit(dtype):
+    # the book's network and split, 3 epochs (12 steps, 3 evaluations), three trials
+    config = S.SearchConfig(epochs=3, dtype=dtype)
+    data = S.load_data(config)
+    for index in (0, 3, 9):
+        lr, wd, seed = S.trial_values(0, index)
+        epochs_seen = []
+        val, train, params = S.train_trial(
+            config, data, lr, wd, seed, on_epoch=lambda e, v, t: epochs_seen.append(
+                (e, len(v), len(t))))
+        ref_val, ref_train, ref_params = _trainer_trial(config, data, lr, wd, seed)
+        assert (val, train) == (ref_val, ref_train)
+        assert sorted(params) == sorted(ref_params)
+        for key in params:
+            assert params[key].dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(params[key], ref_params[key], err_msg=key)
+        assert epochs_seen == [(1, 1, 1), (2, 2, 2), (3, 3, 3)]
+        assert S.run_trial(config, data, lr, wd, seed) == (val, train)
+
+
+def test_dtype_is_part_of_the_study(tmp_path):
+    url = f"sqlite:///{tmp_path}/d.db"
+    with pytest.raises(ValueError, match="dtype"):
+        S.SearchConfig(dtype="float16")
+    study = S.search(url, "d", S.SearchConfig(trials=2, dtype="float32", **TINY), quiet=True)
+    assert study.user_attrs[S.CONFIG_ATTR]["dtype"] == "float32"
+    assert len(_summary(study, 2)[1]) == 2
+    with pytest.raises(ValueError, match="dtype"):
+        S.open_study(url, "d", S.SearchConfig(trials=2, **TINY))
+    # a study stored before the setting existed is a float64 one
+    old = optuna.create_study(study_name="old", storage=url)
+    stored = S.SearchConfig(trials=2, **TINY).as_dict()
+    del stored["dtype"]
+    old.set_user_attr(S.CONFIG_ATTR, stored)
+    S.open_study(url, "old", S.SearchConfig(trials=2, **TINY))
+    with pytest.raises(ValueError, match="dtype"):
+        S.open_study(url, "old", S.SearchConfig(trials=2, dtype="float32", **TINY))
+
+
 def test_two_workers_on_one_file_give_the_serial_results(tmp_path):
     n = 6
     config = S.SearchConfig(trials=n, **TINY)
@@ -114,3 +172,96 @@ def test_cli_tpe_with_median_pruner(tmp_path, capsys):
     with pytest.raises(SystemExit, match="sampler"):
         cli.main(["search", "--trials", "8", "--epochs", "7", "--samples", "100", "--hidden",
                   "10", "--out", str(out), "--quiet"])
+
+
+# ---- PostgreSQL: two `nnfast search` processes on one study -----------------------------
+
+def _postgres_driver():
+    """The SQLAlchemy URL scheme for the installed driver, or None."""
+    if importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg"
+    if importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2"
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory):
+    """NNFAST_TEST_POSTGRES_URL if set; else a throwaway server on 127.0.0.1 started from
+    the machine's PostgreSQL binaries (Debian's `postgresql` package: initdb, pg_ctl)."""
+    url = os.environ.get("NNFAST_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    import glob
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+
+    scheme = _postgres_driver()
+    if scheme is None:
+        pytest.skip("no PostgreSQL driver: pip install \"psycopg[binary]\" (or psycopg2-binary)")
+    bins = [os.path.dirname(p) for p in [shutil.which("initdb") or ""] if p]
+    bins += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    bins = [d for d in bins if os.path.exists(os.path.join(d, "initdb"))
+            and os.path.exists(os.path.join(d, "pg_ctl"))]
+    if not bins:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install "
+                    "postgresql, or set NNFAST_TEST_POSTGRES_URL")
+    prefix = []
+    root = tmp_path_factory.mktemp("pg")
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no 'postgres' user to run the server as")
+        prefix = ["runuser", "-u", "postgres", "--"]
+        os.chown(root, user.pw_uid, user.pw_gid)
+        for parent in root.parents:  # it must reach its folder
+            if str(parent) in ("/", "/tmp"):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o055)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    initdb, pg_ctl = (os.path.join(bins[0], n) for n in ("initdb", "pg_ctl"))
+    run = dict(capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(prefix + [initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+                          **run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off"
+    proc = subprocess.run(prefix + [pg_ctl, "-D", str(data), "-o", opts, "-l",
+                                    str(root / "log"), "-w", "start"], **run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    try:
+        yield f"{scheme}://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], **run)
+
+
+def test_two_processes_share_a_postgresql_study(postgres_url, tmp_path):
+    import subprocess
+    import sys
+
+    n = 6
+    argv = ["--trials", str(n), "--epochs", "2", "--samples", "100", "--hidden", "10,10",
+            "--quiet", "--no-plot"]
+    procs = [subprocess.Popen([sys.executable, "-m", "nnfast", "search", *argv, "--storage",
+                               postgres_url, "--study", "two-machines", "--out",
+                               str(tmp_path / f"p{i}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, out + err
+        assert "6 trials in the study (6 asked)" in out
+    study = optuna.load_study(study_name="two-machines", storage=postgres_url)
+    got, indices = _summary(study, n)
+    assert indices == list(range(n))  # none lost, none done twice
+    serial = S.search(f"sqlite:///{tmp_path}/serial.db", "s",
+                      S.SearchConfig(trials=n, **TINY), quiet=True)
+    assert got == _summary(serial, n)[0]
+    assert all(t.user_attrs.get("gave_way") for t in study.get_trials()
+               if t.state.name != "COMPLETE")
