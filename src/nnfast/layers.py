@@ -664,7 +664,7 @@ class BatchNormalization(_ref.BatchNormalization):
         if self.mode == "spatial":
             n, c, h, w = shape
             return n, c, h * w
-        return shape[0], int(np.prod(shape[1:])), 1
+        return shape[0], math.prod(shape[1:]), 1
 
     def forward(self, x: npt.ArrayLike, train_flg: bool = True) -> FloatArray:
         where = "BatchNormalization.forward"

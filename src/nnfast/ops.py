@@ -132,6 +132,8 @@ def _shape4(value: Any, name: str, layout: str, where: str) -> Tuple[int, int, i
 
 
 def _int(value: Any, name: str, where: str, min: int = 1) -> int:
+    if type(value) is int and value >= min:
+        return value
     n: int = _c.check_positive_int(value, name, where, min)
     return n
 
@@ -650,7 +652,7 @@ def _bn_geometry(shape: Shape, mode: str) -> Tuple[int, int, int]:
     if mode == "spatial":
         n, c, h, w = shape
         return n, c, h * w
-    return shape[0], int(np.prod(shape[1:])), 1
+    return shape[0], math.prod(shape[1:]), 1
 
 
 def batch_norm(x: npt.ArrayLike, gamma: npt.ArrayLike, beta: npt.ArrayLike,
@@ -668,6 +670,16 @@ def batch_norm(x: npt.ArrayLike, gamma: npt.ArrayLike, beta: npt.ArrayLike,
     where = "batch_norm"
     if mode not in ("feature", "spatial"):
         raise ValueError(f"{where}: mode must be 'feature' or 'spatial', got {mode!r}")
+    if _bn_fast(x, mode, gamma, beta, running_mean, running_var) and type(momentum) is float:
+        # the common call (one dtype, contiguous, the parameters of the right length): the
+        # general path's conversions and checks would all pass unchanged
+        assert isinstance(x, np.ndarray) and isinstance(gamma, np.ndarray) \
+            and isinstance(beta, np.ndarray) and isinstance(running_mean, np.ndarray) \
+            and isinstance(running_var, np.ndarray)
+        n, c, inner = _bn_geometry(x.shape, mode)
+        if not training or n * inner:
+            return _bn_run(x, gamma, beta, running_mean, running_var, training, momentum,
+                           mode, n, c, inner, out, xc_out, where)
     xa = _arr(x, where, "x")
     if mode == "spatial":
         _c.check_ndim(xa, 4, where, "x", "(N, C, H, W) in mode 'spatial'")
@@ -686,6 +698,29 @@ def batch_norm(x: npt.ArrayLike, gamma: npt.ArrayLike, beta: npt.ArrayLike,
     if training and n * inner == 0:
         raise ValueError(f"{where}: x must hold at least one sample in training mode, got "
                          f"shape {tuple(xa.shape)}")
+    return _bn_run(xa, g, bt, rm, rv, training, mom, mode, n, c, inner, out, xc_out, where)
+
+
+def _bn_fast(x: Any, mode: str, *params: Any) -> bool:
+    """Whether batch_norm's arrays need no conversion and pass its checks as they are."""
+    if type(x) is not np.ndarray or not x.flags.c_contiguous:
+        return False
+    dt = x.dtype
+    if not (dt is _F32 or dt is _F64) or x.ndim != (4 if mode == "spatial" else x.ndim) \
+            or x.ndim not in (2, 4):
+        return False
+    c = x.shape[1] if mode == "spatial" else math.prod(x.shape[1:])
+    for p in params:
+        if type(p) is not np.ndarray or p.dtype is not dt or p.shape != (c,) \
+                or not p.flags.c_contiguous:
+            return False
+    return True
+
+
+def _bn_run(xa: FloatArray, g: FloatArray, bt: FloatArray, rm: FloatArray, rv: FloatArray,
+            training: bool, mom: float, mode: str, n: int, c: int, inner: int,
+            out: Optional[FloatArray], xc_out: Optional[FloatArray],
+            where: str) -> BatchNormResult:
     res = _out(out, xa.shape, xa.dtype, where)
     nt = get_num_threads()
     flat = xa.reshape(-1)
@@ -713,8 +748,19 @@ def batch_norm_backward(dout: npt.ArrayLike, cache: BatchNormCache, gamma: npt.A
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"{where}: cache must be the BatchNormCache of a training batch_norm, "
                         f"got {type(cache).__name__}")
-    da = _arr(dout, where, "dout")
     mode = cache.mode
+    if type(dout) is np.ndarray and type(cache.xc) is np.ndarray and cache.xn is None \
+            and dout.ndim in (2, 4) and (mode == "feature" or dout.ndim == 4) \
+            and mode in ("feature", "spatial") and dout.flags.c_contiguous \
+            and cache.xc.flags.c_contiguous and cache.xc.size == dout.size \
+            and _bn_fast(dout, mode, cache.std, gamma) and cache.xc.dtype is dout.dtype:
+        # the common call (a cache of batch_norm's, arrays of one dtype): no conversions
+        n, c, inner = _bn_geometry(dout.shape, mode)
+        assert isinstance(gamma, np.ndarray)
+        if n >= 1:
+            return _bn_backward_run(dout, cache.xc, None, cache.std, gamma, n, c, inner, out,
+                                    dgamma_out, dbeta_out, where)
+    da = _arr(dout, where, "dout")
     if mode == "spatial":
         _c.check_ndim(da, 4, where, "dout", "(N, C, H, W) in mode 'spatial'")
     else:
@@ -735,6 +781,15 @@ def batch_norm_backward(dout: npt.ArrayLike, cache: BatchNormCache, gamma: npt.A
     _c.check_shape_match(g, (c,), where, "gamma", "one value per channel or feature")
     if n < 1:
         raise ValueError(f"{where}: dout must hold at least one sample")
+    return _bn_backward_run(da, xc, xn, std, g, n, c, inner, out, dgamma_out, dbeta_out,
+                            where)
+
+
+def _bn_backward_run(da: FloatArray, xc: FloatArray, xn: Optional[FloatArray],
+                     std: FloatArray, g: FloatArray, n: int, c: int, inner: int,
+                     out: Optional[FloatArray], dgamma_out: Optional[FloatArray],
+                     dbeta_out: Optional[FloatArray],
+                     where: str) -> Tuple[FloatArray, FloatArray, FloatArray]:
     dx = _out(out, da.shape, da.dtype, where)
     dgamma = _out(dgamma_out, (c,), da.dtype, where, "dgamma_out")
     dbeta = _out(dbeta_out, (c,), da.dtype, where, "dbeta_out")
@@ -955,12 +1010,23 @@ def _step(where: str, op: str, param: Any, grad: Any, states: Tuple[Tuple[str, A
     return p
 
 
+def _optim_flat(op: str, p: FloatArray, g: FloatArray, s1: Optional[FloatArray],
+                s2: Optional[FloatArray], a: float, b: float, c: float) -> None:
+    """The update ``op`` ('SGD', ..., 'ADAM') on flat arrays a caller has already checked
+    (nnfast.optimizer: one dtype and length, C-contiguous, writeable, native; the kernel's
+    three scalars, Adam's lr_t already formed): the steps above without their checks. The
+    kernel still refuses overlapping arrays (ValueError, nothing written)."""
+    _OptimUpdate(_OPT[op], p, g, s1, s2, a, b, c, get_num_threads())
+
+
 def _fb_code(op: str) -> int:
     code: int = getattr(_fb, f"OPT_{op}")
     return code
 
 
 def _hp(value: Any, name: str, where: str) -> float:
+    if type(value) is float:
+        return value
     v: float = _c.check_real(value, name, where)
     return v
 

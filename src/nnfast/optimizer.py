@@ -36,7 +36,7 @@ class _Compiled:
     """Mix-in: ``_step`` runs the kernel ``_op`` per parameter (the base class has
     validated everything and created the state before ``_step`` is called)."""
 
-    _op: Any = None  # the nnfast.ops step: op(param, grad, *states, *hyper)
+    _op: str = ""  # the update's name (nnfast.ops._optim_flat), as nnfast.ops's steps
     _state_names: Tuple[str, ...]
     _hyper_names: Tuple[str, ...]
 
@@ -72,18 +72,19 @@ class _Compiled:
               hp: Dict[str, float]) -> None:
         # Plan every parameter first (nothing written), then update.
         plan = {key: self._kernel_args(key, params[key], g) for key, g in grads.items()}
-        hyper = self._hyper(hp)
+        a, b, c = self._hyper(hp)
         op = self._op
         for key, g in grads.items():
             args = plan[key]
             if args is None:
                 self._reference_step(params, key, g, hp)
             else:
-                op(*[a for a in args if a is not None], *hyper)
+                ops._optim_flat(op, args[0], args[1], args[2], args[3], a, b, c)
 
-    def _hyper(self, hp: Dict[str, float]) -> Tuple[Any, ...]:
-        """The step's scalar arguments after the arrays: the hyper-parameters in order."""
-        return tuple(hp[name] for name in self._hyper_names)
+    def _hyper(self, hp: Dict[str, float]) -> Tuple[float, float, float]:
+        """The step's three scalars: the hyper-parameters in order, 0-padded."""
+        values = [hp[name] for name in self._hyper_names] + [0.0, 0.0]
+        return values[0], values[1], values[2]
 
     def _reference_step(self, params: Params, key: str, g: npt.NDArray[np.floating[Any]],
                         hp: Dict[str, float]) -> None:
@@ -92,33 +93,33 @@ class _Compiled:
 
 class SGD(_Compiled, _ref.SGD):
     __doc__ = _ref.SGD.__doc__
-    _op = staticmethod(ops.sgd_)
+    _op = "SGD"  # nnfast.ops.sgd_'s update
 
 
 class Momentum(_Compiled, _ref.Momentum):
     __doc__ = _ref.Momentum.__doc__
-    _op = staticmethod(ops.momentum_)
+    _op = "MOMENTUM"  # nnfast.ops.momentum_'s update
 
 
 class Nesterov(_Compiled, _ref.Nesterov):
     __doc__ = _ref.Nesterov.__doc__
-    _op = staticmethod(ops.nesterov_)
+    _op = "NESTEROV"  # nnfast.ops.nesterov_'s update
 
 
 class AdaGrad(_Compiled, _ref.AdaGrad):
     __doc__ = _ref.AdaGrad.__doc__
-    _op = staticmethod(ops.adagrad_)
+    _op = "ADAGRAD"  # nnfast.ops.adagrad_'s update
 
 
 class RMSprop(_Compiled, _ref.RMSprop):
     __doc__ = _ref.RMSprop.__doc__
-    _op = staticmethod(ops.rmsprop_)
+    _op = "RMSPROP"  # nnfast.ops.rmsprop_'s update
 
 
 class Adam(_Compiled, _ref.Adam):
     __doc__ = _ref.Adam.__doc__
 
-    _op = staticmethod(ops.adam_)
+    _op = "ADAM"  # nnfast.ops.adam_'s update
 
     def _step(self, params: Params, grads: Dict[str, npt.NDArray[np.floating[Any]]],
               hp: Dict[str, float]) -> None:
@@ -129,8 +130,8 @@ class Adam(_Compiled, _ref.Adam):
         self._lr_t = hp["lr"] * math.sqrt(1.0 - beta2 ** self.iter) / (1.0 - beta1 ** self.iter)
         super()._step(params, grads, hp)
 
-    def _hyper(self, hp: Dict[str, float]) -> Tuple[Any, ...]:
-        return self.iter, hp["lr"], hp["beta1"], hp["beta2"]
+    def _hyper(self, hp: Dict[str, float]) -> Tuple[float, float, float]:
+        return self._lr_t, hp["beta1"], hp["beta2"]
 
     def _reference_step(self, params: Params, key: str, g: npt.NDArray[np.floating[Any]],
                         hp: Dict[str, float]) -> None:
