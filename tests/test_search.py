@@ -174,6 +174,19 @@ def test_cli_tpe_with_median_pruner(tmp_path, capsys):
                   "10", "--out", str(out), "--quiet"])
 
 
+def test_cli_dtype_float32_is_stored_and_a_joiner_must_agree(tmp_path, capsys):
+    out = tmp_path / "f32"
+    args = ["search", "--trials", "3", "--epochs", "2", "--samples", "100", "--hidden", "10",
+            "--out", str(out), "--quiet", "--no-plot"]
+    assert cli.main(args + ["--dtype", "float32"]) == 0
+    assert "float32" in capsys.readouterr().out
+    study = optuna.load_study(study_name="nnfast-search",
+                              storage=f"sqlite:///{out.resolve()}/search.db")
+    assert len([t for t in study.get_trials() if t.state.name == "COMPLETE"]) == 3
+    with pytest.raises(SystemExit, match="dtype"):  # the default float64 differs
+        cli.main(args)
+
+
 # ---- PostgreSQL: two `nnfast search` processes on one study -----------------------------
 
 def _postgres_driver():
