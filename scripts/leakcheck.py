@@ -108,6 +108,7 @@ def entry_points():
         "softmax": lambda: K.softmax(s2, y2, 1),
         "softmax_xent": lambda: K.softmax_xent(s2, labels, t2, y2, np.empty((8, 10)),
                                                loss_rows, 1),
+        "first_overlap": lambda: K.first_overlap((y2, None, o), (s2, v, s2[::-1])),
         "softmax_xent_labels": lambda: K.softmax_xent_labels(s2, labels, np.empty((8, 10)), 1),
         "softmax_xent_labels (heap scratch)": lambda: K.softmax_xent_labels(
             big2, big_labels, np.empty(big2.shape), 1),
@@ -129,6 +130,7 @@ def entry_points():
         "relu (refused)": _refused(K.relu, v, np.empty(49), 1),
         "softmax_xent (refused)": _refused(K.softmax_xent, s2, labels + 10, None, y2, None,
                                            loss_rows, 1),
+        "first_overlap (refused)": _refused(K.first_overlap, (y2, [1, 2]), (s2,)),
         "softmax_xent_labels (refused)": _refused(K.softmax_xent_labels, s2, labels + 10,
                                                   np.empty((8, 10)), 1),
         "softmax_xent_labels (wrong dx)": _refused(K.softmax_xent_labels, s2, labels,

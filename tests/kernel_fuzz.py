@@ -132,6 +132,9 @@ def build(rng, name, dt):
         t = arr(rows, cols) if rng.integers(2) else None
         dx = arr(rows, cols) if rng.integers(2) else None
         return [arr(rows, cols), labels, t, arr(rows, cols), dx, np.empty(rows), nt]
+    if name == "first_overlap":
+        base = arr(flat + 4)
+        return [(base[:flat], arr(flat), None), (base[2:], arr(rows, cols)[:, ::-1])]
     if name == "softmax_xent_labels":
         labels = rng.integers(0, cols, rows).astype(np.int64)
         return [arr(rows, cols), labels, arr(rows, cols), nt]
@@ -162,7 +165,7 @@ KERNELS = ["im2col", "col2im", "im2col_planar", "col2im_planar", "conv_bias_plan
            "dconv_forward", "dconv_dw", "bconv_forward", "bconv_dw", "maxpool_forward", "maxpool_backward", "avgpool_forward",
            "avgpool_backward", "conv_bias_nchw", "conv_bwd_rows_db", "conv_db", "relu",
            "relu_forward", "relu_backward", "positive", "step", "sigmoid", "sigmoid_backward",
-           "mul_mask", "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_labels",
+           "mul_mask", "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_labels", "first_overlap",
            "softmax_xent_backward", "cross_entropy", "bn_forward_train", "bn_forward_test", "bn_backward",
            "optim_update"]
 
@@ -204,6 +207,16 @@ def corrupt(rng, args):
     a = args[i]
     if isinstance(a, np.ndarray):
         args[i], what = corrupt_array(rng, a)
+    elif isinstance(a, tuple):  # a tuple of arrays: one corrupted, or the tuple replaced
+        if a and rng.integers(2):
+            k = int(rng.integers(len(a)))
+            item = a[k] if isinstance(a[k], np.ndarray) else np.zeros(3)
+            bad, what = corrupt_array(rng, item)
+            args[i] = a[:k] + (bad,) + a[k + 1:]
+            what = f"item {k} -> {what}"
+        else:
+            args[i] = [None, [1, 2], (1.5,) * 17, "x"][int(rng.integers(4))]
+            what = repr(args[i])[:20]
     elif isinstance(a, (bool, float)) or a is None:
         args[i] = rng.choice([None, "x", 1e308, -1.0])
         what = repr(args[i])

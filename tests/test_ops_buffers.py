@@ -234,11 +234,66 @@ def test_a_wrong_grad_out_is_refused_and_changes_nothing():
     layer.forward(rng.standard_normal((2, 4)))
     layer.backward(np.ones((2, 3)))
     dW = layer.dW.copy()
-    layer.grad_out = {"W": np.empty((4, 3), np.float32)}
+    layer.grad_out = {"W": np.empty((3, 4))}
     with pytest.raises(ValueError, match=r"Affine.backward: grad_out\['W'\] must be a writeable "
-                                         r"C-contiguous float64 array of shape \(4, 3\)"):
+                                         r"C-contiguous array of shape \(4, 3\)"):
         layer.backward(np.full((2, 3), 2.0))
     same(layer.dW, dW)
+
+
+def test_a_grad_out_of_another_dtype_is_not_used():
+    # a backward promoted by mixed dtypes (float64 images into a float32 network, whose
+    # bound buffer is float32): the gradient comes in a new array, as without grad_out
+    rng = np.random.default_rng(12)
+    W, b = rng.standard_normal((3, 2, 3, 3)).astype(np.float32), np.zeros(3, np.float32)
+    layer = L.Convolution(W, b, 1, 1)
+    buf = np.full(W.shape, 7, np.float32)
+    layer.grad_out = {"W": buf}
+    out = layer.forward(rng.standard_normal((2, 2, 5, 5)))
+    layer.backward(np.ones_like(out))
+    assert layer.dW.dtype == np.float64 and layer.dW is not buf and (buf == 7).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_buffers_must_not_overlap_the_inputs(dtype):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((5, 4)).astype(dtype)
+    w = rng.standard_normal((4, 4)).astype(dtype)
+    dout = rng.standard_normal((5, 4)).astype(dtype)
+    with pytest.raises(ValueError, match="affine_backward: dx_out must not overlap x"):
+        ops.affine_backward(dout, x, w, dx_out=x)
+    with pytest.raises(ValueError, match="affine_backward: dw_out must not overlap w"):
+        ops.affine_backward(dout, x, w, dw_out=w)
+    buf = np.empty((5, 4), dtype)
+    with pytest.raises(ValueError, match="softmax_cross_entropy: out must not overlap y_out"):
+        ops.softmax_cross_entropy(x, np.arange(5) % 4, out=buf, y_out=buf)
+    g, b = np.ones(4, dtype), np.zeros(4, dtype)
+    with pytest.raises(ValueError, match="batch_norm: out must not overlap x"):
+        ops.batch_norm(x, g, b, out=x)
+    res = ops.batch_norm(x, g, b)
+    with pytest.raises(ValueError, match="batch_norm_backward: out must not overlap dout"):
+        ops.batch_norm_backward(dout, res.cache, g, out=dout)
+
+
+def test_wide_argmax_offsets_are_checked_before_their_conversion():
+    x = np.random.default_rng(14).standard_normal((1, 1, 4, 4))
+    p, argmax = ops.max_pool2d(x, 2)
+    wide = argmax.astype(np.int64)
+    wide[0, 0, 0, 0] = 2**32  # int32 would wrap it to 0, inside the window
+    with pytest.raises(ValueError, match=r"argmax offsets must be in \[0, 4\)"):
+        ops.max_pool2d_backward(np.ones(p.shape), wide, x.shape, 2)
+
+
+def test_byte_swapped_inputs_give_native_results():
+    rng = np.random.default_rng(15)
+    x, w = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    xs, ws = x.astype(">f8"), w.astype(">f8")
+    out = ops.affine(xs, ws)
+    assert out.dtype.isnative
+    same(out, ops.affine(x, w))
+    dx, dw, db = ops.affine_backward(np.ones((3, 2)).astype(">f8"), xs, ws,
+                                     dw_out=np.empty((4, 2)))
+    assert dx.dtype.isnative and dw.dtype.isnative and db.dtype.isnative
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -334,3 +389,19 @@ def test_optimizer_steps_with_overlapping_arrays(dtype):
             _kernels.optim_update(_kernels.OPT_MOMENTUM, buf[:12], np.ones(12, dtype),
                                   buf[6:18], None, 0.1, 0.9, 0.0, 1)
         same(buf, before)
+
+
+def test_first_overlap_follows_strides_as_numpy_does():
+    from nnfast import _dispatch
+    first_overlap = _dispatch.kernel("first_overlap")
+    base = np.arange(20.0)
+    cases = [((base[:10],), (base[10:],)), ((base[:11],), (base[10:],)),
+             ((base[::-1][:5],), (base[:5],)), ((base[::-1][:5],), (base[15:],)),
+             ((base.reshape(4, 5)[:, 1],), (base.reshape(4, 5)[:, 2],)),
+             ((base[:0], base[:3]), (base[3:6],)), ((base[:3], None, base[2:4]), ())]
+    for outs, ins in cases:
+        arrays = outs + ins
+        want = next(((i, j) for i in range(len(outs)) if arrays[i] is not None
+                     for j in range(i + 1, len(arrays)) if arrays[j] is not None
+                     and np.may_share_memory(arrays[i], arrays[j])), None)
+        assert first_overlap(outs, ins) == want, (outs, ins)

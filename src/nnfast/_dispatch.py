@@ -594,7 +594,7 @@ avgpool_backward = _choose("avgpool_backward")
 # (same signature, the reference's arithmetic: nnfast._fallback). Per op, never per class.
 _RAW_KERNELS = ("relu_forward", "relu_backward", "sigmoid", "sigmoid_backward", "mul_mask",
                 "scale", "bias_add", "softmax", "softmax_xent", "softmax_xent_labels",
-                "softmax_xent_backward",
+                "softmax_xent_backward", "first_overlap",
                 "cross_entropy", "bn_forward_train", "bn_forward_test", "bn_backward",
                 "optim_update")
 OPT_CODES = {name: getattr(_kernels if _kernels is not None else _fallback, f"OPT_{name}")

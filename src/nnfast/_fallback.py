@@ -88,6 +88,18 @@ def softmax_xent(x, labels, t, y, dx, row_loss, n_threads=1):
     return float(loss)
 
 
+def first_overlap(outs, ins):
+    """(i, j): the first output outs[i] that may overlap (outs + ins)[j], j > i, or None."""
+    arrays = tuple(outs) + tuple(ins)
+    for i in range(len(outs)):
+        if arrays[i] is None:
+            continue
+        for j in range(i + 1, len(arrays)):
+            if arrays[j] is not None and np.may_share_memory(arrays[i], arrays[j]):
+                return i, j
+    return None
+
+
 def softmax_xent_labels(x, labels, dx, n_threads=1):
     """softmax_xent with int64 labels, the softmax kept to itself: the loss; dx written."""
     y = np.empty(x.shape, dtype=x.dtype)

@@ -10,7 +10,7 @@ lives in ``csrc/<family>.c`` with a header each.
 """
 from cython cimport floating
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS,
-                            PyBUF_FORMAT, PyBUF_WRITABLE)
+                            PyBUF_FORMAT, PyBUF_WRITABLE, PyBUF_RECORDS_RO)
 from libc.stdint cimport int32_t, int64_t, uint8_t, INT32_MAX
 from libc.stdlib cimport malloc, free
 
@@ -1151,6 +1151,53 @@ cdef inline int _buffer_kind(Py_buffer *v) noexcept:
     if (f[0] == b'l' or f[0] == b'q') and v.itemsize == 8:
         return 3
     return 0
+
+
+cdef int _byte_span(object a, const char **lo, const char **hi) except -1:
+    """The first and one-past-last byte an array's elements occupy (its strides followed)."""
+    cdef Py_buffer v
+    cdef Py_ssize_t k
+    cdef const char *first
+    cdef const char *last
+    PyObject_GetBuffer(a, &v, PyBUF_RECORDS_RO)
+    try:
+        first = last = <const char *>v.buf
+        for k in range(v.ndim):
+            if v.shape[k] == 0:
+                lo[0] = hi[0] = <const char *>v.buf
+                return 0
+            if v.strides[k] < 0:
+                first += v.strides[k] * (v.shape[k] - 1)
+            else:
+                last += v.strides[k] * (v.shape[k] - 1)
+        lo[0], hi[0] = first, last + v.itemsize
+        return 0
+    finally:
+        PyBuffer_Release(&v)
+
+
+def first_overlap(tuple outs, tuple ins):
+    """(i, j): the first output ``outs[i]`` whose bytes may overlap ``(outs + ins)[j]``
+    (j > i), or None; None entries are skipped. Bounds only (as numpy.may_share_memory),
+    read through the buffer protocol: a fraction of a microsecond for a few arrays."""
+    cdef Py_ssize_t n_out = len(outs), n = len(outs) + len(ins), i, j
+    cdef const char *lo[16]
+    cdef const char *hi[16]
+    cdef int present[16]
+    if n > 16:
+        raise ValueError("first_overlap: at most 16 arrays")
+    everything = outs + ins
+    for j in range(n):
+        present[j] = everything[j] is not None
+        if present[j]:
+            _byte_span(everything[j], &lo[j], &hi[j])
+    for i in range(n_out):
+        if not present[i] or lo[i] == hi[i]:
+            continue
+        for j in range(i + 1, n):
+            if present[j] and lo[j] != hi[j] and lo[i] < hi[j] and lo[j] < hi[i]:
+                return i, j
+    return None
 
 
 def softmax_xent_labels(object x, object labels, object dx, int n_threads=1):

@@ -36,7 +36,7 @@ from .reference.layers import ConvGeometry
 
 #: The key a Convolution's plan is kept under: (x.shape[1:], W.shape, stride, pad, the
 #: ``ops.conv_plan`` that made it).
-_PlanKey = Tuple[Tuple[int, ...], Tuple[int, ...], int, int, Callable[..., Any]]
+_PlanKey = Tuple[Tuple[int, ...], Tuple[int, ...], int, int, Any]
 
 
 class Convolution:
@@ -99,7 +99,7 @@ class Convolution:
         return None if self._plan is None else self._plan[1]
 
     def _plan_for(self, x: FloatArray, W: FloatArray, stride: int, pad: int) -> Any:
-        key: _PlanKey = (x.shape[1:], W.shape, stride, pad, ops.conv_plan)
+        key: _PlanKey = (x.shape[1:], W.shape, stride, pad, ops._conv_plan_setting())
         if self._plan is None or self._plan[0] != key:
             self._plan = (key, ops.conv_plan(x.shape, W.shape, stride, pad))
         return self._plan[1]
@@ -517,23 +517,26 @@ class Affine(_ref.Affine):
 def _grad_buffers(layer: Any, where: str, specs: Sequence[Tuple[str, str, Tuple[int, ...]]],
                   dtype: np.dtype[Any], reuse: bool = True) -> List[Any]:
     """The arrays a backward writes each parameter's gradient into: the layer's
-    ``grad_out[param]`` when set (checked: shape, dtype, C-contiguous, writeable), else a
+    ``grad_out[param]`` when set (a writeable C-contiguous array of the parameter's shape,
+    else ValueError), used when it has the gradient's dtype (a backward promoted by mixed
+    dtypes gives its gradient in a new array instead, as without ``grad_out``); else a
     reusable buffer (``holder``: the gradient handed out last time), or None (a new array)
     when ``reuse`` is false."""
     outs: List[Any] = []
     grad_out = layer.grad_out
     for param, attr, shape in specs:
-        if grad_out is not None and param in grad_out:
-            g = grad_out[param]
-            if not isinstance(g, np.ndarray) or g.shape != tuple(shape) or g.dtype != dtype \
+        g = None if grad_out is None else grad_out.get(param)
+        if g is not None:
+            if not isinstance(g, np.ndarray) or g.shape != tuple(shape) \
                     or not g.flags.c_contiguous or not g.flags.writeable:
                 got = (f"{g.dtype} {tuple(g.shape)}" if isinstance(g, np.ndarray)
                        else type(g).__name__)
                 raise ValueError(f"{where}: grad_out[{param!r}] must be a writeable "
-                                 f"C-contiguous {np.dtype(dtype)} array of shape "
-                                 f"{tuple(shape)}, got {got}")
-            outs.append(g)
-        elif reuse:
+                                 f"C-contiguous array of shape {tuple(shape)}, got {got}")
+            if g.dtype == dtype:
+                outs.append(g)
+                continue
+        if reuse:
             outs.append(layer._buf.get(attr, shape, dtype, holder=getattr(layer, attr)))
         else:
             outs.append(None)
@@ -726,7 +729,10 @@ class BatchNormalization(_ref.BatchNormalization):
                 f"{where}: dout has shape {tuple(dout.shape)} but the last training forward "
                 f"normalised {xc.size} values of {std.shape[0]} channels")
         gamma = self._check_param(self.gamma, "gamma", c, where)
-        xn = None if self._xn_lazy else self.xn
+        # xn formed again by the kernel (lazy), or the stored one; with mixed dtypes formed
+        # first in the caches' dtype, then promoted (the previous path's arithmetic)
+        lazy = self._xn_lazy and _same_dtype(dout, gamma, xc, std)
+        xn = None if lazy else self.xn
         arrays = (dout, gamma, xc, std) + (() if xn is None else (xn,))
         if not _same_dtype(*arrays) and self.mode != "spatial":
             return super().backward(dout)  # the reference's caches and promotion

@@ -70,6 +70,7 @@ _Scale: Any = _d.kernel("scale")
 _BiasAdd: Any = _d.kernel("bias_add")
 _Softmax: Any = _d.kernel("softmax")
 _SoftmaxXent: Any = _d.kernel("softmax_xent")
+_FirstOverlap: Any = _d.kernel("first_overlap")
 _XentLabels: Any = _d.kernel("softmax_xent_labels")  # labels only, softmax kept inside
 _BnTrain: Any = _d.kernel("bn_forward_train")
 _BnTest: Any = _d.kernel("bn_forward_test")
@@ -97,6 +98,8 @@ def _common(where: str, *named: Tuple[str, Any],
         arrays = [_arr(a, where, name) for name, a in named]
     else:
         arrays = [_c.as_float_array(a, where, name) for name, a in named]
+        arrays = [a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+                  for a in arrays]
     dt = arrays[0].dtype
     if any(a.dtype != dt for a in arrays):
         dt = np.result_type(*arrays)
@@ -117,6 +120,17 @@ def _out(out: Optional[FloatArray], shape: Shape, dtype: np.dtype[Any],
             return out
     _c.check_out(out, shape, dtype, where, name)  # (raises, naming what is wrong)
     return out
+
+
+def _disjoint(where: str, outs: Tuple[Tuple[str, Any], ...],
+              ins: Tuple[Tuple[str, Any], ...]) -> None:
+    """The given output buffers (None: not given, skipped) share no memory with the inputs
+    nor with each other (the kernels take them as restrict pointers, and an output written
+    first would change an input read after it)."""
+    hit = _FirstOverlap(tuple(a for _, a in outs), tuple(a for _, a in ins))
+    if hit is not None:
+        names = [name for name, _ in outs + ins]
+        raise ValueError(f"{where}: {names[hit[0]]} must not overlap {names[hit[1]]}")
 
 
 def _shape4(value: Any, name: str, layout: str, where: str) -> Tuple[int, int, int, int]:
@@ -183,6 +197,12 @@ def conv_plan(x_shape: Shape, w_shape: Shape, stride: int = 1, pad: int = 0) -> 
     p = _pad(pad, where)
     _conv_geometry(np.empty((0,) + shapes[0][1:]), np.empty(shapes[1]), s, p, where)
     return _d.plan_conv(shapes[0], shapes[1], s, p)
+
+
+def _conv_plan_setting() -> Any:
+    """What conv_plan's choice depends on besides the geometry (whether the direct kernels
+    run: NNFAST_DIRECT_CONV, the CPU): a caller keeping a plan keys it with this too."""
+    return _d._DIRECT_CONV
 
 
 class ConvWorkspace:
@@ -407,8 +427,9 @@ def max_pool2d_backward(dout: npt.ArrayLike, argmax: npt.ArrayLike, x_shape: Sha
     if am.dtype.kind not in "iu" or am.shape != da.shape:
         raise ValueError(f"{where}: argmax must be an integer array of shape "
                          f"{tuple(da.shape)}, got {am.dtype} {tuple(am.shape)}")
-    # the offsets' range: checked by the kernel as it reads them (no pass of its own)
-    compiled = _d.compiled()
+    # the offsets' range: checked by the kernel as it reads them (no pass of its own), unless
+    # converting them to int32 could wrap a value into the range
+    compiled = _d.compiled() and am.dtype.itemsize <= 4 and am.dtype != np.uint32
     if not compiled and am.size and (am.min() < 0 or am.max() >= ph * pw):
         raise ValueError(f"{where}: argmax offsets must be in [0, {ph * pw})")
     rm = None if relu_mask is None else \
@@ -509,12 +530,13 @@ def affine_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
                 and x.shape[1] == w.shape[0] and dout.shape == (x.shape[0], w.shape[1]):
             dw = _out(dw_out, w.shape, dt, where, "dw_out")
             db = _out(db_out, (w.shape[1],), dt, where, "db_out")
-            dx = None
-            if need_dx:
-                dx = _out(dx_out, x.shape, dt, where, "dx_out")
-                _d.matmul(dout, w.T, out=dx)
+            dx = None if not need_dx else _out(dx_out, x.shape, dt, where, "dx_out")
+            _disjoint(where, (("dw_out", dw_out), ("db_out", db_out), ("dx_out", dx_out)),
+                      (("x", x), ("w", w), ("dout", dout)))
             _d.matmul(x.T, dout, out=dw)
             np.add.reduce(dout, axis=0, out=db)
+            if dx is not None:
+                _d.matmul(dout, w.T, out=dx)
             return dx, dw, db
     xa, x2, wa = _affine_args(where, x, w)
     da = _c.as_float_array(dout, where, "dout")
@@ -523,12 +545,13 @@ def affine_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
         da, x2, wa = _common(where, ("dout", da), ("x", x2), ("w", wa), contiguous=False)
     dw = _out(dw_out, wa.shape, da.dtype, where, "dw_out")
     db = _out(db_out, (wa.shape[1],), da.dtype, where, "db_out")
-    dx = None
-    if need_dx:
-        dx = _out(dx_out, xa.shape, da.dtype, where, "dx_out")
-        _d.matmul(da, wa.T, out=dx.reshape(x2.shape))
+    dx = None if not need_dx else _out(dx_out, xa.shape, da.dtype, where, "dx_out")
+    _disjoint(where, (("dw_out", dw_out), ("db_out", db_out), ("dx_out", dx_out)),
+              (("x", x2), ("w", wa), ("dout", da)))
     _d.matmul(x2.T, da, out=dw)
     np.add.reduce(da, axis=0, out=db)
+    if dx is not None:
+        _d.matmul(da, wa.T, out=dx.reshape(x2.shape))
     return dx, dw, db
 
 
@@ -603,6 +626,7 @@ def softmax_cross_entropy(x: npt.ArrayLike, t: npt.ArrayLike, *,
             labels, dense = np.ascontiguousarray(tv, dtype=np.int64), None
     dx = _out(out, xa.shape, xa.dtype, where)
     y = _out(y_out, xa.shape, xa.dtype, where, "y_out").reshape(x2.shape)
+    _disjoint(where, (("out", out), ("y_out", y_out)), (("x", xa),))
     row_loss = np.empty(n)
     try:
         loss = _SoftmaxXent(x2, labels, dense, y, dx if xa.ndim == 2 else dx.reshape(x2.shape),
@@ -722,6 +746,10 @@ def _bn_run(xa: FloatArray, g: FloatArray, bt: FloatArray, rm: FloatArray, rv: F
             out: Optional[FloatArray], xc_out: Optional[FloatArray],
             where: str) -> BatchNormResult:
     res = _out(out, xa.shape, xa.dtype, where)
+    if out is not None or xc_out is not None:
+        _disjoint(where, (("out", out), ("xc_out", xc_out)),
+                  (("x", xa), ("gamma", g), ("beta", bt), ("running_mean", rm),
+                   ("running_var", rv)))
     nt = get_num_threads()
     flat = xa.reshape(-1)
     if not training:
@@ -791,6 +819,9 @@ def _bn_backward_run(da: FloatArray, xc: FloatArray, xn: Optional[FloatArray],
                      dbeta_out: Optional[FloatArray],
                      where: str) -> Tuple[FloatArray, FloatArray, FloatArray]:
     dx = _out(out, da.shape, da.dtype, where)
+    if out is not None or dgamma_out is not None or dbeta_out is not None:
+        _disjoint(where, (("out", out), ("dgamma_out", dgamma_out), ("dbeta_out", dbeta_out)),
+                  (("dout", da), ("xc", xc), ("xn", xn), ("std", std), ("gamma", g)))
     dgamma = _out(dgamma_out, (c,), da.dtype, where, "dgamma_out")
     dbeta = _out(dbeta_out, (c,), da.dtype, where, "dbeta_out")
     _BnBackward(da.reshape(-1), xc.reshape(-1), None if xn is None else xn.reshape(-1), std,
