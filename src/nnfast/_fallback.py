@@ -238,8 +238,8 @@ def conv2d_forward_relu(x, W, b, stride, pad, mask, plan=None):
 
 def conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None, plan=None,
                     dw_out=None, db_out=None):
-    """(dx or None, dW, db) from the forward's col (dw_out/db_out: see nnfast.ops; the
-    caller copies into them)."""
+    """(dx or None, dW, db) from the forward's col; dW and db written into dw_out/db_out
+    (of their dtype) when given, and those returned."""
     from .reference import util
 
     fn, c, fh, fw = W.shape
@@ -252,6 +252,12 @@ def conv2d_backward(dout, x, col, W, stride, pad, need_dx=True, work=None, plan=
     if need_dx:
         dcol = dout2 @ W.reshape(fn, -1)
         dx = util.col2im(dcol, x.shape, fh, fw, stride, pad)
+    if dw_out is not None and dw_out.dtype == dW.dtype:
+        np.copyto(dw_out, dW)
+        dW = dw_out
+    if db_out is not None and db_out.dtype == db.dtype:
+        np.copyto(db_out, db)
+        db = db_out
     return dx, dW, db
 
 

@@ -329,12 +329,6 @@ def conv2d_backward(dout: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
     work = None if workspace is None else workspace.buffers
     dx, dw, db = _d.conv2d_backward(da, xa, cols, wa, s, p, bool(need_dx), work, plan,
                                     dw_out, db_out)
-    if dw_out is not None and dw is not dw_out:
-        np.copyto(dw_out, dw)
-        dw = dw_out
-    if db_out is not None and db is not db_out:
-        np.copyto(db_out, db)
-        db = db_out
     return dx, dw, db
 
 
@@ -938,19 +932,18 @@ def dropout(x: npt.ArrayLike, ratio: float = 0.5, *, training: bool = True,
         _Scale(xa.reshape(-1), 1.0 - r, res.reshape(-1), get_num_threads())
         return res, None
     if mask is not None:
-        m = np.asarray(mask)
-        if m.dtype != np.bool_ or m.shape != xa.shape:
-            raise ValueError(f"{where}: mask must be a bool array of shape {tuple(xa.shape)}, "
-                             f"got {m.dtype} {tuple(m.shape)}")
-        m = np.ascontiguousarray(m)
-    elif rng is not None:
-        if not isinstance(rng, np.random.Generator):
+        m = np.asarray(mask, order="C")
+        flat = _mask_arg(m, xa.shape, where)
+    else:
+        if rng is None:
+            m = np.asarray(np.random.rand(*xa.shape) > r)
+        elif isinstance(rng, np.random.Generator):
+            m = np.asarray(rng.random(xa.shape) > r)
+        else:
             raise TypeError(f"{where}: rng must be a numpy.random.Generator, got "
                             f"{type(rng).__name__}")
-        m = np.asarray(rng.random(xa.shape) > r)
-    else:
-        m = np.asarray(np.random.rand(*xa.shape) > r)
-    _MulMask(xa.reshape(-1), m.view(np.uint8).reshape(-1), res.reshape(-1), get_num_threads())
+        flat = m.view(np.uint8).reshape(-1)
+    _MulMask(xa.reshape(-1), flat, res.reshape(-1), get_num_threads())
     return res, m
 
 
